@@ -1,0 +1,52 @@
+# StemeDB — two set-up commands for a fresh machine: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: run test check lint typecheck unit bench bench-scale soak system-deps clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@ $(VENV)/.installed
+
+## run: create .venv, install, start the server on 127.0.0.1:18180 with data in ./stemedb-data
+run: $(VENV)/.installed
+	$(VENV)/bin/stemedb serve
+
+system-deps:
+	@bash scripts/system-deps.sh
+
+lint: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy
+
+## test: install dev dependencies and run the whole suite (lint, types, unit, integration, crash)
+test: $(VENV)/.installed-dev system-deps lint
+	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+check: test
+
+## bench: benchmarks; writes bench/results/latest.json and latest.md
+bench: $(VENV)/.installed-dev
+	$(PY) -m bench.run
+
+## bench-scale: the long scale benchmark (5M assertions)
+bench-scale: $(VENV)/.installed-dev
+	$(PY) -m bench.run --scale
+
+## soak: long crash soak (kill -9 cycles)
+soak: $(VENV)/.installed-dev
+	STEMEDB_SOAK_CYCLES=$${STEMEDB_SOAK_CYCLES:-200} $(VENV)/bin/pytest -q tests/crash -p no:randomly
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,456 @@
+"""Database: the one door for writes and reads. Owns the journal and the index.
+
+Write path: signature → idempotency (200) → clock skew (422) → nonce replay (409) →
+journal (group commit, one fsync for many callers) → index (applied in the journal's
+commit thread, same batch, one SQLite transaction) → answer. A caller is answered only
+after its record is durable and applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import fcntl
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from . import records, signing
+from .errors import (
+    Conflict,
+    Forbidden,
+    JournalReadOnly,
+    MalformedBody,
+    NonceReused,
+    NotFound,
+    PayloadTooLarge,
+    SignatureInvalid,
+    StemeError,
+    Unavailable,
+    ValidationFailed,
+)
+from .index import AssertionFilter, Entry, IndexStore, list_assertions, row_to_assertion, search
+from .journal import Journal, Record
+from .model import Assertion, Retraction, parse_assertion, parse_retraction, parse_time, write_id
+from .settings import Settings
+
+log = logging.getLogger("stemedb.engine")
+
+JOURNAL_DIR = "journal"
+INDEX_FILE = "index.sqlite3"
+LOCK_FILE = "LOCK"
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """HTTP status and body of one write."""
+
+    status: int
+    body: dict[str, Any]
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A write checked and about to be journaled (nonce reserved)."""
+
+    kind: str
+    body: bytes
+    signature: str
+    parsed: Assertion | Retraction
+    id: str
+    submitted: bool = False
+    future: concurrent.futures.Future[Any] = field(default_factory=concurrent.futures.Future)
+
+
+class DataDirLock:
+    """An exclusive flock on <data_dir>/LOCK: one process owns a data directory."""
+
+    def __init__(self, data_dir: Path) -> None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.path = data_dir / LOCK_FILE
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            raise Unavailable(
+                f"data directory {data_dir} is in use by another StemeDB process",
+                hint="stop the server (systemctl stop stemedb-api) before running this command",
+            ) from None
+        os.ftruncate(self._fd, 0)
+        os.write(self._fd, f"{os.getpid()}\n".encode())
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = -1
+
+
+def entries_from(journal_records: Iterator[Record]) -> Iterator[Entry]:
+    for r in journal_records:
+        yield Entry(r.lsn, r.hash, records.decode(r.payload))
+
+
+class Database:
+    def __init__(self, settings: Settings, *, fsync: Callable[[int], None] = os.fsync,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.data_dir = settings.data_dir
+        self._lock = DataDirLock(self.data_dir)
+        self._inflight: dict[tuple[str, str], _Pending] = {}
+        self._inflight_lock = threading.Lock()
+        self._index_error: str | None = None
+        self._disk_checked = 0.0
+        self._disk_low: str | None = None
+        self._verify_pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=settings.server.verify_workers, thread_name_prefix="stemedb-verify"
+        )
+        self.commit_listeners: list[Callable[[int, float, int], None]] = []
+        try:
+            j = settings.journal
+            self.journal = Journal(
+                self.data_dir / JOURNAL_DIR,
+                segment_bytes=j.segment_bytes,
+                max_batch=j.group_commit_max_batch,
+                max_wait_us=j.group_commit_max_wait_us,
+                fsync=fsync,
+                on_durable=self._on_durable,
+                on_commit_stats=self._on_commit_stats,
+            )
+            self.index = IndexStore(self.data_dir / INDEX_FILE)
+            self._catch_up()
+        except BaseException:
+            self._lock.release()
+            raise
+
+    # -- start-up -------------------------------------------------------------------
+
+    def _catch_up(self) -> None:
+        applied, applied_hash = self.index.applied()
+        last = self.journal.last_lsn
+        if applied > last or (applied and not self._hash_matches(applied, applied_hash)):
+            log.warning("index does not match the journal (index at LSN %d, journal at %d); "
+                        "rebuilding it from the journal", applied, last)
+            self.index.close()
+            remove_index(self.data_dir)
+            self.index = IndexStore(self.data_dir / INDEX_FILE)
+            applied = 0
+        if applied < last:
+            n = self.index.rebuild_from(entries_from(self.journal.read(applied + 1)))
+            log.info("index caught up with the journal: %d records applied (LSN %d)", n, last)
+
+    def _hash_matches(self, lsn: int, expected: bytes) -> bool:
+        for r in self.journal.read(lsn, lsn):
+            return r.hash == expected
+        return False
+
+    def close(self) -> None:
+        self.journal.close()
+        self._verify_pool.shutdown(wait=True)
+        self.index.close()
+        self._lock.release()
+
+    # -- commit-thread callbacks ----------------------------------------------------
+
+    def _on_durable(self, recs: list[Record], contexts: list[Any]) -> None:
+        entries = [
+            Entry(r.lsn, r.hash, records.decode(r.payload), getattr(c, "parsed", None))
+            for r, c in zip(recs, contexts, strict=True)
+        ]
+        try:
+            self.index.apply(entries)
+        except Exception as e:  # the records are durable; the index is behind until restart
+            self._index_error = f"index apply failed at LSN {entries[0].lsn}: {type(e).__name__}"
+            log.exception("index apply failed; writes stop until restart catches up")
+            raise
+
+    def _on_commit_stats(self, n: int, fsync_seconds: float, nbytes: int) -> None:
+        for listener in self.commit_listeners:
+            listener(n, fsync_seconds, nbytes)
+
+    # -- health -----------------------------------------------------------------------
+
+    def readiness(self) -> tuple[bool, str]:
+        if self.journal.read_only_reason:
+            return False, f"journal is read-only: {self.journal.read_only_reason}"
+        if self._index_error:
+            return False, self._index_error
+        low = self._check_disk()
+        if low:
+            return False, low
+        return True, "ready"
+
+    def _check_disk(self) -> str | None:
+        now = time.monotonic()
+        if now - self._disk_checked >= 1.0:
+            self._disk_checked = now
+            free = shutil.disk_usage(self.data_dir).free
+            floor = self.settings.journal.min_free_bytes
+            self._disk_low = (f"disk low: {free} bytes free, below min_free_bytes={floor}"
+                              if free < floor else None)
+        return self._disk_low
+
+    def _check_writable(self) -> None:
+        ok, reason = self.readiness()
+        if not ok:
+            if self.journal.read_only_reason:
+                raise JournalReadOnly(reason)
+            raise Unavailable(reason)
+
+    # -- writes -----------------------------------------------------------------------
+
+    def _check(self, kind: str, body: bytes, signature: bytes | str | None) -> _Pending | WriteResult:
+        """Everything before the journal, in order; raises the first problem found.
+        Returns a WriteResult for an idempotent retry, else a reserved _Pending."""
+        sig = signature if isinstance(signature, bytes) else signing.decode_signature(signature)
+        parsed: Assertion | Retraction = (
+            parse_assertion(body) if kind == records.ASSERT else parse_retraction(body)
+        )
+        if not signing.verify(parsed.agent_id, body, sig):
+            raise SignatureInvalid("the signature does not match the body and agent_id")
+        return self._reserve(kind, body, signing.encode_signature(sig), parsed)
+
+    def _reserve(self, kind: str, body: bytes, sig_b64: str,
+                 parsed: Assertion | Retraction) -> _Pending | WriteResult:
+        wid = write_id(body)
+        with self._inflight_lock:
+            key = (parsed.agent_id, parsed.nonce)
+            pending = self._inflight.get(key)
+            if pending is not None:
+                if pending.id == wid:
+                    return pending  # a retry racing its original: share its outcome
+                raise NonceReused(f"nonce {parsed.nonce!r} is already used by write {pending.id}")
+            seen = self.index.get_write(wid)
+            if seen is not None:
+                return WriteResult(200, orjson.loads(seen["outcome"]))
+            self._check_skew(parsed)
+            owner = self.index.nonce_owner(parsed.agent_id, parsed.nonce)
+            if owner is not None:
+                raise NonceReused(f"nonce {parsed.nonce!r} is already used by write {owner}")
+            self._check_references(kind, parsed)
+            p = _Pending(kind, body, sig_b64, parsed, wid)
+            self._inflight[key] = p
+            return p
+
+    def _check_skew(self, parsed: Assertion | Retraction) -> None:
+        skew = self.settings.server.max_clock_skew_seconds
+        delta = parsed.timestamp_dt.timestamp() - self.clock()
+        if abs(delta) > skew:
+            where = "ahead of" if delta > 0 else "behind"
+            raise ValidationFailed([{
+                "field": "timestamp",
+                "message": f"is {abs(delta):.0f} s {where} server time; "
+                           f"at most {skew} s are allowed",
+            }])
+
+    def _check_references(self, kind: str, parsed: Assertion | Retraction) -> None:
+        target = parsed.retracts if isinstance(parsed, Retraction) else parsed.supersedes
+        if target is None:
+            return
+        field_name = "retracts" if isinstance(parsed, Retraction) else "supersedes"
+        row = self.index.get_assertion_row(target)
+        if row is None:
+            if isinstance(parsed, Retraction):
+                raise NotFound(f"assertion {target} does not exist")
+            raise ValidationFailed([{"field": field_name, "message": "no such assertion"}])
+        if row["agent_id"] != parsed.agent_id:
+            raise Forbidden(f"only the agent that made assertion {target} may {kind} it")
+        if row["status"] != "active":
+            raise Conflict(f"assertion {target} is {row['status']}, not active")
+
+    def _release(self, p: _Pending) -> None:
+        with self._inflight_lock:
+            key = (p.parsed.agent_id, p.parsed.nonce)
+            if self._inflight.get(key) is p:
+                del self._inflight[key]
+
+    def _submit(self, pendings: Sequence[_Pending]) -> concurrent.futures.Future[list[Record]]:
+        at = records.now_us()
+        payloads = [records.SignedWrite(p.kind, p.body, p.signature, at).encode() for p in pendings]
+        for p in pendings:
+            p.submitted = True
+        try:
+            fut = self.journal.submit(payloads, list(pendings))
+        except BaseException as e:
+            for p in pendings:
+                p.future.set_exception(e)
+                p.future.exception()  # retrieved: the caller sees the raise instead
+                self._release(p)
+            raise
+
+        def done(f: concurrent.futures.Future[list[Record]]) -> None:
+            err = f.exception()
+            for i, p in enumerate(pendings):
+                if err is not None:
+                    p.future.set_exception(err)
+                else:
+                    p.future.set_result(_outcome(p, f.result()[i].lsn))
+                self._release(p)
+
+        fut.add_done_callback(done)
+        return fut
+
+    async def write(self, kind: str, body: bytes, signature: str | None) -> WriteResult:
+        """One signed write (POST /v1/assert or /v1/retract)."""
+        limit = self.settings.server.max_body_bytes
+        if len(body) > limit:
+            raise PayloadTooLarge(f"the body is {len(body)} bytes; at most {limit} are allowed")
+        self._check_writable()
+        checked = self._check(kind, body, signature)
+        if isinstance(checked, WriteResult):
+            return checked
+        if checked.submitted:  # an identical request is in flight: share its outcome
+            return WriteResult(200, await asyncio.wrap_future(checked.future))
+        self._submit([checked])
+        return WriteResult(201, await asyncio.wrap_future(checked.future))
+
+    async def write_batch(self, items: Sequence[tuple[bytes, str]]) -> list[dict[str, Any]]:
+        """POST /v1/assert/batch: each item checked on its own; all accepted items share
+        one journal submission. One bad item never fails the others."""
+        self._check_writable()
+        loop = asyncio.get_running_loop()
+        parsed = await loop.run_in_executor(None, self._verify_all, items)
+        results: list[dict[str, Any] | None] = [None] * len(items)
+        new: list[tuple[int, _Pending]] = []
+        shared: list[tuple[int, _Pending]] = []
+        for i, (body, sig_b64) in enumerate(items):
+            item = parsed[i]
+            try:
+                if isinstance(item, StemeError):
+                    raise item
+                checked = self._reserve(records.ASSERT, body, sig_b64, item)
+            except StemeError as e:
+                results[i] = {"index": i, "status": "error", "error": problem_of(e)}
+                continue
+            if isinstance(checked, WriteResult):
+                results[i] = {"index": i, **checked.body, "http_status": 200}
+            elif checked.submitted:
+                shared.append((i, checked))
+            else:
+                new.append((i, checked))
+        if new:
+            try:
+                self._submit([p for _, p in new])
+            except StemeError as e:
+                for i, _ in new:
+                    results[i] = {"index": i, "status": "error", "error": problem_of(e)}
+                new = []
+        for group, code in ((new, 201), (shared, 200)):
+            for i, p in group:
+                try:
+                    results[i] = {"index": i, **(await asyncio.wrap_future(p.future)),
+                                  "http_status": code}
+                except StemeError as e:
+                    results[i] = {"index": i, "status": "error", "error": problem_of(e)}
+        return [r for r in results if r is not None]
+
+    def _verify_all(self, items: Sequence[tuple[bytes, str]]) -> list[Assertion | StemeError]:
+        def one(item: tuple[bytes, str]) -> Assertion | StemeError:
+            body, sig_b64 = item
+            try:
+                limit = self.settings.server.max_body_bytes
+                if len(body) > limit:
+                    raise PayloadTooLarge(f"the body is {len(body)} bytes; at most {limit}")
+                sig = signing.decode_signature(sig_b64)
+                a = parse_assertion(body)
+                if not signing.verify(a.agent_id, body, sig):
+                    raise SignatureInvalid("the signature does not match the body and agent_id")
+                return a
+            except StemeError as e:
+                return e
+
+        return list(self._verify_pool.map(one, items, chunksize=64))
+
+    # -- reads ------------------------------------------------------------------------
+
+    def resolve_as_of(self, as_of: str | None) -> int:
+        """An ``as_of`` parameter (RFC 3339 time or ``lsn:N``) to an LSN."""
+        current = self.index.applied_lsn
+        if as_of is None or as_of == "":
+            return current
+        if as_of.startswith("lsn:"):
+            try:
+                n = int(as_of[4:])
+            except ValueError:
+                n = -1
+            if n < 0:
+                raise ValidationFailed([{"field": "as_of", "message": "lsn:N needs N >= 0"}])
+            return min(n, current)
+        try:
+            t = parse_time(as_of)
+        except ValueError as e:
+            raise ValidationFailed([{"field": "as_of", "message": f"{e}, or lsn:N"}]) from None
+        return min(self.index.lsn_at(int(t.timestamp() * 1_000_000)), current)
+
+    def get_assertion(self, aid: str) -> dict[str, Any]:
+        row = self.index.get_assertion_row(aid.lower())
+        if row is None:
+            raise NotFound(f"no assertion with id {aid}")
+        return row_to_assertion(row)
+
+    def list_assertions(self, f: AssertionFilter, as_of: str | None,
+                        cursor: str | None) -> dict[str, Any]:
+        return list_assertions(self.index, f, self.resolve_as_of(as_of), cursor)
+
+    def search(self, q: str, limit: int, as_of: str | None, cursor: str | None) -> dict[str, Any]:
+        return search(self.index, q, limit, self.resolve_as_of(as_of), cursor)
+
+
+def _outcome(p: _Pending, lsn: int) -> dict[str, Any]:
+    if p.kind == records.RETRACT:
+        assert isinstance(p.parsed, Retraction)
+        return {"id": p.id, "status": "retracted", "retracts": p.parsed.retracts, "lsn": lsn}
+    return {"id": p.id, "status": "accepted", "lsn": lsn}
+
+
+def problem_of(e: StemeError, instance: str | None = None) -> dict[str, Any]:
+    """RFC 9457 problem body of an error."""
+    body: dict[str, Any] = {"type": e.type_uri, "title": e.title, "status": e.status,
+                            "detail": e.detail}
+    if instance:
+        body["instance"] = instance
+    body.update(e.extra())
+    return body
+
+
+def remove_index(data_dir: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        p = data_dir / (INDEX_FILE + suffix)
+        if p.exists():
+            p.unlink()
+
+
+def parse_batch(body: bytes, max_items: int) -> list[tuple[bytes, str]]:
+    """The batch envelope: {"items": [{"body": "<exact JSON text>", "signature"}]}."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise MalformedBody("the body is not valid UTF-8 JSON") from None
+    if not isinstance(data, dict) or set(data) != {"items"} or not isinstance(data["items"], list):
+        raise ValidationFailed([{"field": "items", "message": "body must be {\"items\": [...]}"}])
+    items = data["items"]
+    if not 1 <= len(items) <= max_items:
+        raise ValidationFailed([{"field": "items",
+                                 "message": f"must hold 1 to {max_items} items"}])
+    out = []
+    errors = []
+    for i, it in enumerate(items):
+        if (not isinstance(it, dict) or set(it) != {"body", "signature"}
+                or not isinstance(it["body"], str) or not isinstance(it["signature"], str)):
+            errors.append({"field": f"items.{i}",
+                           "message": "must be {\"body\": string, \"signature\": string}"})
+            continue
+        out.append((it["body"].encode("utf-8"), it["signature"]))
+    if errors:
+        raise ValidationFailed(errors)
+    return out

@@ -1,0 +1,193 @@
+"""The one exception tree of StemeDB.
+
+Every error the library raises derives from :class:`StemeError`. Each class carries
+the HTTP ``status`` it maps to, a problem ``type`` (a stable URI fragment used in
+RFC 9457 bodies) and an operator ``hint``::
+
+    StemeError
+    ├── RequestError                      4xx: the caller can fix it
+    │   ├── MalformedBody                 400  not JSON / not UTF-8
+    │   ├── SignatureInvalid              401  missing or bad X-Agent-Signature
+    │   ├── Unauthorized                  401  missing or bad admin token
+    │   ├── Forbidden                     403  e.g. retracting another agent's assertion
+    │   ├── NotFound                      404
+    │   ├── Conflict                      409
+    │   │   └── NonceReused               409  nonce reused with a different body
+    │   ├── PayloadTooLarge               413
+    │   ├── UnsupportedMediaType          415
+    │   ├── ValidationFailed              422  carries ``errors=[{"field","message"}]``
+    │   └── TooManyRequests               429  carries ``retry_after``
+    ├── Unavailable                       503  carries ``retry_after``
+    │   └── JournalReadOnly               503  a failed fsync made the journal read-only
+    ├── JournalError                      storage faults found on disk
+    │   └── JournalCorrupt                bad checksum / broken chain; names file and offset
+    └── ConfigError                       bad settings file or environment value
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PROBLEM_BASE = "https://stemedb.dev/problems/"
+
+
+class StemeError(Exception):
+    """Base of every StemeDB error."""
+
+    status: int = 500
+    type: str = "internal"
+    title: str = "Internal error"
+    hint: str = ""
+
+    def __init__(self, detail: str = "", *, hint: str | None = None) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        if hint is not None:
+            self.hint = hint
+
+    @property
+    def type_uri(self) -> str:
+        return PROBLEM_BASE + self.type
+
+    def extra(self) -> dict[str, Any]:
+        """Extension members added to the problem body."""
+        return {}
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+
+class RequestError(StemeError):
+    status = 400
+    type = "bad-request"
+    title = "Bad request"
+
+
+class MalformedBody(RequestError):
+    status = 400
+    type = "malformed-body"
+    title = "Body is not valid UTF-8 JSON"
+
+
+class SignatureInvalid(RequestError):
+    status = 401
+    type = "invalid-signature"
+    title = "Missing or invalid signature"
+
+
+class Unauthorized(RequestError):
+    status = 401
+    type = "unauthorized"
+    title = "Missing or invalid admin token"
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="stemedb-admin"'}
+
+
+class Forbidden(RequestError):
+    status = 403
+    type = "forbidden"
+    title = "Forbidden"
+
+
+class NotFound(RequestError):
+    status = 404
+    type = "not-found"
+    title = "Not found"
+
+
+class Conflict(RequestError):
+    status = 409
+    type = "conflict"
+    title = "Conflict"
+
+
+class NonceReused(Conflict):
+    type = "nonce-reused"
+    title = "Nonce already used with a different body"
+
+
+class PayloadTooLarge(RequestError):
+    status = 413
+    type = "payload-too-large"
+    title = "Body too large"
+
+
+class UnsupportedMediaType(RequestError):
+    status = 415
+    type = "unsupported-media-type"
+    title = "Content-Type must be application/json"
+
+
+class ValidationFailed(RequestError):
+    status = 422
+    type = "validation-failed"
+    title = "Request failed validation"
+
+    def __init__(self, errors: list[dict[str, str]], detail: str = "") -> None:
+        self.errors = errors
+        if not detail:
+            detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+        super().__init__(detail)
+
+    def extra(self) -> dict[str, Any]:
+        return {"errors": self.errors}
+
+
+class TooManyRequests(RequestError):
+    status = 429
+    type = "too-many-requests"
+    title = "Too many requests"
+
+    def __init__(self, detail: str = "", *, retry_after: int = 1) -> None:
+        super().__init__(detail)
+        self.retry_after = max(1, int(retry_after))
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class Unavailable(StemeError):
+    status = 503
+    type = "unavailable"
+    title = "Service unavailable"
+
+    def __init__(self, detail: str = "", *, retry_after: int = 30, hint: str | None = None) -> None:
+        super().__init__(detail, hint=hint)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class JournalReadOnly(Unavailable):
+    type = "journal-read-only"
+    title = "Journal is read-only"
+    hint = "a write or fsync failed; see docs/runbooks/server-wont-start.md#fsync-failure"
+
+
+class JournalError(StemeError):
+    type = "journal-error"
+    title = "Journal error"
+
+
+class JournalCorrupt(JournalError):
+    """Damage in the journal that is not a torn tail: start-up must stop."""
+
+    type = "journal-corrupt"
+    title = "Journal is corrupt"
+    hint = (
+        "the journal is damaged before its last record; do not delete files. "
+        "Restore from backup or see docs/runbooks/server-wont-start.md#corruption"
+    )
+
+    def __init__(self, file: str, offset: int, what: str) -> None:
+        self.file = file
+        self.offset = offset
+        self.what = what
+        super().__init__(f"{what} in {file} at offset {offset}")
+
+
+class ConfigError(StemeError):
+    type = "config-error"
+    title = "Invalid configuration"

@@ -1,0 +1,64 @@
+"""Pure ASGI middleware (cheap on the hot path): request ids and access logs."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+access_log = logging.getLogger("stemedb.http.access")
+
+
+class RequestIdMiddleware:
+    """Gives every request an id (kept from a sane incoming ``x-request-id``), puts it
+    in ``scope["state"]`` and on every response as ``x-request-id``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = _incoming_id(scope) or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = rid
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", rid.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if access_log.isEnabledFor(logging.INFO):
+                route = scope.get("route")
+                extra: dict[str, Any] = {
+                    "request_id": rid,
+                    "method": scope.get("method"),
+                    "route": getattr(route, "path", "unmatched"),
+                    "status": status,
+                    "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+                }
+                agent = scope["state"].get("agent_id")
+                if agent:
+                    extra["agent"] = agent[:16]
+                access_log.info("request", extra=extra)
+
+
+def _incoming_id(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            v = value.decode("latin-1")
+            if 0 < len(v) <= 64 and all(c.isalnum() or c in "-_." for c in v):
+                return v
+    return None

@@ -1,0 +1,24 @@
+"""GET /healthz (alive) and /readyz (journal writable and index caught up)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from ..deps import db, json_response
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def healthz() -> Response:
+    return json_response({"status": "ok"})
+
+
+@router.get("/readyz")
+def readyz(request: Request) -> Response:
+    database = db(request)
+    ok, reason = database.readiness()
+    body = {"status": "ready" if ok else "not_ready", "reason": reason,
+            "applied_lsn": database.index.applied_lsn, "journal_lsn": database.journal.last_lsn}
+    return json_response(body, 200 if ok else 503, None if ok else {"Retry-After": "5"})

@@ -1,0 +1,67 @@
+"""GET /v1/assertions/{id}, /v1/assertions, /v1/search."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import Response
+
+from ...errors import ValidationFailed
+from ...index import AssertionFilter
+from ...model import parse_time
+from ..deps import db, json_response
+
+router = APIRouter(tags=["reads"])
+
+Limit = Annotated[int, Query(ge=1, le=1000)]
+
+
+def _time_us(name: str, value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(parse_time(value).timestamp() * 1_000_000)
+    except ValueError as e:
+        raise ValidationFailed([{"field": name, "message": str(e)}]) from None
+
+
+@router.get("/v1/assertions/{assertion_id}")
+def get_assertion(request: Request, assertion_id: str) -> Response:
+    """One assertion with its status, LSN, signature and exact signed body."""
+    return json_response(db(request).get_assertion(assertion_id))
+
+
+@router.get("/v1/assertions")
+def list_assertions(
+    request: Request,
+    subject: str | None = None,
+    predicate: str | None = None,
+    object: str | None = None,
+    agent_id: Annotated[str | None, Query(pattern=r"^[0-9a-fA-F]{64}$")] = None,
+    context: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    as_of: str | None = None,
+    include_inactive: bool = False,
+    limit: Limit = 100,
+    cursor: str | None = None,
+) -> Response:
+    """Assertions newest first, filtered; ``as_of`` answers as the database stood then."""
+    f = AssertionFilter(subject=subject, predicate=predicate, object=object, agent_id=agent_id,
+                        context=context, since_us=_time_us("since", since),
+                        until_us=_time_us("until", until), include_inactive=include_inactive,
+                        limit=limit)
+    return json_response(db(request).list_assertions(f, as_of, cursor))
+
+
+@router.get("/v1/search")
+def search(
+    request: Request,
+    q: Annotated[str, Query(min_length=1, max_length=1024)],
+    limit: Limit = 20,
+    as_of: str | None = None,
+    cursor: str | None = None,
+) -> Response:
+    """Full-text search over subject, predicate and object; plain words, best match first."""
+    return json_response(db(request).search(q, limit, as_of, cursor))

@@ -1,0 +1,43 @@
+"""POST /v1/assert, /v1/assert/batch, /v1/retract."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from ... import records
+from ...engine import parse_batch
+from ...signing import SIGNATURE_HEADER
+from ..deps import db, json_response, read_body, require_json
+
+router = APIRouter(tags=["writes"])
+
+
+async def _signed_write(request: Request, kind: str) -> Response:
+    database = db(request)
+    require_json(request)
+    body = await read_body(request, database.settings.server.max_body_bytes)
+    result = await database.write(kind, body, request.headers.get(SIGNATURE_HEADER))
+    return json_response(result.body, result.status)
+
+
+@router.post("/v1/assert", status_code=201)
+async def post_assert(request: Request) -> Response:
+    """Store one signed assertion (201), quarantine it (202), or answer a retry (200)."""
+    return await _signed_write(request, records.ASSERT)
+
+
+@router.post("/v1/retract", status_code=201)
+async def post_retract(request: Request) -> Response:
+    """Retract one of the signing agent's own assertions."""
+    return await _signed_write(request, records.RETRACT)
+
+
+@router.post("/v1/assert/batch")
+async def post_batch(request: Request) -> Response:
+    """Up to 1000 signed assertions; each item answered on its own."""
+    database = db(request)
+    require_json(request)
+    body = await read_body(request, database.settings.server.max_batch_bytes)
+    items = parse_batch(body, database.settings.server.max_batch_items)
+    return json_response({"results": await database.write_batch(items)})

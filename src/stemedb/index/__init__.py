@@ -1,0 +1,6 @@
+"""Derived state: the SQLite index built from the journal."""
+
+from .query import AssertionFilter, list_assertions, row_to_assertion, search
+from .store import Entry, IndexStore
+
+__all__ = ["AssertionFilter", "Entry", "IndexStore", "list_assertions", "row_to_assertion", "search"]

@@ -1,0 +1,168 @@
+"""Read queries over the index: filtered lists, full-text search, point reads.
+
+Every list is answered "as the database stood" at an LSN (``as_of``). The first page
+pins the LSN it was answered at into its cursor, so following ``next_cursor`` pages
+through one consistent snapshot even while writes continue.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from ..errors import ValidationFailed
+from ..model import format_time, nfc
+from .store import IndexStore
+
+MAX_LIMIT = 1000
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+# Status of a row as of LSN :asof (retracted/superseded keep their final status once
+# ended; a row not yet active is shown with its stored status).
+_STATUS_AS_OF = (
+    "CASE WHEN ended_lsn IS NOT NULL AND ended_lsn <= :asof THEN status"
+    " WHEN active_lsn IS NOT NULL AND active_lsn <= :asof THEN 'active'"
+    " WHEN status IN ('retracted', 'superseded') THEN 'quarantined'"
+    " ELSE status END"
+)
+_ACTIVE_AS_OF = (
+    "active_lsn IS NOT NULL AND active_lsn <= :asof AND (ended_lsn IS NULL OR ended_lsn > :asof)"
+)
+
+
+@dataclass
+class AssertionFilter:
+    subject: str | None = None
+    predicate: str | None = None
+    object: str | None = None
+    agent_id: str | None = None
+    context: str | None = None
+    since_us: int | None = None
+    until_us: int | None = None
+    include_inactive: bool = False
+    limit: int = 100
+
+
+def encode_cursor(data: dict[str, int]) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(data)).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> dict[str, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        data = orjson.loads(raw)
+        if not isinstance(data, dict) or not all(
+            isinstance(v, int) and v >= 0 for v in data.values()
+        ):
+            raise ValueError
+        return data
+    except (binascii.Error, ValueError, orjson.JSONDecodeError):
+        raise ValidationFailed([{"field": "cursor", "message": "is not a cursor this server issued"}]) from None
+
+
+def _us_to_time(us: int) -> str:
+    return format_time(datetime.fromtimestamp(us / 1e6, tz=UTC))
+
+
+def row_to_assertion(row: sqlite3.Row, status: str | None = None) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "status": status or row["status"],
+        "lsn": row["lsn"],
+        "recorded_at": _us_to_time(row["recorded_at"]),
+        "agent_id": row["agent_id"],
+        "subject": row["subject"],
+        "predicate": row["predicate"],
+        "object": orjson.loads(row["object_raw"]),
+        "confidence": row["confidence"],
+        "evidence": orjson.loads(row["evidence"]),
+        "context": row["context"] or None,
+        "valid_from": row["valid_from"],
+        "valid_until": row["valid_until"],
+        "supersedes": row["supersedes"],
+        "ended_by": row["ended_by"],
+        "timestamp": row["timestamp"],
+        "nonce": row["nonce"],
+        "signature": row["signature"],
+        "body": row["body"],
+    }
+
+
+def list_assertions(store: IndexStore, f: AssertionFilter, as_of: int,
+                    cursor: str | None) -> dict[str, Any]:
+    params: dict[str, Any] = {"asof": as_of}
+    after = None
+    if cursor:
+        c = decode_cursor(cursor)
+        params["asof"] = c.get("a", as_of)
+        after = c.get("l")
+    where = ["lsn <= :asof"]
+    for col in ("subject", "predicate", "context"):
+        value = getattr(f, col)
+        if value is not None:
+            where.append(f"{col} = :{col}")
+            params[col] = nfc(value.strip()) if col != "context" else nfc(value)
+    if f.object is not None:
+        where.append("object_text = :object")
+        params["object"] = nfc(f.object)
+    if f.agent_id is not None:
+        where.append("agent_id = :agent_id")
+        params["agent_id"] = f.agent_id.lower()
+    if f.since_us is not None:
+        where.append("recorded_at >= :since")
+        params["since"] = f.since_us
+    if f.until_us is not None:
+        where.append("recorded_at < :until")
+        params["until"] = f.until_us
+    if not f.include_inactive:
+        where.append(_ACTIVE_AS_OF)
+    if after is not None:
+        where.append("lsn < :after")
+        params["after"] = after
+    params["limit"] = f.limit + 1
+    sql = (f"SELECT *, {_STATUS_AS_OF} AS status_as_of FROM assertions WHERE "
+           + " AND ".join(where) + " ORDER BY lsn DESC LIMIT :limit")
+    rows = store.query(sql, params)  # type: ignore[arg-type]
+    more = len(rows) > f.limit
+    rows = rows[: f.limit]
+    items = [row_to_assertion(r, r["status_as_of"]) for r in rows]
+    next_cursor = (encode_cursor({"l": rows[-1]["lsn"], "a": params["asof"]})
+                   if more and rows else None)
+    return {"items": items, "next_cursor": next_cursor, "as_of_lsn": params["asof"]}
+
+
+def fts_query(q: str) -> str:
+    """Plain words to an FTS5 query: every word quoted, so operators are just text."""
+    words = _WORD.findall(q)
+    if not words:
+        raise ValidationFailed([{"field": "q", "message": "must contain at least one word"}])
+    return " ".join('"' + w.replace('"', '""') + '"' for w in words[:32])
+
+
+def search(store: IndexStore, q: str, limit: int, as_of: int, cursor: str | None) -> dict[str, Any]:
+    params: dict[str, Any] = {"asof": as_of, "match": fts_query(q), "limit": limit + 1,
+                              "offset": 0}
+    if cursor:
+        c = decode_cursor(cursor)
+        params["asof"] = c.get("a", as_of)
+        params["offset"] = c.get("o", 0)
+    sql = (
+        f"SELECT a.*, {_STATUS_AS_OF} AS status_as_of FROM assertions_fts"
+        " JOIN assertions a ON a.rowid = assertions_fts.rowid"
+        f" WHERE assertions_fts MATCH :match AND a.lsn <= :asof AND {_ACTIVE_AS_OF}"
+        " ORDER BY bm25(assertions_fts), a.lsn DESC LIMIT :limit OFFSET :offset"
+    )
+    rows = store.query(sql, params)  # type: ignore[arg-type]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = (encode_cursor({"o": params["offset"] + limit, "a": params["asof"]})
+                   if more else None)
+    return {"items": [row_to_assertion(r, r["status_as_of"]) for r in rows],
+            "next_cursor": next_cursor, "as_of_lsn": params["asof"]}

@@ -1,0 +1,277 @@
+"""The group-commit writer: one thread; per batch one ``write`` and one ``fsync``.
+
+Callers enqueue requests and get futures. The writer takes the first queued request,
+everything else already queued (up to ``max_batch`` records), writes the batch's frames
+with one write, makes them durable with one fsync, runs the hooks, then resolves the
+futures. A failed write or fsync is never retried: the journal turns read-only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stemedb.errors import JournalError, JournalReadOnly
+from stemedb.journal.record import Record, encode_record
+from stemedb.journal.segment import (
+    SEGMENT_HEADER_SIZE,
+    Fsync,
+    create_segment,
+    segment_name,
+    write_all,
+)
+
+log = logging.getLogger("stemedb.journal")
+
+OnDurable = Callable[[list[Record], list[Any]], None]
+OnCommitStats = Callable[[int, float, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Tip:
+    """What is durable; replaced as a whole by the writer, so readers see one snapshot."""
+
+    lsn: int  # last durable LSN (0 when empty)
+    hash: bytes  # its chain hash
+    segments: tuple[int, ...]  # first LSN of each segment, ascending; the last is active
+    active_size: int  # bytes in the active segment, all durable
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    payloads: list[bytes]
+    contexts: list[Any]
+    future: Future[list[Record]]
+
+
+class _Stop:
+    """Queued by close(); every request accepted before it is written first."""
+
+
+class _CommitFailed(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class WriterOptions:
+    segment_bytes: int
+    max_batch: int
+    max_wait_us: int
+    fsync: Fsync
+    on_durable: OnDurable | None
+    on_commit_stats: OnCommitStats | None
+
+
+class GroupCommitWriter:
+    """Owns the active segment's fd and the one writer thread."""
+
+    def __init__(self, directory: Path, fd: int, tip: Tip, options: WriterOptions) -> None:
+        self._dir = directory
+        self._fd = fd
+        self._opt = options
+        self.tip = tip
+        self.read_only_reason: str | None = None
+        self._lock = threading.Lock()  # orders submit() against close() and read-only
+        self._closed = False
+        self._queue: queue.SimpleQueue[Request | _Stop] = queue.SimpleQueue()
+        self._carry: Request | None = None  # taken from the queue but kept for the next batch
+        self._last_submitters = 0
+        self._thread = threading.Thread(target=self._run, name="stemedb-journal", daemon=True)
+        self._thread.start()
+
+    # -- callers' side -------------------------------------------------------------
+
+    def submit(self, payloads: list[bytes], contexts: list[Any]) -> Future[list[Record]]:
+        """Queues one request. Raises JournalReadOnly or JournalError instead of queueing
+        when the journal is read-only or closed."""
+        future: Future[list[Record]] = Future()
+        with self._lock:
+            if self._closed:
+                raise JournalError("journal is closed")
+            if self.read_only_reason is not None:
+                raise JournalReadOnly(self.read_only_reason)
+            if not payloads:
+                future.set_result([])
+            else:
+                self._queue.put(Request(payloads, contexts, future))
+        return future
+
+    def close(self) -> None:
+        """Lets the writer finish every accepted request, then stops it. Idempotent."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._queue.put(_Stop())
+        if threading.current_thread() is not self._thread:
+            self._thread.join()
+
+    # -- the writer thread -----------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while True:
+                batch, stop = self._collect()
+                live = [r for r in batch if r.future.set_running_or_notify_cancel()]
+                if live:
+                    self._process(live)
+                if stop:
+                    return
+        finally:
+            os.close(self._fd)
+
+    def _collect(self) -> tuple[list[Request], bool]:
+        """Blocks for one request, then takes the ones already queued, up to max_batch
+        records. Waits up to max_wait_us for more only if the previous batch had more than
+        one submitter: a lone writer is never delayed. Returns (batch, stop)."""
+        first = self._carry if self._carry is not None else self._queue.get()
+        self._carry = None
+        if isinstance(first, _Stop):
+            return [], True
+        batch, count = [first], len(first.payloads)
+        deadline = None
+        if self._opt.max_wait_us > 0 and self._last_submitters > 1:
+            deadline = time.monotonic() + self._opt.max_wait_us / 1e6
+        while count < self._opt.max_batch:
+            item = self._next_queued(deadline)
+            if item is None:
+                break
+            if isinstance(item, _Stop):
+                return batch, True
+            if count + len(item.payloads) > self._opt.max_batch:
+                self._carry = item
+                break
+            batch.append(item)
+            count += len(item.payloads)
+        return batch, False
+
+    def _next_queued(self, deadline: float | None) -> Request | _Stop | None:
+        try:
+            if deadline is None:
+                return self._queue.get_nowait()
+            return self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            return None
+
+    def _process(self, requests: list[Request]) -> None:
+        """Commits one batch and settles its futures. Requires: futures are running."""
+        if self.read_only_reason is not None:
+            _fail(requests, self.read_only_reason)
+            return
+        try:
+            grouped, seconds, size = self._commit(requests)
+        except _CommitFailed as failed:
+            self._enter_read_only(failed.reason)
+            _fail(requests, failed.reason)
+            return
+        except Exception as exc:  # a bug must not leave callers waiting forever
+            log.exception("journal: writer failed")
+            self._enter_read_only(f"journal writer failed: {exc!r}")
+            _fail(requests, f"journal writer failed: {exc!r}")
+            return
+        self._last_submitters = len(requests)
+        self._run_hooks(requests, grouped, seconds, size)
+        for request, records in zip(requests, grouped, strict=True):
+            request.future.set_result(records)
+
+    def _commit(self, requests: list[Request]) -> tuple[list[list[Record]], float, int]:
+        """Makes the batch durable: one write, one fsync. Raises _CommitFailed."""
+        self._roll_if_full()
+        tip = self.tip
+        grouped, data = _encode(requests, tip)
+        self._write(data)
+        seconds = self._sync()
+        last = grouped[-1][-1]
+        self.tip = Tip(last.lsn, last.hash, tip.segments, tip.active_size + len(data))
+        return grouped, seconds, len(data)
+
+    def _roll_if_full(self) -> None:
+        """Starts the next segment if the active one is full and holds a record.
+
+        Requires: everything in the active segment is durable (the previous batch's fsync
+        succeeded), so the sealed segment never changes again.
+        """
+        tip = self.tip
+        if tip.active_size < self._opt.segment_bytes or tip.active_size <= SEGMENT_HEADER_SIZE:
+            return
+        first = tip.lsn + 1
+        try:
+            fd = create_segment(self._dir, first, tip.hash, self._opt.fsync)
+        except OSError as exc:
+            raise _CommitFailed(f"segment rollover failed: {exc}") from exc
+        os.close(self._fd)
+        self._fd = fd
+        self.tip = Tip(tip.lsn, tip.hash, (*tip.segments, first), SEGMENT_HEADER_SIZE)
+
+    def _write(self, data: bytes) -> None:
+        try:
+            write_all(self._fd, data)
+        except OSError as exc:
+            raise _CommitFailed(f"write failed: {exc}") from exc
+
+    def _sync(self) -> float:
+        start = time.perf_counter()
+        try:
+            self._opt.fsync(self._fd)
+        except OSError as exc:
+            raise _CommitFailed(f"fsync failed: {exc}") from exc
+        return time.perf_counter() - start
+
+    def _enter_read_only(self, reason: str) -> None:
+        """Never retried: after a failed fsync the kernel may have dropped the dirty pages,
+        so a later fsync could succeed without the data being on disk."""
+        with self._lock:
+            self.read_only_reason = reason
+        log.error("journal: %s; the journal is now read-only", reason, extra={"reason": reason})
+
+    def _run_hooks(
+        self, requests: list[Request], grouped: list[list[Record]], seconds: float, size: int
+    ) -> None:
+        """Hooks run after the fsync and before any future resolves. Their errors are
+        logged, never raised: the data is already durable."""
+        records = [record for group in grouped for record in group]
+        if self._opt.on_durable is not None:
+            contexts = [context for request in requests for context in request.contexts]
+            try:
+                self._opt.on_durable(records, contexts)
+            except Exception:
+                log.exception(
+                    "journal: on_durable failed for lsn %d..%d", records[0].lsn, records[-1].lsn
+                )
+        if self._opt.on_commit_stats is not None:
+            try:
+                self._opt.on_commit_stats(len(records), seconds, size)
+            except Exception:
+                log.exception("journal: on_commit_stats failed")
+
+
+def _encode(requests: list[Request], tip: Tip) -> tuple[list[list[Record]], bytes]:
+    """Assigns consecutive LSNs after ``tip`` and frames every payload."""
+    name = segment_name(tip.segments[-1])
+    lsn, prev, offset = tip.lsn, tip.hash, tip.active_size
+    grouped: list[list[Record]] = []
+    frames: list[bytes] = []
+    for request in requests:
+        records = []
+        for payload in request.payloads:
+            lsn += 1
+            frame, prev = encode_record(lsn, prev, payload)
+            records.append(Record(lsn, payload, prev, name, offset))
+            frames.append(frame)
+            offset += len(frame)
+        grouped.append(records)
+    return grouped, b"".join(frames)
+
+
+def _fail(requests: list[Request], reason: str) -> None:
+    for request in requests:
+        request.future.set_exception(JournalReadOnly(reason))

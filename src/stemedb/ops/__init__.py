@@ -1,0 +1,1 @@
+"""Operations over a data directory: verify, reindex (and later backup, restore, archive)."""

@@ -1,0 +1,58 @@
+"""``stemedb reindex``: rebuild the index from the journal into a new file, then swap."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from rich.progress import Progress
+
+from ..engine import INDEX_FILE, JOURNAL_DIR, DataDirLock, entries_from, remove_index
+from ..index import IndexStore
+from ..journal import Journal
+
+
+def rebuild_index(journal: Journal, target: Path, progress: bool = False) -> tuple[int, str]:
+    """Build a fresh index at ``target`` from every journal record; (records, digest)."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(target) + suffix).unlink(missing_ok=True)
+    store = IndexStore(target)
+    try:
+        last = journal.last_lsn
+        if progress:
+            with Progress(transient=True) as bar:
+                task = bar.add_task("replaying journal", total=last or 1)
+
+                def tick(entries):  # type: ignore[no-untyped-def]
+                    for e in entries:
+                        yield e
+                        if e.lsn % 1000 == 0:
+                            bar.update(task, completed=e.lsn)
+
+                n = store.rebuild_from(tick(entries_from(journal.read(1))))
+        else:
+            n = store.rebuild_from(entries_from(journal.read(1)))
+        return n, store.digest()
+    finally:
+        store.close()
+
+
+def reindex(data_dir: Path, progress: bool = False) -> tuple[int, str]:
+    lock = DataDirLock(data_dir)
+    try:
+        journal = Journal(data_dir / JOURNAL_DIR)
+        try:
+            tmp = data_dir / (INDEX_FILE + ".rebuild")
+            n, digest = rebuild_index(journal, tmp, progress)
+        finally:
+            journal.close()
+        remove_index(data_dir)
+        os.replace(tmp, data_dir / INDEX_FILE)
+        fd = os.open(data_dir, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return n, digest
+    finally:
+        lock.release()

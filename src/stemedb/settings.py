@@ -1,0 +1,187 @@
+"""Typed settings: built-in defaults < TOML file < ``STEMEDB_*`` environment.
+
+Each section is a dataclass; each field's metadata names its environment variable and
+documents it. ``all_settings()`` lists them for the docs test, which fails when a
+setting is missing from ``docs/settings.md`` or ``.env.example``.
+
+The config file is ``--config PATH``, else ``STEMEDB_CONFIG``, else
+``/etc/stemedb/config.toml`` if it exists, else none.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("/etc/stemedb/config.toml")
+
+
+def _s(default: Any, env: str, doc: str, *, minimum: float | None = None,
+       maximum: float | None = None) -> Any:
+    meta = {"env": env, "doc": doc, "min": minimum, "max": maximum}
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class ServerSettings:
+    host: str = _s("127.0.0.1", "STEMEDB_HOST", "Address the API server binds to.")
+    port: int = _s(18180, "STEMEDB_PORT", "API server port.", minimum=0, maximum=65535)
+    dashboard_port: int = _s(18188, "STEMEDB_DASHBOARD_PORT",
+                             "Review dashboard port (0 disables it).", minimum=0, maximum=65535)
+    data_dir: str = _s("./stemedb-data", "STEMEDB_DATA_DIR",
+                       "Directory holding the journal, the index and admin.token.")
+    max_body_bytes: int = _s(64 * 1024, "STEMEDB_MAX_BODY_BYTES",
+                             "Largest accepted body for a single write.", minimum=1024)
+    max_batch_bytes: int = _s(4 * 1024 * 1024, "STEMEDB_MAX_BATCH_BYTES",
+                              "Largest accepted body for POST /v1/assert/batch.", minimum=1024)
+    max_batch_items: int = _s(1000, "STEMEDB_MAX_BATCH_ITEMS",
+                              "Most items in one batch request.", minimum=1, maximum=100000)
+    max_clock_skew_seconds: int = _s(300, "STEMEDB_MAX_CLOCK_SKEW_SECONDS",
+                                     "How far a write's timestamp may be from server time.",
+                                     minimum=1)
+    verify_workers: int = _s(2, "STEMEDB_VERIFY_WORKERS",
+                             "Threads verifying signatures in batch requests.", minimum=1,
+                             maximum=64)
+    log_level: str = _s("INFO", "STEMEDB_LOG_LEVEL", "Log level of the server (DEBUG, INFO, WARNING, ERROR).")
+
+
+@dataclass
+class JournalSettings:
+    segment_bytes: int = _s(64 * 1024 * 1024, "STEMEDB_SEGMENT_BYTES",
+                            "Journal segment size before a new segment is started.",
+                            minimum=4096)
+    group_commit_max_batch: int = _s(1024, "STEMEDB_GROUP_COMMIT_MAX_BATCH",
+                                     "Most records written by one group commit (one fsync).",
+                                     minimum=1)
+    group_commit_max_wait_us: int = _s(0, "STEMEDB_GROUP_COMMIT_MAX_WAIT_US",
+                                       "How long a group commit may wait for more writers "
+                                       "(only when writers are concurrent).", minimum=0,
+                                       maximum=1_000_000)
+    min_free_bytes: int = _s(256 * 1024 * 1024, "STEMEDB_MIN_FREE_BYTES",
+                             "Below this much free disk in the data directory, writes answer "
+                             "503 and /readyz reports not ready.", minimum=0)
+
+
+@dataclass
+class AdminSettings:
+    token: str = _s("", "STEMEDB_ADMIN_TOKEN",
+                    "Bearer token for /v1/admin; generated into <data_dir>/admin.token if empty.")
+
+
+@dataclass
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    journal: JournalSettings = field(default_factory=JournalSettings)
+    admin: AdminSettings = field(default_factory=AdminSettings)
+    config_path: str | None = None
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.server.data_dir)
+
+
+_SECTIONS = ("server", "journal", "admin")
+
+
+@dataclass(frozen=True)
+class SettingInfo:
+    section: str
+    key: str
+    env: str
+    default: Any
+    type: str
+    doc: str
+
+
+def all_settings() -> Iterator[SettingInfo]:
+    base = Settings()
+    for section in _SECTIONS:
+        obj = getattr(base, section)
+        for f in dataclasses.fields(obj):
+            yield SettingInfo(section, f.name, f.metadata["env"], getattr(obj, f.name),
+                              _type_name(f.type), f.metadata["doc"])
+
+
+def _type_name(t: Any) -> str:
+    return t if isinstance(t, str) else getattr(t, "__name__", str(t))
+
+
+def _coerce(section: str, f: dataclasses.Field[Any], value: Any, source: str) -> Any:
+    kind = _type_name(f.type)
+    name = f"{section}.{f.name}"
+    try:
+        if kind == "int":
+            if isinstance(value, bool):
+                raise ValueError
+            out: Any = int(value)
+        elif kind == "float":
+            out = float(value)
+        elif kind == "bool":
+            out = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
+        else:
+            if not isinstance(value, str):
+                raise ValueError
+            out = value
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} from {source}: expected {kind}, got {value!r}") from None
+    lo, hi = f.metadata.get("min"), f.metadata.get("max")
+    if lo is not None and out < lo:
+        raise ConfigError(f"{name} from {source}: must be >= {lo}, got {out}")
+    if hi is not None and out > hi:
+        raise ConfigError(f"{name} from {source}: must be <= {hi}, got {out}")
+    return out
+
+
+def resolve_config_path(explicit: str | None, env: Mapping[str, str]) -> Path | None:
+    if explicit:
+        return Path(explicit)
+    if env.get("STEMEDB_CONFIG"):
+        return Path(env["STEMEDB_CONFIG"])
+    if DEFAULT_CONFIG_PATH.exists():
+        return DEFAULT_CONFIG_PATH
+    return None
+
+
+def load_settings(config: str | None = None, env: Mapping[str, str] | None = None,
+                  overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Build settings: defaults, then the TOML file, then env, then explicit overrides
+    (``{"server.port": 1234}``, what command-line flags pass)."""
+    env = os.environ if env is None else env
+    settings = Settings()
+    path = resolve_config_path(config, env)
+    file_values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            file_values = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise ConfigError(f"config file {path}: {e}") from None
+        settings.config_path = str(path)
+    overrides = overrides or {}
+    for section in _SECTIONS:
+        obj = getattr(settings, section)
+        known = {f.name: f for f in dataclasses.fields(obj)}
+        from_file = file_values.get(section, {})
+        if not isinstance(from_file, dict):
+            raise ConfigError(f"[{section}] in {path} must be a table")
+        for key in from_file:
+            if key not in known:
+                raise ConfigError(f"unknown setting {section}.{key} in {path}")
+        for name, f in known.items():
+            if name in from_file:
+                setattr(obj, name, _coerce(section, f, from_file[name], str(path)))
+            env_name = f.metadata["env"]
+            if env.get(env_name, "") != "":
+                setattr(obj, name, _coerce(section, f, env[env_name], env_name))
+            key = f"{section}.{name}"
+            if overrides.get(key) is not None:
+                setattr(obj, name, _coerce(section, f, overrides[key], "command line"))
+    return settings

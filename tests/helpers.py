@@ -1,0 +1,112 @@
+"""Test helpers: a real server process, signed bodies, free ports."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from stemedb.signing import AgentKey
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def now_rfc3339(delta_s: float = 0) -> str:
+    t = datetime.now(UTC) + timedelta(seconds=delta_s)
+    return t.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+_counter = iter(range(10**12))
+
+
+def assertion_body(key: AgentKey, **fields: Any) -> bytes:
+    body: dict[str, Any] = {
+        "subject": "paris",
+        "predicate": "capital_of",
+        "object": "france",
+        "confidence": 0.9,
+        "evidence": ["https://example.org/atlas#p12"],
+        "agent_id": key.agent_id,
+        "timestamp": now_rfc3339(),
+        "nonce": f"n{os.getpid()}-{next(_counter):08d}-{time.monotonic_ns() % 10**6}",
+    }
+    body.update(fields)
+    return orjson.dumps({k: v for k, v in body.items() if v is not ...})
+
+
+def signed_headers(key: AgentKey, body: bytes) -> dict[str, str]:
+    return {"Content-Type": "application/json", "X-Agent-Signature": key.sign_b64(body)}
+
+
+class ServerProcess:
+    """``stemedb serve`` in a child process on a free port, with its own data dir."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None,
+                 port: int | None = None) -> None:
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.env = {**os.environ, "STEMEDB_LOG_LEVEL": "WARNING", **(env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = data_dir.parent / f"server-{self.port}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, wait: bool = True, timeout: float = 30.0) -> ServerProcess:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "stemedb", "serve", "--port", str(self.port),
+             "--data-dir", str(self.data_dir), "--dashboard-port", "0"],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+        )
+        log.close()
+        if wait:
+            self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(self.url + "/readyz", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise TimeoutError(f"server not ready after {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait(10)
