@@ -38,10 +38,12 @@ check: test
 
 ## bench: benchmarks; writes bench/results/latest.json and latest.md
 bench: $(VENV)/.installed-dev
+	bash scripts/bench-deps.sh
 	$(PY) -m bench.run
 
 ## bench-scale: the long scale benchmark (5M assertions)
 bench-scale: $(VENV)/.installed-dev
+	bash scripts/bench-deps.sh
 	$(PY) -m bench.run --scale
 
 ## soak: long crash soak (kill -9 cycles)

@@ -455,8 +455,8 @@ class _Core:
             return None
         retry_after = parse_retry_after(resp.headers.get("retry-after"))
         if retry_after is not None and retry_after > self.max_retry_after:
-            # Waiting less than asked would be a wasted request (and counts against an
-            # open breaker); waiting longer would hang the caller. Hand it back instead.
+            # Retrying sooner than asked would only be refused again, and waiting that long
+            # would hang the caller: hand the error back with its retry_after instead.
             return None
         delay = self.backoff(attempt) if retry_after is None else retry_after
         log.debug(

@@ -7,7 +7,7 @@ import time
 import httpx
 import pytest
 
-from stemedb.signing import AgentKey, verify, decode_signature
+from stemedb.signing import AgentKey, decode_signature, verify
 from tests.helpers import ServerProcess, assertion_body, now_rfc3339, signed_headers
 
 pytestmark = pytest.mark.integration

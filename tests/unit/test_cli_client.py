@@ -374,3 +374,26 @@ def test_search_server_error(server: FakeServer) -> None:
 def test_commands_are_registered_under_their_names() -> None:
     names = [c.name for c in client_cmds.COMMANDS]
     assert names == ["keygen", "assert", "get", "query", "search"]
+
+
+def test_real_factory_fails_fast_on_long_retry_after(
+    monkeypatch: pytest.MonkeyPatch, key_file: Path
+) -> None:
+    fake = FakeServer()
+    fake.routes["/v1/assert"] = httpx.Response(
+        503,
+        json={"title": "Journal is read-only", "detail": "fsync failed", "status": 503},
+        headers={"Retry-After": "30"},
+    )
+    sleeps: list[float] = []
+    real = client_cmds.Client
+
+    def wired(url: str, key: AgentKey | None = None, **kw: Any) -> Client:
+        return real(url, key, transport=httpx.MockTransport(fake), sleep=sleeps.append, **kw)
+
+    monkeypatch.setattr(client_cmds, "Client", wired)
+    args = ["--subject", "s", "--predicate", "p", "--object", "o", "--confidence", "0.5"]
+    result = run("assert", "--key", str(key_file), *args)
+    assert result.exit_code == 1
+    assert "503 Journal is read-only: fsync failed (retry after 30 s)" in result.stderr
+    assert len(fake.requests) == 1 and sleeps == []

@@ -235,10 +235,12 @@ def test_failing_on_durable_is_logged_and_futures_still_resolve(
     def on_durable(records: list[Record], contexts: list[Any]) -> None:
         raise RuntimeError("index is down")
 
-    with caplog.at_level(logging.ERROR, logger="stemedb.journal"):
-        with Journal(tmp_path, on_durable=on_durable) as journal:
-            records = journal.append([b"kept"])
-            assert journal.read_only_reason is None
+    with (
+        caplog.at_level(logging.ERROR, logger="stemedb.journal"),
+        Journal(tmp_path, on_durable=on_durable) as journal,
+    ):
+        records = journal.append([b"kept"])
+        assert journal.read_only_reason is None
     assert records[0].lsn == 1
     assert any("on_durable failed" in r.getMessage() for r in caplog.records)
 
@@ -247,7 +249,7 @@ def test_on_commit_stats(tmp_path: Path) -> None:
     stats: list[tuple[int, float, int]] = []
     with Journal(tmp_path, on_commit_stats=lambda *a: stats.append(a)) as journal:
         journal.append([b"abc", b"de"])
-    (count, seconds, size), = stats
+    ((count, seconds, size),) = stats
     assert count == 2 and seconds >= 0 and size == 2 * 48 + 5
 
 

@@ -202,11 +202,9 @@ def test_our_pem_and_signature_work_in_openssl(tmp_path: Path) -> None:
     assert b"Signature Verified Successfully" in out
 
     body.write_bytes(BODY + b" ")
+    verify = ["pkeyutl", "-verify", "-pubin", "-inkey", pub_pem, "-rawin", "-in", body]
     proc = subprocess.run(
-        [str(OPENSSL), "pkeyutl", "-verify", "-pubin", "-inkey", pub_pem, "-rawin"]
-        + ["-in", str(body), "-sigfile", str(sig)],
-        capture_output=True,
-        check=False,
+        [str(OPENSSL), *map(str, verify), "-sigfile", str(sig)], capture_output=True, check=False
     )
     assert proc.returncode != 0
 

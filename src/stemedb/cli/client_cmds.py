@@ -30,13 +30,15 @@ from ..client import (
 )
 from ..signing import AgentKey
 
-EXIT_API_ERROR = 1
+EXIT_FAILED = 1  # the server answered with an error, or a local step (writing a key) failed
 EXIT_UNREACHABLE = 3
+# A person is waiting: ride out short rate limits, report long outages at once.
+CLI_MAX_RETRY_AFTER = 10.0
 
 
 def make_client(url: str, key: AgentKey | None = None) -> Client:
     """The client every command uses; tests replace it to plug in a transport."""
-    return Client(url, key)
+    return Client(url, key, max_retry_after=CLI_MAX_RETRY_AFTER)
 
 
 url_option = click.option(
@@ -65,12 +67,14 @@ def _client(url: str, key: AgentKey | None = None) -> Iterator[Client]:
             yield client
     except ApiError as e:
         lines = [str(e)]
-        lines += [f"  {err.get('field', '?')}: {err.get('message', '')}" for err in e.errors]
-        _fail("\n".join(lines), EXIT_API_ERROR)
+        for err in e.errors:
+            if isinstance(err, dict):
+                lines.append(f"  {err.get('field', '?')}: {err.get('message', '')}")
+        _fail("\n".join(lines), EXIT_FAILED)
     except ConnectionFailed as e:
         _fail(f"cannot reach the server: {e}", EXIT_UNREACHABLE)
     except ClientError as e:
-        _fail(str(e), EXIT_API_ERROR)
+        _fail(str(e), EXIT_FAILED)
 
 
 def _load_key(path: str) -> AgentKey:
@@ -213,9 +217,9 @@ def keygen(out: str, fmt: str) -> None:
     try:
         key.save(out, fmt=fmt)
     except FileExistsError:
-        _fail(f"{out} already exists; refusing to overwrite a key", EXIT_API_ERROR)
+        _fail(f"{out} already exists; refusing to overwrite a key", EXIT_FAILED)
     except OSError as e:
-        _fail(f"cannot write {out}: {e.strerror or e}", EXIT_API_ERROR)
+        _fail(f"cannot write {out}: {e.strerror or e}", EXIT_FAILED)
     click.echo(key.agent_id)
 
 

@@ -13,7 +13,7 @@ from rich.console import Console
 from ..errors import StemeError
 from ..settings import load_settings
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _fail(e: StemeError) -> None:
@@ -70,7 +70,7 @@ def verify(data_dir: str | None, config: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(report.to_json())
     else:
-        report.print(Console())
+        report.print(Console(soft_wrap=True))
     sys.exit(0 if report.ok else 1)
 
 
@@ -89,7 +89,7 @@ def reindex(data_dir: str | None, config: str | None) -> None:
         _fail(e)
     secs = time.perf_counter() - started
     rate = n / secs if secs > 0 else float(n)
-    Console().print(f"reindexed {n} records in {secs:.2f} s ({rate:,.0f} records/s); "
+    Console(soft_wrap=True).print(f"reindexed {n} records in {secs:.2f} s ({rate:,.0f} records/s); "
                     f"index digest {digest}")
 
 

@@ -30,6 +30,8 @@ from stemedb.journal.writer import (
     WriterOptions,
 )
 
+Payload = bytes | bytearray | memoryview
+
 
 @dataclass(frozen=True)
 class SegmentInfo:
@@ -97,7 +99,7 @@ class Journal:
         return self._writer.read_only_reason
 
     def submit(
-        self, payloads: Sequence[bytes], contexts: Sequence[Any] | None = None
+        self, payloads: Sequence[Payload], contexts: Sequence[Any] | None = None
     ) -> Future[list[Record]]:
         """Queues payloads to be written as consecutive records; the future resolves to
         their records once they are durable and ``on_durable`` has run.
@@ -112,7 +114,7 @@ class Journal:
         return self._writer.submit(items, context_list)
 
     def append(
-        self, payloads: Sequence[bytes], contexts: Sequence[Any] | None = None
+        self, payloads: Sequence[Payload], contexts: Sequence[Any] | None = None
     ) -> list[Record]:
         """``submit(...).result()``. Never call it from ``on_durable`` (deadlock)."""
         return self.submit(payloads, contexts).result()

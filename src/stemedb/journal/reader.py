@@ -33,13 +33,15 @@ def read_records(
     ``segments`` are the first LSNs of the segment files, ascending. Reading starts at the
     segment holding ``from_lsn`` and trusts that segment's header ``prev_hash``; everything
     from there on is checked. Any fault, including a last segment that does not end on a
-    frame boundary when ``to_lsn`` is None, raises :class:`JournalCorrupt`.
+    frame boundary when ``to_lsn`` is None, raises :class:`JournalCorrupt`. ``progress``
+    gets the running total of bytes checked.
     """
     if to_lsn is not None and to_lsn < from_lsn:
         return
     start = max(bisect.bisect_right(segments, max(from_lsn, 1)) - 1, 0)
     expect_lsn = segments[start] if segments else 1
     expect_hash: bytes | None = ZERO_HASH if expect_lsn == 1 else None
+    consumed = 0
     for first_lsn in segments[start:]:
         path = directory / segment_name(first_lsn)
         if first_lsn != expect_lsn:
@@ -47,13 +49,15 @@ def read_records(
         data = _read_file(path)
         _raise_if(path, check_header(data, first_lsn, expect_hash))
         expect_hash = header_prev_hash(data)
+        consumed += SEGMENT_HEADER_SIZE
         if progress is not None:
-            progress(SEGMENT_HEADER_SIZE)
+            progress(consumed)
         for frame in iter_frames(data, SEGMENT_HEADER_SIZE, first_lsn, expect_hash):
             if isinstance(frame, Fault):
                 raise JournalCorrupt(str(path), frame.offset, frame.what)
+            consumed += frame.end - frame.offset
             if progress is not None:
-                progress(frame.end - frame.offset)
+                progress(consumed)
             if frame.lsn >= from_lsn:
                 yield Record(frame.lsn, frame.payload, frame.hash, path.name, frame.offset)
             if frame.lsn == to_lsn:
@@ -75,7 +79,8 @@ def scan(
     Checks every segment header, checksum and chain link, and that segments are
     contiguous. Raises :class:`JournalCorrupt` at the first fault, including a torn tail
     (this check is strict; only opening a :class:`Journal` repairs a torn tail).
-    ``progress`` receives the number of bytes consumed since its previous call.
+    ``progress`` receives the total number of bytes checked so far, after each header
+    and each record.
     Stop at ``to_lsn`` to check a live journal up to its durable ``last_lsn``.
     """
     root = Path(directory)

@@ -78,6 +78,7 @@ def recover(directory: Path, fsync: Fsync) -> Recovered:
             segments.pop()
         else:
             truncated, broken = _cut_tail(path, data, fault.offset, fsync)
+        break  # a torn fault is only ever in the last segment
     active_size = (directory / segment_name(segments[-1])).stat().st_size if segments else 0
     report = RecoveryReport(lsn, prev, truncated, broken, len(segments))
     return Recovered(report, segments, active_size)
