@@ -7,6 +7,7 @@ declare -A pkg_for=(
   [openssl]=openssl
   [curl]=curl
   [jq]=jq
+  [promtool]=prometheus
 )
 
 missing=()

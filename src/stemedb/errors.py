@@ -12,7 +12,8 @@ RFC 9457 bodies) and an operator ``hint``::
     │   ├── Forbidden                     403  e.g. retracting another agent's assertion
     │   ├── NotFound                      404
     │   ├── Conflict                      409
-    │   │   └── NonceReused               409  nonce reused with a different body
+    │   │   ├── NonceReused               409  nonce reused with a different body
+    │   │   └── AlreadyDecided            409  quarantine item no longer pending; carries ``current``
     │   ├── PayloadTooLarge               413
     │   ├── UnsupportedMediaType          415
     │   ├── ValidationFailed              422  carries ``errors=[{"field","message"}]``
@@ -105,6 +106,18 @@ class Conflict(RequestError):
 class NonceReused(Conflict):
     type = "nonce-reused"
     title = "Nonce already used with a different body"
+
+
+class AlreadyDecided(Conflict):
+    type = "already-decided"
+    title = "Quarantine item is already decided"
+
+    def __init__(self, detail: str, current: dict[str, Any]) -> None:
+        super().__init__(detail)
+        self.current = current
+
+    def extra(self) -> dict[str, Any]:
+        return {"current": self.current}
 
 
 class PayloadTooLarge(RequestError):

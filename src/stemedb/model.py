@@ -30,6 +30,11 @@ def write_id(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
+def quarantine_id(assertion_id: str) -> str:
+    """The id of a quarantine item: derived from its assertion, so replay reproduces it."""
+    return hashlib.sha256(b"quarantine:" + assertion_id.encode()).hexdigest()[:32]
+
+
 def parse_time(value: str) -> datetime:
     """Parse an RFC 3339 timestamp with a zone; returns an aware UTC datetime."""
     if not isinstance(value, str) or len(value) < 20 or value[10] not in "Tt ":

@@ -7,6 +7,15 @@ time ``at`` at which the server recorded it:
   signed body text, ``sig`` the base64 signature. The assertion id is the SHA-256 of
   ``body``'s UTF-8 bytes.
 - ``{"t": "retract", "at", "body", "sig"}`` — a signed retraction.
+- ``{"t": "assert", ..., "v": {"reason", "score", "signals", ...}}`` — a signed assertion
+  that content defense quarantined; ``v`` is the verdict as decided at write time (replay
+  never re-decides, so changing thresholds later does not rewrite history).
+- ``{"t": "admin", "at", "by", "action", ...}`` — an admin decision (who, when, why):
+  ``quarantine.approve`` ``{id, note}``, ``quarantine.reject`` ``{id, reason}``,
+  ``quarantine.note`` ``{id, note}``, ``quarantine.purge`` ``{before}``,
+  ``allowlist.add`` ``{agent_id, expires_at, reason}``, ``allowlist.remove``
+  ``{agent_id, reason}``, ``thresholds.set`` ``{values, source}``, ``breaker.open``
+  ``{agent_id, reason, duration_seconds}``, ``breaker.reset`` ``{agent_id, reason}``.
 
 Every derived state is a deterministic function of these payloads in LSN order.
 """
@@ -21,6 +30,7 @@ import orjson
 
 ASSERT = "assert"
 RETRACT = "retract"
+ADMIN = "admin"
 SIGNED_KINDS = (ASSERT, RETRACT)
 
 
@@ -36,11 +46,19 @@ class SignedWrite:
     body: bytes
     signature: str
     at: int
+    verdict: dict[str, Any] | None = None
 
     def encode(self) -> bytes:
-        return orjson.dumps(
-            {"t": self.kind, "at": self.at, "body": self.body.decode("utf-8"), "sig": self.signature}
-        )
+        data: dict[str, Any] = {"t": self.kind, "at": self.at, "body": self.body.decode("utf-8"),
+                                "sig": self.signature}
+        if self.verdict is not None:
+            data["v"] = self.verdict
+        return orjson.dumps(data)
+
+
+def admin_record(action: str, by: str, at: int | None = None, **fields: Any) -> bytes:
+    return orjson.dumps({"t": ADMIN, "at": now_us() if at is None else at, "by": by,
+                         "action": action, **fields})
 
 
 def decode(payload: bytes) -> dict[str, Any]:
@@ -51,4 +69,5 @@ def decode(payload: bytes) -> dict[str, Any]:
 
 
 def signed_write(data: dict[str, Any]) -> SignedWrite:
-    return SignedWrite(data["t"], data["body"].encode("utf-8"), data["sig"], int(data["at"]))
+    return SignedWrite(data["t"], data["body"].encode("utf-8"), data["sig"], int(data["at"]),
+                       data.get("v"))

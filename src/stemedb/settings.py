@@ -76,10 +76,36 @@ class AdminSettings:
 
 
 @dataclass
+class ContentDefenseSettings:
+    quality_threshold: float = _s(0.6, "STEMEDB_QUALITY_THRESHOLD",
+                                  "Quality score below which a write is quarantined as LowQuality.",
+                                  minimum=0, maximum=1)
+    confidence_threshold: float = _s(0.85, "STEMEDB_CONFIDENCE_THRESHOLD",
+                                     "Confidence above which evidence is expected "
+                                     "(a claim without it loses quality).", minimum=0, maximum=1)
+    duplicate_lookback_hours: float = _s(48.0, "STEMEDB_DUPLICATE_LOOKBACK_HOURS",
+                                         "Window in which the same agent repeating the same "
+                                         "claim is quarantined as Duplicate.", minimum=0.001,
+                                         maximum=8760)
+    untrusted_confidence_threshold: float = _s(0.95, "STEMEDB_UNTRUSTED_CONFIDENCE_THRESHOLD",
+                                               "Confidence at or above which a not-yet-trusted "
+                                               "agent is quarantined as UntrustedHighConfidence.",
+                                               minimum=0, maximum=1)
+    max_pending_per_agent: int = _s(10000, "STEMEDB_MAX_PENDING_PER_AGENT",
+                                    "Most pending quarantine items one agent may have; further "
+                                    "writes that would be quarantined answer 429.", minimum=1)
+    rejected_retention_days: float = _s(30.0, "STEMEDB_REJECTED_RETENTION_DAYS",
+                                        "Rejected quarantine items are dropped from the index "
+                                        "this long after the decision (the journal keeps them).",
+                                        minimum=0.0)
+
+
+@dataclass
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     journal: JournalSettings = field(default_factory=JournalSettings)
     admin: AdminSettings = field(default_factory=AdminSettings)
+    content_defense: ContentDefenseSettings = field(default_factory=ContentDefenseSettings)
     config_path: str | None = None
 
     @property
@@ -87,7 +113,7 @@ class Settings:
         return Path(self.server.data_dir)
 
 
-_SECTIONS = ("server", "journal", "admin")
+_SECTIONS = ("server", "journal", "admin", "content_defense")
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,20 @@ def main() -> None:
     """StemeDB: an epistemic database for AI agents."""
 
 
-def _register() -> None:
-    from . import client_cmds, server_cmds
+# Command modules, in help order. Each exposes COMMANDS, a list of click commands.
+_MODULES = ("server_cmds", "client_cmds", "admin_cmds", "ops_cmds")
 
-    for module in (server_cmds, client_cmds):
+
+def _register() -> None:
+    import importlib
+
+    for name in _MODULES:
+        try:
+            module = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"{__name__}.{name}":
+                raise
+            continue
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -70,6 +70,80 @@ CREATE TABLE IF NOT EXISTS retractions (
     signature   TEXT NOT NULL
 ) STRICT;
 
+-- Duplicate detection: same agent, subject, predicate, object, context.
+CREATE INDEX IF NOT EXISTS assertions_dup
+    ON assertions (agent_id, subject, predicate, object_json, context, recorded_at);
+
+CREATE TABLE IF NOT EXISTS quarantine (
+    id              TEXT PRIMARY KEY,   -- quarantine id (what a 202 returns)
+    assertion_id    TEXT NOT NULL UNIQUE,
+    agent_id        TEXT NOT NULL,
+    reason          TEXT NOT NULL,      -- Duplicate | LowQuality | UntrustedHighConfidence
+    score           REAL NOT NULL,
+    verdict         TEXT NOT NULL,      -- JSON breakdown as decided at write time
+    status          TEXT NOT NULL,      -- pending | approved | rejected
+    lsn             INTEGER NOT NULL,
+    created_at      INTEGER NOT NULL,   -- unix microseconds
+    decided_at      INTEGER,
+    decided_by      TEXT,
+    decision_reason TEXT,
+    decided_lsn     INTEGER,
+    notes           TEXT NOT NULL DEFAULT '[]'
+) STRICT;
+CREATE INDEX IF NOT EXISTS quarantine_status ON quarantine (status, lsn);
+CREATE INDEX IF NOT EXISTS quarantine_agent ON quarantine (status, agent_id, lsn);
+CREATE INDEX IF NOT EXISTS quarantine_reason ON quarantine (status, reason, lsn);
+
+CREATE TABLE IF NOT EXISTS allowlist (
+    agent_id   TEXT PRIMARY KEY,
+    expires_at TEXT NOT NULL,           -- RFC 3339
+    expires_us INTEGER NOT NULL,
+    reason     TEXT NOT NULL,
+    added_by   TEXT NOT NULL,
+    added_at   INTEGER NOT NULL,
+    lsn        INTEGER NOT NULL
+) STRICT;
+
+-- Runtime state set by admin records (thresholds, ...): key -> JSON.
+CREATE TABLE IF NOT EXISTS state (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    lsn   INTEGER NOT NULL
+) STRICT;
+
+-- Admin decisions in order (audit log): every admin record.
+CREATE TABLE IF NOT EXISTS audit (
+    lsn    INTEGER PRIMARY KEY,
+    at     INTEGER NOT NULL,
+    by     TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT,
+    detail TEXT NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS audit_target ON audit (target, lsn);
+
+-- Manual circuit-breaker actions (automatic state is rebuilt from recent history).
+CREATE TABLE IF NOT EXISTS breakers (
+    agent_id   TEXT PRIMARY KEY,
+    state      TEXT NOT NULL,           -- OPEN | CLOSED
+    reason     TEXT NOT NULL,
+    opened_at  INTEGER,
+    until_us   INTEGER,
+    lsn        INTEGER NOT NULL
+) STRICT;
+
+-- Per-agent counts feeding trust.
+CREATE TABLE IF NOT EXISTS agents (
+    agent_id    TEXT PRIMARY KEY,
+    accepted    INTEGER NOT NULL DEFAULT 0,
+    quarantined INTEGER NOT NULL DEFAULT 0,
+    approved    INTEGER NOT NULL DEFAULT 0,
+    rejected    INTEGER NOT NULL DEFAULT 0,
+    retracted   INTEGER NOT NULL DEFAULT 0,
+    first_seen  INTEGER NOT NULL,
+    last_seen   INTEGER NOT NULL
+) STRICT;
+
 CREATE VIRTUAL TABLE IF NOT EXISTS assertions_fts USING fts5 (
     subject, predicate, object_text,
     content='assertions', content_rowid='rowid', tokenize='unicode61 remove_diacritics 2'

@@ -20,7 +20,14 @@ from typing import Any
 import orjson
 
 from .. import records
-from ..model import Assertion, Retraction, parse_assertion, parse_retraction, write_id
+from ..model import (
+    Assertion,
+    Retraction,
+    parse_assertion,
+    parse_retraction,
+    quarantine_id,
+    write_id,
+)
 from .schema import DDL, SCHEMA_VERSION
 
 log = logging.getLogger("stemedb.index")
@@ -177,7 +184,9 @@ class IndexStore:
         """Every row of every base table in a fixed order: what ``digest`` hashes."""
         conn = self.reader
         for table, order in (("meta", "key"), ("lsn_time", "lsn"), ("writes", "id"),
-                             ("assertions", "id"), ("retractions", "id")):
+                             ("assertions", "id"), ("retractions", "id"), ("quarantine", "id"),
+                             ("allowlist", "agent_id"), ("state", "key"), ("audit", "lsn"),
+                             ("breakers", "agent_id"), ("agents", "agent_id")):
             for row in conn.execute(f"SELECT * FROM {table} ORDER BY {order}"):
                 yield orjson.dumps([table, *tuple(row)])
         # The FTS index is part of the state a reader sees.
@@ -201,7 +210,13 @@ def _apply_assert(c: sqlite3.Connection, e: Entry) -> None:
     w = records.signed_write(e.data)
     a: Assertion = e.parsed if isinstance(e.parsed, Assertion) else parse_assertion(w.body)
     aid = write_id(w.body)
-    outcome = orjson.dumps({"id": aid, "status": "accepted", "lsn": e.lsn}).decode()
+    v = w.verdict
+    if v is None:
+        outcome = orjson.dumps({"id": aid, "status": "accepted", "lsn": e.lsn}).decode()
+    else:
+        outcome = orjson.dumps({"id": aid, "status": "quarantined", "lsn": e.lsn,
+                                "quarantine_id": quarantine_id(aid),
+                                "reason": v["reason"]}).decode()
     cur = c.execute(
         "INSERT OR IGNORE INTO writes (id, agent_id, nonce, kind, lsn, outcome) "
         "VALUES (?, ?, ?, 'assert', ?, ?)",
@@ -214,18 +229,29 @@ def _apply_assert(c: sqlite3.Connection, e: Entry) -> None:
         "INSERT INTO assertions (id, lsn, agent_id, subject, predicate, object_json, object_text,"
         " object_raw, context, confidence, evidence, valid_from, valid_until, supersedes,"
         " timestamp, nonce, recorded_at, status, active_lsn, body, signature)"
-        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,'active',?,?,?)",
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (aid, e.lsn, a.agent_id, a.subject_key, a.predicate_key, a.object_json, object_text,
          orjson.dumps(a.object).decode(), a.context_key, a.confidence,
          orjson.dumps(a.evidence).decode(), a.valid_from, a.valid_until, a.supersedes,
-         a.timestamp, a.nonce, w.at, e.lsn, w.body.decode("utf-8"), w.signature),
+         a.timestamp, a.nonce, w.at, "active" if v is None else "quarantined",
+         e.lsn if v is None else None, w.body.decode("utf-8"), w.signature),
     )
     c.execute(
         "INSERT INTO assertions_fts (rowid, subject, predicate, object_text) VALUES (?,?,?,?)",
         (cur.lastrowid, a.subject_key, a.predicate_key, object_text),
     )
+    if v is not None:
+        c.execute(
+            "INSERT INTO quarantine (id, assertion_id, agent_id, reason, score, verdict, status,"
+            " lsn, created_at) VALUES (?,?,?,?,?,?,'pending',?,?)",
+            (quarantine_id(aid), aid, a.agent_id, v["reason"], float(v.get("score", 0.0)),
+             orjson.dumps(v).decode(), e.lsn, w.at),
+        )
+        count_agent(c, a.agent_id, "quarantined", w.at)
+        return
+    count_agent(c, a.agent_id, "accepted", w.at)
     if a.supersedes:
-        _end(c, a.supersedes, a.agent_id, "superseded", e.lsn, aid)
+        end_assertion(c, a.supersedes, a.agent_id, "superseded", e.lsn, aid)
 
 
 def _apply_retract(c: sqlite3.Connection, e: Entry) -> None:
@@ -247,16 +273,40 @@ def _apply_retract(c: sqlite3.Connection, e: Entry) -> None:
         " signature) VALUES (?,?,?,?,?,?,?,?)",
         (rid, e.lsn, r.agent_id, r.retracts, r.reason, w.at, w.body.decode("utf-8"), w.signature),
     )
-    _end(c, r.retracts, r.agent_id, "retracted", e.lsn, rid)
+    if end_assertion(c, r.retracts, r.agent_id, "retracted", e.lsn, rid):
+        count_agent(c, r.agent_id, "retracted", w.at)
 
 
-def _end(c: sqlite3.Connection, aid: str, agent_id: str, status: str, lsn: int, by: str) -> None:
-    """End an active assertion of the same agent (no-op otherwise: deterministic)."""
-    c.execute(
+def end_assertion(c: sqlite3.Connection, aid: str, agent_id: str | None, status: str, lsn: int,
+                  by: str) -> bool:
+    """End an active assertion (of ``agent_id`` when given); no-op otherwise, so replay
+    is deterministic. True when it took effect."""
+    cur = c.execute(
         "UPDATE assertions SET status=?, ended_lsn=?, ended_by=? "
-        "WHERE id=? AND agent_id=? AND status='active'",
-        (status, lsn, by, aid, agent_id),
+        "WHERE id=? AND (? IS NULL OR agent_id=?) AND status='active'",
+        (status, lsn, by, aid, agent_id, agent_id),
+    )
+    return cur.rowcount > 0
+
+
+_COUNTERS = ("accepted", "quarantined", "approved", "rejected", "retracted")
+
+
+def count_agent(c: sqlite3.Connection, agent_id: str, counter: str, at: int) -> None:
+    assert counter in _COUNTERS
+    c.execute(
+        f"INSERT INTO agents (agent_id, {counter}, first_seen, last_seen) VALUES (?, 1, ?, ?) "
+        f"ON CONFLICT (agent_id) DO UPDATE SET {counter} = {counter} + 1, "
+        "last_seen = max(last_seen, excluded.last_seen)",
+        (agent_id, at, at),
     )
 
 
-_APPLY = {records.ASSERT: _apply_assert, records.RETRACT: _apply_retract}
+def _apply_admin(c: sqlite3.Connection, e: Entry) -> None:
+    from .admin import apply_admin
+
+    apply_admin(c, e)
+
+
+_APPLY = {records.ASSERT: _apply_assert, records.RETRACT: _apply_retract,
+          records.ADMIN: _apply_admin}

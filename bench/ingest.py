@@ -1,0 +1,203 @@
+"""Ingest figures: single-assertion ingest against its ceiling, batch ingest against
+signature verification alone, and a sampling profile of the server under single ingest.
+
+Bodies are signed right before each run (timestamps must be within the server's clock
+skew window) and each is sent once: a warm-up run estimates the rate, then enough bodies
+for the measured run plus a margin are signed. If a run still exhausts its bodies, the
+replays are answered 200 (retry) and are not counted as stored.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from pathlib import Path
+
+import nacl.signing
+import orjson
+
+from stemedb.signing import decode_signature
+
+from . import loadgen, profile
+from .context import Context, log
+from .loadgen import LoadError, WrkResult
+from .servers import CeilingServer, StemeServer, wait_idle
+from .signer import Signed
+
+SINGLE_CONNECTIONS = 32
+BATCH_CONNECTIONS = 4
+BATCH_ITEMS = 1000
+MARGIN = 1.6  # bodies signed per body expected to be sent
+MAX_BODIES = 400_000
+
+
+def _bodies_needed(rate: float, seconds: float, minimum: int, step: int = 1) -> int:
+    n = max(minimum, min(MAX_BODIES, int(rate * seconds * MARGIN) + 2 * step))
+    return int(math.ceil(n / step) * step)
+
+
+def _check_single(r: WrkResult, what: str) -> None:
+    if r.wrapped:
+        log(f"  warning: {what} ran out of bodies ({r.wrapped} restarts); "
+            f"{r.c200} replays answered 200 are not counted")
+    if r.c202 > 0.01 * r.requests:
+        log(f"  warning: {what}: {r.c202} of {r.requests} writes were quarantined (202)")
+
+
+# -- single ingest -------------------------------------------------------------------
+
+
+def measure_single(ctx: Context, server: StemeServer, name: str,
+                   warm_rate: float | None = None) -> tuple[WrkResult, list[Signed]]:
+    """Warm-up, then a measured run of single signed writes at 32 connections.
+    Returns the measured result and the bodies it used."""
+    rate = warm_rate
+    if rate is None:
+        warm = ctx.signer.sign(_bodies_needed(3000, ctx.warmup_s, 4000))
+        f = ctx.work / f"{name}-warm.txt"
+        loadgen.write_posts(f, "/v1/assert", warm)
+        w = loadgen.run_wrk(server.url, f, connections=SINGLE_CONNECTIONS,
+                            duration_s=ctx.warmup_s)
+        rate = w.new_writes_rate
+        wait_idle(server.pid)
+    bodies = ctx.signer.sign(_bodies_needed(rate, ctx.duration_s, 5000))
+    f = ctx.work / f"{name}.txt"
+    loadgen.write_posts(f, "/v1/assert", bodies)
+    r = loadgen.run_wrk(server.url, f, connections=SINGLE_CONNECTIONS, duration_s=ctx.duration_s)
+    _check_single(r, name)
+    server.check_alive()
+    wait_idle(server.pid)
+    return r, bodies
+
+
+def run_single(ctx: Context, server: StemeServer) -> list[Signed]:
+    r, bodies = measure_single(ctx, server, "ingest-single")
+    ctx.put("ingest_single.rate", r.new_writes_rate)
+    ctx.put("ingest_single.p50_ms", r.lat_p50_ms, "{:.2f}")
+    ctx.put("ingest_single.p99_ms", r.lat_p99_ms, "{:.2f}")
+    ctx.notes["ingest_single"] = {"requests": r.requests, "stored_201": r.c201,
+                                  "quarantined_202": r.c202, "bodies_signed": len(bodies)}
+    return bodies
+
+
+def run_ceiling(ctx: Context, bodies: list[Signed]) -> None:
+    """The same bodies and load generator against the trivial handler on the same stack."""
+    f = ctx.work / "ceiling.txt"
+    loadgen.write_posts(f, "/ceiling", bodies)
+    with CeilingServer(ctx.work) as c:
+        c.start()
+        loadgen.run_wrk(c.url, f, connections=SINGLE_CONNECTIONS, duration_s=ctx.warmup_s)
+        wait_idle(c.pid)
+        r = loadgen.run_wrk(c.url, f, connections=SINGLE_CONNECTIONS, duration_s=ctx.duration_s)
+        c.check_alive()
+    ctx.put("ingest_single.ceiling_rate", r.c201 / r.duration_s)
+    ctx.put("ingest_single.ceiling_p99_ms", r.lat_p99_ms, "{:.2f}")
+    if "ingest_single.rate" in ctx.results:
+        ctx.put("ingest_single.ratio",
+                ctx.results["ingest_single.rate"] / ctx.results["ingest_single.ceiling_rate"],
+                "{:.3f}")
+
+
+def run_profile(ctx: Context, server: StemeServer, seconds: float = 8.0) -> list[Path]:
+    """Two profiled single-ingest runs: every non-idle thread, then only the GIL holder."""
+    if profile.py_spy() is None:
+        log("  py-spy not installed; skipping the profile")
+        return []
+    rate = ctx.results.get("ingest_single.rate", 2000.0)
+    written = []
+    for gil in (False, True):
+        kind = "gil" if gil else "threads"
+        bodies = ctx.signer.sign(_bodies_needed(rate, seconds + 2, 5000))
+        f = ctx.work / f"profile-{kind}.txt"
+        loadgen.write_posts(f, "/v1/assert", bodies)
+        out = ctx.results_dir / f"profile-ingest-{kind}.folded"
+        out.unlink(missing_ok=True)
+        rec = profile.Recording(server.pid, seconds, out, gil_only=gil)
+        time.sleep(0.5)  # let py-spy attach before the load starts
+        r = loadgen.run_wrk(server.url, f, connections=SINGLE_CONNECTIONS,
+                            duration_s=seconds + 1)
+        if rec.wait():
+            written.append(out)
+            log(f"  profile ({kind}) at {r.new_writes_rate:,.0f} writes/s -> {out.name}")
+        wait_idle(server.pid)
+    return written
+
+
+# -- batch ingest --------------------------------------------------------------------
+
+
+def run_batch(ctx: Context, server: StemeServer) -> list[Signed]:
+    warm = ctx.signer.sign(8 * BATCH_ITEMS)
+    f = ctx.work / "batch-warm.txt"
+    loadgen.write_batches(f, "/v1/assert/batch", warm, BATCH_ITEMS)
+    w = loadgen.run_wrk(server.url, f, connections=BATCH_CONNECTIONS, duration_s=ctx.warmup_s + 1,
+                        mode="items", timeout_s=30)
+    wait_idle(server.pid)
+    rate = max(w.items / w.duration_s, 2000.0)
+    bodies = ctx.signer.sign(_bodies_needed(rate, ctx.duration_s, 20 * BATCH_ITEMS, BATCH_ITEMS))
+    f = ctx.work / "batch.txt"
+    loadgen.write_batches(f, "/v1/assert/batch", bodies, BATCH_ITEMS)
+    r = loadgen.run_wrk(server.url, f, connections=BATCH_CONNECTIONS, duration_s=ctx.duration_s,
+                        mode="items", timeout_s=30)
+    server.check_alive()
+    if r.wrapped:
+        log(f"  warning: batch run ran out of bodies ({r.wrapped} restarts)")
+    else:
+        missing = r.requests * BATCH_ITEMS - r.items
+        if missing > loadgen.ERROR_TOLERANCE * r.requests * BATCH_ITEMS:
+            raise LoadError(f"batch ingest: {missing} of {r.requests * BATCH_ITEMS} items "
+                            "were not stored (item errors inside 200 answers)")
+    ctx.put("ingest_batch.rate", r.items / r.duration_s)
+    ctx.put("ingest_batch.request_p50_ms", r.lat_p50_ms, "{:.1f}")
+    ctx.notes["ingest_batch"] = {"requests": r.requests, "items_stored": r.items,
+                                 "connections": BATCH_CONNECTIONS, "items_per_request": BATCH_ITEMS}
+    wait_idle(server.pid)
+    return bodies
+
+
+def verify_only_rate(bodies: list[Signed], seconds: float = 3.0,
+                     threads: int | None = None) -> float:
+    """Ed25519 verifications per second with PyNaCl alone, one thread per core, over the
+    given bodies (keys built and signatures decoded beforehand)."""
+    threads = threads or os.cpu_count() or 2
+    keys: dict[str, nacl.signing.VerifyKey] = {}
+    items = []
+    for s in bodies:
+        agent = orjson.loads(s.body)["agent_id"]
+        key = keys.get(agent)
+        if key is None:
+            key = keys[agent] = nacl.signing.VerifyKey(bytes.fromhex(agent))
+        items.append((key, s.body, decode_signature(s.signature)))
+    chunk = 256
+    lock = threading.Lock()
+    position = 0
+    done = [0] * threads
+    deadline = time.perf_counter() + seconds
+
+    def worker(w: int) -> None:
+        nonlocal position
+        while time.perf_counter() < deadline:
+            with lock:
+                start = position
+                position = (position + chunk) % len(items)
+            part = items[start:start + chunk]
+            for key, body, sig in part:
+                key.verify(body, sig)
+            done[w] += len(part)
+
+    started = time.perf_counter()
+    pool = [threading.Thread(target=worker, args=(w,)) for w in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return sum(done) / (time.perf_counter() - started)
+
+
+def run_verify_only(ctx: Context, bodies: list[Signed]) -> None:
+    rate = verify_only_rate(bodies[:50_000])
+    ctx.put("ingest_batch.verify_only_rate", rate)
+    if "ingest_batch.rate" in ctx.results:
+        ctx.put("ingest_batch.ratio", ctx.results["ingest_batch.rate"] / rate, "{:.3f}")

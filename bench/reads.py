@@ -1,0 +1,77 @@
+"""Point reads: ``GET /v1/assertions/{id}`` of stored ids at 32 connections."""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+
+from . import loadgen, profile
+from .context import Context, log
+from .loadgen import LoadError
+from .servers import StemeServer, wait_idle
+
+CONNECTIONS = 32
+PRELOAD = 10_000
+
+
+def preload(ctx: Context, server: StemeServer, n: int = PRELOAD) -> list[str]:
+    """Stores n known assertions through the batch endpoint; returns their ids."""
+    ids: list[str] = []
+    bodies = ctx.signer.sign(n)
+    with httpx.Client(base_url=server.url, timeout=120.0) as client:
+        for i in range(0, n, 1000):
+            items = [{"body": s.body.decode(), "signature": s.signature}
+                     for s in bodies[i:i + 1000]]
+            resp = client.post("/v1/assert/batch", content=orjson.dumps({"items": items}),
+                               headers={"Content-Type": "application/json"})
+            if resp.status_code != 200:
+                raise LoadError(f"preload batch answered {resp.status_code}: {resp.text[:300]}")
+            for res in resp.json()["results"]:
+                if res.get("status") in ("accepted", "quarantined") and "id" in res:
+                    ids.append(res["id"])
+    if len(ids) < 0.99 * n:
+        raise LoadError(f"preload stored only {len(ids)} of {n} assertions")
+    return ids
+
+
+def run_reads(ctx: Context, server: StemeServer) -> list[str]:
+    ids = preload(ctx, server)
+    wait_idle(server.pid)
+    random.Random(7).shuffle(ids)
+    f = ctx.work / "reads.txt"
+    loadgen.write_gets(f, (f"/v1/assertions/{i}" for i in ids))
+    loadgen.run_wrk(server.url, f, connections=CONNECTIONS, duration_s=ctx.warmup_s, mode="none")
+    wait_idle(server.pid)
+    r = loadgen.run_wrk(server.url, f, connections=CONNECTIONS, duration_s=ctx.duration_s,
+                        mode="none")
+    server.check_alive()
+    ctx.put("read.p50_ms", r.lat_p50_ms, "{:.2f}")
+    ctx.put("read.p99_ms", r.lat_p99_ms, "{:.2f}")
+    ctx.put("read.rate", r.rate)
+    wait_idle(server.pid)
+    # The same at one connection: latency without queueing behind 31 other requests.
+    r1 = loadgen.run_wrk(server.url, f, connections=1, duration_s=min(5.0, ctx.duration_s),
+                         mode="none")
+    ctx.put("read.p99_ms_1conn", r1.lat_p99_ms, "{:.2f}")
+    wait_idle(server.pid)
+    return ids
+
+
+def run_read_profile(ctx: Context, server: StemeServer, seconds: float = 6.0) -> list[Path]:
+    if profile.py_spy() is None:
+        return []
+    f = ctx.work / "reads.txt"
+    out = ctx.results_dir / "profile-read-gil.folded"
+    out.unlink(missing_ok=True)
+    rec = profile.Recording(server.pid, seconds, out, gil_only=True)
+    time.sleep(0.5)
+    loadgen.run_wrk(server.url, f, connections=CONNECTIONS, duration_s=seconds + 1, mode="none")
+    wait_idle(server.pid)
+    if rec.wait():
+        log(f"  profile (reads, gil) -> {out.name}")
+        return [out]
+    return []

@@ -1,0 +1,151 @@
+"""Results: targets, merge with the previous run, atomic JSON + markdown output."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+# key -> (comparison, target). Keys without a target are reported for context.
+TARGETS: dict[str, tuple[str, float]] = {
+    "ingest_single.ratio": (">=", 0.6),
+    "ingest_batch.rate": (">=", 15_000),
+    "ingest_batch.ratio": (">=", 0.7),
+    "group_commit.records_per_fsync_64": (">=", 8),
+    "read.p99_ms": ("<=", 5),
+    "reindex.rate": (">=", 50_000),
+}
+
+# Display order; other keys follow alphabetically.
+ORDER = [
+    "ingest_single.rate", "ingest_single.ceiling_rate", "ingest_single.ratio",
+    "ingest_single.p50_ms", "ingest_single.p99_ms", "ingest_single.ceiling_p99_ms",
+    "ingest_batch.rate", "ingest_batch.verify_only_rate", "ingest_batch.ratio",
+    "ingest_batch.request_p50_ms",
+    "group_commit.records_per_fsync_1", "group_commit.records_per_fsync_8",
+    "group_commit.records_per_fsync_64", "group_commit.rate_1", "group_commit.rate_8",
+    "group_commit.rate_64", "group_commit.fsync_p50_ms",
+    "read.p50_ms", "read.p99_ms", "read.rate", "read.p99_ms_1conn",
+    "reindex.rate",
+    "scale.ratio_5m", "scale.rate_empty", "scale.rate_5m",
+]
+
+DOCS_START = "<!-- bench:results:start -->"
+DOCS_END = "<!-- bench:results:end -->"
+
+
+def met(key: str, value: float) -> bool | None:
+    t = TARGETS.get(key)
+    if t is None:
+        return None
+    op, target = t
+    return value >= target if op == ">=" else value <= target
+
+
+def ordered(keys: list[str]) -> list[str]:
+    first = [k for k in ORDER if k in keys]
+    return first + sorted(k for k in keys if k not in ORDER)
+
+
+def merge(old_path: Path, new: dict[str, float], meta: dict[str, Any]) -> dict[str, Any]:
+    """New results plus the previous run's keys this run did not measure (e.g. the
+    --scale figure after a plain run); ``meta.carried_over`` says from which run."""
+    merged: dict[str, Any] = dict(new)
+    carried: dict[str, str] = {}
+    try:
+        old = json.loads(old_path.read_text())
+    except (OSError, ValueError):
+        old = {}
+    old_meta = old.get("meta", {}) if isinstance(old.get("meta"), dict) else {}
+    for k, v in old.items():
+        if k == "meta" or k in new or not isinstance(v, int | float):
+            continue
+        merged[k] = v
+        carried[k] = old_meta.get("carried_over", {}).get(k) or old_meta.get("date", "?")
+    meta["carried_over"] = carried
+    return {"meta": meta, **{k: merged[k] for k in ordered(list(merged))}}
+
+
+def fmt(key: str, value: float) -> str:
+    if key.endswith("_ms") or key.endswith("ratio") or "ratio_" in key:
+        return f"{value:.3f}" if value < 10 else f"{value:,.1f}"
+    if "records_per_fsync" in key:
+        return f"{value:.2f}"
+    return f"{value:,.0f}"
+
+
+def target_text(key: str) -> str:
+    t = TARGETS.get(key)
+    if t is None:
+        return ""
+    op, v = t
+    return f"{'≥' if op == '>=' else '≤'} {v:,g}"
+
+
+def table(data: dict[str, Any]) -> str:
+    carried = data.get("meta", {}).get("carried_over", {})
+    lines = ["| key | value | target | met? |", "| --- | ---: | --- | --- |"]
+    for k in ordered([k for k in data if k != "meta"]):
+        v = data[k]
+        ok = met(k, v)
+        mark = "" if ok is None else ("yes" if ok else "**no**")
+        note = f" (from {carried[k][:10]})" if k in carried else ""
+        lines.append(f"| `{k}`{note} | {fmt(k, v)} | {target_text(k)} | {mark} |")
+    return "\n".join(lines)
+
+
+def markdown(data: dict[str, Any]) -> str:
+    m = data["meta"]
+    machine = m.get("machine", {})
+    head = [
+        "# StemeDB benchmark results",
+        "",
+        f"Run {m.get('date', '?')} at commit `{m.get('git_commit', '?')[:12]}`"
+        f"{' (with local changes)' if m.get('git_dirty') else ''}; "
+        f"{machine.get('cores', '?')} cores ({machine.get('cpu', '?')}), "
+        f"{machine.get('memory_gib', '?')} GiB, Python {m.get('python', '?')}, "
+        f"{m.get('wrk', '?')}. Load average at start: {m.get('load_average_at_start', '?')}. "
+        f"Took {m.get('total_s', '?')} s.",
+        "",
+        "Server, load generator and (for group commit, verify-only and reindex) the "
+        "benchmark process share the same cores. Method: `docs/benchmarks.md`.",
+        "",
+    ]
+    return "\n".join(head) + table(data) + "\n"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write(results_dir: Path, new: dict[str, float], meta: dict[str, Any]) -> dict[str, Any]:
+    results_dir.mkdir(parents=True, exist_ok=True)
+    data = merge(results_dir / "latest.json", new, meta)
+    write_atomic(results_dir / "latest.json", json.dumps(data, indent=2) + "\n")
+    write_atomic(results_dir / "latest.md", markdown(data))
+    return data
+
+
+def update_docs(docs: Path, data: dict[str, Any]) -> bool:
+    """Replaces the table between the result markers in docs/benchmarks.md, if present."""
+    try:
+        text = docs.read_text(encoding="utf-8")
+    except OSError:
+        return False
+    if DOCS_START not in text or DOCS_END not in text:
+        return False
+    m = data["meta"]
+    block = (f"{DOCS_START}\nMeasured {m.get('date', '?')[:10]} at commit "
+             f"`{m.get('git_commit', '?')[:12]}` on {m.get('machine', {}).get('cores', '?')} "
+             f"cores (copied from `bench/results/latest.md` by `make bench`).\n\n"
+             f"{table(data)}\n{DOCS_END}")
+    pattern = re.compile(re.escape(DOCS_START) + ".*?" + re.escape(DOCS_END), re.S)
+    write_atomic(docs, pattern.sub(lambda _: block, text, count=1))
+    return True

@@ -1,0 +1,143 @@
+"""Server processes for the benchmarks: ``stemedb serve`` and the ceiling app.
+
+Both run as real child processes on free loopback ports; the load generator is a third
+process. Logs go to a file beside the data directory and are shown when start-up fails.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+class Process:
+    """A child server process; stop() always ends it (TERM, then KILL after a grace)."""
+
+    ready_path = "/healthz"
+
+    def __init__(self, argv: list[str], log_path: Path, env: dict[str, str] | None = None,
+                 port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.argv = [a.replace("{port}", str(self.port)) for a in argv]
+        self.log_path = log_path
+        self.env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self, timeout: float = 60.0) -> Process:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(self.argv, env=self.env, stdout=log,
+                                         stderr=subprocess.STDOUT, cwd=ROOT)
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                if httpx.get(self.url + self.ready_path, timeout=2.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise TimeoutError(f"{self.argv[:4]} not ready after {timeout:.0f} s\n{self.log_tail()}")
+
+    def check_alive(self) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(f"server exited with {self.proc.returncode}\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 40) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait(10)
+
+    def __enter__(self) -> Process:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+class StemeServer(Process):
+    """``python -m stemedb serve`` on its own data directory, quiet logs, no dashboard."""
+
+    ready_path = "/readyz"
+
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+        self.data_dir = data_dir
+        argv = [sys.executable, "-m", "stemedb", "serve", "--port", "{port}",
+                "--data-dir", str(data_dir), "--dashboard-port", "0"]
+        super().__init__(argv, data_dir.parent / f"{data_dir.name}-server.log",
+                         {"STEMEDB_LOG_LEVEL": "WARNING", **(env or {})})
+
+
+class CeilingServer(Process):
+    """``python -m bench.ceiling_app``: the trivial handler on the same stack."""
+
+    def __init__(self, log_dir: Path) -> None:
+        argv = [sys.executable, "-m", "bench.ceiling_app", "--port", "{port}"]
+        super().__init__(argv, log_dir / "ceiling-server.log")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads), from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def wait_idle(pid: int, max_s: float = 30.0, busy: float = 0.05) -> float:
+    """Waits until the process uses less than ``busy`` of a core (work queued by a load
+    run that was cut off must not leak into the next measurement). Returns seconds
+    waited."""
+    started = time.monotonic()
+    last = cpu_seconds(pid)
+    while time.monotonic() - started < max_s:
+        time.sleep(0.25)
+        now = cpu_seconds(pid)
+        if now - last < busy * 0.25:
+            break
+        last = now
+    return time.monotonic() - started

@@ -1,0 +1,217 @@
+"""Admin decisions: quarantine review, allowlist, thresholds, agents.
+
+Every decision is a journal record (who, when, why) first; the index applies it. Checks
+and journaling of decisions are serialised, so approving an item twice answers 409 with
+its current state and never promotes it twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import TYPE_CHECKING, Any
+
+from . import records
+from .defense import REASONS, Thresholds, is_trusted, trust_score
+from .errors import AlreadyDecided, Conflict, NotFound, ValidationFailed
+from .index import admin as q
+from .model import parse_time
+
+if TYPE_CHECKING:
+    from .engine import Database
+
+_HEX_PREFIX = re.compile(r"^[0-9a-f]{8,64}$")
+STATUSES = ("pending", "approved", "rejected")
+MAX_LIST = 10_000
+
+
+def _invalid(field: str, message: str) -> ValidationFailed:
+    return ValidationFailed([{"field": field, "message": message}])
+
+
+def check_prefix(value: str, field: str = "agent_id") -> str:
+    v = value.strip().lower()
+    if not _HEX_PREFIX.match(v):
+        raise _invalid(field, "must be an agent id or a prefix of at least 8 hex characters")
+    return v
+
+
+class Admin:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._decisions = asyncio.Lock()
+
+    # -- agents ---------------------------------------------------------------------------
+
+    def resolve_agent(self, value: str, *, must_exist: bool = True) -> str:
+        """A full agent id from an id or a unique prefix (≥ 8 hex)."""
+        v = check_prefix(value)
+        if len(v) == 64 and not must_exist:
+            return v
+        found = q.agents_with_prefix(self.db.index, v)
+        if not found:
+            if len(v) == 64:
+                raise NotFound(f"agent {v[:16]}… has never written")
+            raise NotFound(f"no agent id starts with {v}")
+        if len(found) > 1:
+            raise Conflict(f"prefix {v} matches several agents; give more characters")
+        return found[0]
+
+    def agent(self, value: str) -> dict[str, Any]:
+        agent_id = self.resolve_agent(value)
+        counts = q.agent_counts(self.db.index, agent_id) or {}
+        from .gate import agent_trust_counts
+
+        tc = agent_trust_counts(self.db, agent_id)
+        until = q.allowlisted_until(self.db.index, agent_id)
+        return {"agent_id": agent_id, "trust": round(trust_score(tc), 6),
+                "trusted": is_trusted(tc),
+                "counts": {k: counts[k] for k in ("accepted", "quarantined", "approved",
+                                                   "rejected", "retracted")},
+                "quarantine_pending": q.pending_count(self.db.index, agent_id),
+                "first_seen": counts["first_seen"], "last_seen": counts["last_seen"],
+                "allowlisted": until is not None and until > records.now_us(),
+                "circuit_breaker": self.db.breaker_view(agent_id)}
+
+    # -- quarantine -----------------------------------------------------------------------
+
+    def list_quarantine(self, *, agent_id: str | None, reason: str | None, status: str | None,
+                        limit: int, cursor: str | None) -> dict[str, Any]:
+        if reason is not None and reason not in REASONS:
+            raise _invalid("reason", f"must be one of {', '.join(REASONS)}")
+        if status is not None and status not in (*STATUSES, "all"):
+            raise _invalid("status", f"must be one of {', '.join(STATUSES)} or all")
+        if not 1 <= limit <= MAX_LIST:
+            raise _invalid("limit", f"must be between 1 and {MAX_LIST}")
+        prefix = check_prefix(agent_id) if agent_id else None
+        return q.list_quarantine(self.db.index, status=None if status == "all" else status,
+                                 agent_prefix=prefix, reason=reason, limit=limit, cursor=cursor)
+
+    def item(self, qid: str) -> dict[str, Any]:
+        found = q.get_quarantine(self.db.index, qid)
+        if found is None:
+            raise NotFound(f"no quarantine item {qid}")
+        return found
+
+    async def decide(self, qid: str, action: str, why: str | None, by: str) -> dict[str, Any]:
+        """approve | reject | note one item; 404 unknown, 409 already decided."""
+        async with self._decisions:
+            item = self.item(qid)
+            if action != "note" and item["status"] != "pending":
+                raise AlreadyDecided(f"quarantine item {qid} is already {item['status']}",
+                                     current=_summary(item))
+            await self.db.append_admin([_decision_record(action, qid, why, by)])
+        return self.item(qid)
+
+    async def batch(self, action: str, ids: list[str] | None, agent_id: str | None,
+                    why: str | None, by: str) -> dict[str, Any]:
+        """Decide many pending items in one group commit; already-decided ones are skipped
+        and reported, unknown ids are reported as not found."""
+        if action not in ("approve", "reject"):
+            raise _invalid("action", "must be approve or reject")
+        if (ids is None) == (agent_id is None):
+            raise _invalid("ids", "give either ids or agent_id")
+        async with self._decisions:
+            skipped: list[dict[str, Any]] = []
+            if agent_id is not None:
+                full = self.resolve_agent(agent_id)
+                todo = q.pending_ids_of_agent(self.db.index, full)
+            else:
+                assert ids is not None
+                todo = []
+                for qid in dict.fromkeys(ids):
+                    found = q.get_quarantine(self.db.index, qid)
+                    if found is None:
+                        skipped.append({"id": qid, "status": "not_found"})
+                    elif found["status"] != "pending":
+                        skipped.append({"id": qid, "status": found["status"]})
+                    else:
+                        todo.append(qid)
+            for start in range(0, len(todo), 1000):
+                chunk = todo[start:start + 1000]
+                await self.db.append_admin([_decision_record(action, qid, why, by)
+                                            for qid in chunk])
+        done = "approved" if action == "approve" else "rejected"
+        return {"action": action, "status": done, "processed": len(todo), "ids": todo,
+                "skipped": skipped}
+
+    # -- allowlist ------------------------------------------------------------------------
+
+    def allowlist(self) -> dict[str, Any]:
+        now = records.now_us()
+        items = q.allowlist(self.db.index)
+        for it in items:
+            it["active"] = parse_time(it["expires_at"]).timestamp() * 1e6 > now
+        return {"allowlist": items}
+
+    async def allow(self, agent_id: str, expires_at: str, reason: str, by: str) -> dict[str, Any]:
+        full = self.resolve_agent(agent_id, must_exist=False)
+        try:
+            expires = parse_time(expires_at)
+        except ValueError as e:
+            raise _invalid("expires_at", str(e)) from None
+        expires_us = int(expires.timestamp() * 1_000_000)
+        if expires_us <= records.now_us():
+            raise _invalid("expires_at", "must be in the future")
+        await self.db.append_admin([records.admin_record(
+            "allowlist.add", by, agent_id=full, expires_at=expires_at, expires_us=expires_us,
+            reason=reason)])
+        return {"agent_id": full, "expires_at": expires_at, "reason": reason, "added_by": by}
+
+    async def disallow(self, agent_id: str, reason: str, by: str) -> dict[str, Any]:
+        full = self.resolve_agent(agent_id, must_exist=False)
+        if q.allowlisted_until(self.db.index, full) is None:
+            if len(check_prefix(agent_id)) == 64:
+                raise NotFound(f"agent {full[:16]}… is not on the allowlist")
+            matches = [e["agent_id"] for e in q.allowlist(self.db.index)
+                       if e["agent_id"].startswith(check_prefix(agent_id))]
+            if len(matches) != 1:
+                raise NotFound(f"no single allowlisted agent starts with {agent_id}")
+            full = matches[0]
+        await self.db.append_admin([records.admin_record("allowlist.remove", by, agent_id=full,
+                                                         reason=reason)])
+        return {"status": "removed", "agent_id": full}
+
+    # -- thresholds -----------------------------------------------------------------------
+
+    def thresholds(self) -> dict[str, Any]:
+        return self.db.defense.thresholds.to_dict()
+
+    async def set_thresholds(self, values: dict[str, Any], by: str,
+                             source: str = "api") -> dict[str, Any]:
+        if not isinstance(values, dict) or not values:
+            raise _invalid("body", "give at least one threshold")
+        merged = Thresholds.from_dict(values, base=self.db.defense.thresholds).validated()
+        changed = {k: merged.to_dict()[k] for k in values}
+        await self.db.append_admin([records.admin_record("thresholds.set", by, values=changed,
+                                                         source=source)])
+        return self.thresholds()
+
+    async def sync_config_thresholds(self) -> None:
+        """A config (file/env) whose thresholds differ from those recorded at the last
+        start is journaled as a change, so the latest intent wins and stays auditable."""
+        from .gate import config_thresholds
+
+        wanted = config_thresholds(self.db)
+        recorded = q.get_state(self.db.index, "config_thresholds") or Thresholds().to_dict()
+        if recorded != wanted:
+            Thresholds.from_dict(wanted).validated()
+            await self.db.append_admin([records.admin_record(
+                "thresholds.set", "config", values=wanted, source="config")])
+
+    def audit(self, target: str | None, limit: int) -> dict[str, Any]:
+        return {"items": q.audit_log(self.db.index, target, limit)}
+
+
+def _decision_record(action: str, qid: str, why: str | None, by: str) -> bytes:
+    if action == "approve":
+        return records.admin_record("quarantine.approve", by, id=qid, note=why or "")
+    if action == "reject":
+        return records.admin_record("quarantine.reject", by, id=qid, reason=why or "")
+    if action == "note":
+        return records.admin_record("quarantine.note", by, id=qid, note=why or "")
+    raise _invalid("action", "must be approve, reject or note")
+
+
+def _summary(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: item[k] for k in ("id", "status", "decided_at", "decided_by", "decision_reason")}

@@ -1,0 +1,159 @@
+"""/v1/admin/*: quarantine review, allowlist, thresholds, audit — bearer token required."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.responses import Response
+
+from ...auth import bearer, token_matches
+from ...errors import Unauthorized, ValidationFailed
+from ...model import _field_errors, load_json
+from ..deps import db, json_response, read_body
+
+ADMIN_BODY_LIMIT = 1024 * 1024
+ACTOR_HEADER = "x-admin-actor"
+
+
+def require_admin(request: Request) -> str:
+    """Bearer-token check (constant time); returns who acts (``X-Admin-Actor`` or admin)."""
+    token = request.app.state.admin_token
+    if not token_matches(token, bearer(request.headers.get("authorization"))):
+        raise Unauthorized("send Authorization: Bearer <admin token>; see docs/http-api.md#admin")
+    actor = request.headers.get(ACTOR_HEADER, "admin").strip()[:64] or "admin"
+    return "admin:" + "".join(ch for ch in actor if ch.isprintable())
+
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin)])
+Actor = Annotated[str, Depends(require_admin)]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class NoteBody(_Body):
+    note: Annotated[str, Field(max_length=4096)] = ""
+
+
+class RejectBody(_Body):
+    reason: Annotated[str, Field(max_length=4096)] = ""
+
+
+class RequiredNote(_Body):
+    note: Annotated[str, Field(min_length=1, max_length=4096)]
+
+
+class BatchBody(_Body):
+    action: str
+    ids: Annotated[list[Annotated[str, Field(max_length=64)]], Field(max_length=100_000)] | None = None
+    agent_id: str | None = None
+    reason: Annotated[str, Field(max_length=4096)] = ""
+    note: Annotated[str, Field(max_length=4096)] = ""
+
+
+class AllowBody(_Body):
+    agent_id: str
+    expires_at: str
+    reason: Annotated[str, Field(min_length=1, max_length=1024)]
+
+
+class ThresholdsBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    quality_threshold: float | None = None
+    confidence_threshold: float | None = None
+    duplicate_lookback_hours: float | None = None
+    untrusted_confidence_threshold: float | None = None
+
+
+async def parse(request: Request, model: type[_Body] | type[ThresholdsBody],
+                optional: bool = False) -> Any:
+    raw = await read_body(request, ADMIN_BODY_LIMIT)
+    if not raw.strip():
+        if optional:
+            return model()
+        raise ValidationFailed([{"field": "body", "message": "a JSON body is required"}])
+    data = load_json(raw)
+    if not isinstance(data, dict):
+        raise ValidationFailed([{"field": "body", "message": "must be a JSON object"}])
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise ValidationFailed(_field_errors(e)) from None
+
+
+@router.get("/quarantine")
+def list_quarantine(request: Request, agent_id: str | None = None, reason: str | None = None,
+                    status: str = "pending", limit: Annotated[int, Query()] = 1000,
+                    cursor: str | None = None) -> Response:
+    """Quarantine items, newest first: ``{"items", "total", "next_cursor"}``."""
+    return json_response(db(request).admin.list_quarantine(
+        agent_id=agent_id, reason=reason, status=status, limit=limit, cursor=cursor))
+
+
+@router.get("/quarantine/{qid}")
+def get_item(request: Request, qid: str) -> Response:
+    return json_response(db(request).admin.item(qid))
+
+
+@router.post("/quarantine/batch")
+async def batch(request: Request, actor: Actor) -> Response:
+    b: BatchBody = await parse(request, BatchBody)
+    why = b.reason if b.action == "reject" else b.note
+    return json_response(await db(request).admin.batch(b.action, b.ids, b.agent_id, why, actor))
+
+
+@router.post("/quarantine/{qid}/approve")
+async def approve(request: Request, qid: str, actor: Actor) -> Response:
+    b: NoteBody = await parse(request, NoteBody, optional=True)
+    return json_response(await db(request).admin.decide(qid, "approve", b.note, actor))
+
+
+@router.post("/quarantine/{qid}/reject")
+async def reject(request: Request, qid: str, actor: Actor) -> Response:
+    b: RejectBody = await parse(request, RejectBody, optional=True)
+    return json_response(await db(request).admin.decide(qid, "reject", b.reason, actor))
+
+
+@router.post("/quarantine/{qid}/notes", status_code=201)
+async def add_note(request: Request, qid: str, actor: Actor) -> Response:
+    b: RequiredNote = await parse(request, RequiredNote)
+    return json_response(await db(request).admin.decide(qid, "note", b.note, actor), 201)
+
+
+@router.get("/content_defense/thresholds")
+def get_thresholds(request: Request) -> Response:
+    return json_response(db(request).admin.thresholds())
+
+
+@router.put("/content_defense/thresholds")
+async def put_thresholds(request: Request, actor: Actor) -> Response:
+    b: ThresholdsBody = await parse(request, ThresholdsBody)
+    values = b.model_dump(exclude_none=True)
+    return json_response(await db(request).admin.set_thresholds(values, actor))
+
+
+@router.get("/content_defense/allowlist")
+def get_allowlist(request: Request) -> Response:
+    return json_response(db(request).admin.allowlist())
+
+
+@router.post("/content_defense/allowlist", status_code=201)
+async def add_allowlist(request: Request, actor: Actor) -> Response:
+    b: AllowBody = await parse(request, AllowBody)
+    return json_response(await db(request).admin.allow(b.agent_id, b.expires_at, b.reason, actor),
+                         201)
+
+
+@router.delete("/content_defense/allowlist/{agent_id}")
+async def remove_allowlist(request: Request, agent_id: str, actor: Actor) -> Response:
+    return json_response(await db(request).admin.disallow(agent_id, "removed", actor))
+
+
+@router.get("/audit")
+def audit(request: Request, target: str | None = None,
+          limit: Annotated[int, Query(ge=1, le=10_000)] = 100) -> Response:
+    """Admin decisions, newest first (optionally of one item or agent)."""
+    return json_response(db(request).admin.audit(target, limit))

@@ -1,0 +1,15 @@
+"""GET /v1/agents/{agent_id}: trust, counts, first/last seen, breaker state."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from ..deps import db, json_response
+
+router = APIRouter(tags=["reads"])
+
+
+@router.get("/v1/agents/{agent_id}")
+def get_agent(request: Request, agent_id: str) -> Response:
+    return json_response(db(request).admin.agent(agent_id))
