@@ -13,6 +13,7 @@ import math
 import os
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import nacl.signing
@@ -23,7 +24,15 @@ from stemedb.signing import decode_signature
 from . import loadgen, profile
 from .context import Context, log
 from .loadgen import LoadError, WrkResult
-from .servers import CeilingServer, StemeServer, wait_idle
+from .servers import (
+    CeilingServer,
+    Process,
+    StemeServer,
+    cpu_seconds,
+    machine_busy_seconds,
+    scrape_group_commit,
+    wait_idle,
+)
 from .signer import Signed
 
 SINGLE_CONNECTIONS = 32
@@ -49,10 +58,38 @@ def _check_single(r: WrkResult, what: str) -> None:
 # -- single ingest -------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Measured:
+    result: WrkResult
+    bodies: list[Signed]
+    info: dict[str, float]  # server and load generator CPU use, records per fsync
+
+
+def measured_run(server: Process, request_file: Path, connections: int, seconds: float,
+                 mode: str = "status", timeout_s: float = 10.0) -> tuple[WrkResult, dict[str, float]]:
+    """One wrk run, plus the CPU (in cores) the server, wrk and everything else on the
+    machine used meanwhile and, when the server exports it, the mean group-commit size."""
+    gc_before = scrape_group_commit(server.url)
+    cpu_before = cpu_seconds(server.pid)
+    busy_before = machine_busy_seconds()
+    r = loadgen.run_wrk(server.url, request_file, connections=connections, duration_s=seconds,
+                        mode=mode, timeout_s=timeout_s)
+    server_cpu = cpu_seconds(server.pid) - cpu_before
+    other = machine_busy_seconds() - busy_before - server_cpu - r.loadgen_cpu_s
+    server.check_alive()
+    info = {"server_cpu_cores": round(server_cpu / r.duration_s, 2),
+            "loadgen_cpu_cores": round(r.loadgen_cpu_s / r.duration_s, 2),
+            "other_cpu_cores": round(max(0.0, other) / r.duration_s, 2)}
+    gc_after = scrape_group_commit(server.url) if gc_before is not None else None
+    if gc_before is not None and gc_after is not None and gc_after[1] > gc_before[1]:
+        info["records_per_fsync"] = round(
+            (gc_after[0] - gc_before[0]) / (gc_after[1] - gc_before[1]), 2)
+    return r, info
+
+
 def measure_single(ctx: Context, server: StemeServer, name: str,
-                   warm_rate: float | None = None) -> tuple[WrkResult, list[Signed]]:
-    """Warm-up, then a measured run of single signed writes at 32 connections.
-    Returns the measured result and the bodies it used."""
+                   warm_rate: float | None = None) -> Measured:
+    """Warm-up, then a measured run of single signed writes at 32 connections."""
     rate = warm_rate
     if rate is None:
         warm = ctx.signer.sign(_bodies_needed(3000, ctx.warmup_s, 4000))
@@ -65,21 +102,26 @@ def measure_single(ctx: Context, server: StemeServer, name: str,
     bodies = ctx.signer.sign(_bodies_needed(rate, ctx.duration_s, 5000))
     f = ctx.work / f"{name}.txt"
     loadgen.write_posts(f, "/v1/assert", bodies)
-    r = loadgen.run_wrk(server.url, f, connections=SINGLE_CONNECTIONS, duration_s=ctx.duration_s)
+    r, info = measured_run(server, f, SINGLE_CONNECTIONS, ctx.duration_s)
     _check_single(r, name)
-    server.check_alive()
+    log(f"  {name}: {r.new_writes_rate:,.0f} writes/s; " + ", ".join(
+        f"{k} {v}" for k, v in info.items()))
     wait_idle(server.pid)
-    return r, bodies
+    return Measured(r, bodies, info)
 
 
 def run_single(ctx: Context, server: StemeServer) -> list[Signed]:
-    r, bodies = measure_single(ctx, server, "ingest-single")
+    m = measure_single(ctx, server, "ingest-single")
+    r = m.result
     ctx.put("ingest_single.rate", r.new_writes_rate)
     ctx.put("ingest_single.p50_ms", r.lat_p50_ms, "{:.2f}")
     ctx.put("ingest_single.p99_ms", r.lat_p99_ms, "{:.2f}")
+    if "records_per_fsync" in m.info:
+        ctx.put("ingest_single.records_per_fsync", m.info["records_per_fsync"], "{:.2f}")
     ctx.notes["ingest_single"] = {"requests": r.requests, "stored_201": r.c201,
-                                  "quarantined_202": r.c202, "bodies_signed": len(bodies)}
-    return bodies
+                                  "quarantined_202": r.c202, "bodies_signed": len(m.bodies),
+                                  **m.info}
+    return m.bodies
 
 
 def run_ceiling(ctx: Context, bodies: list[Signed]) -> None:
@@ -90,8 +132,9 @@ def run_ceiling(ctx: Context, bodies: list[Signed]) -> None:
         c.start()
         loadgen.run_wrk(c.url, f, connections=SINGLE_CONNECTIONS, duration_s=ctx.warmup_s)
         wait_idle(c.pid)
-        r = loadgen.run_wrk(c.url, f, connections=SINGLE_CONNECTIONS, duration_s=ctx.duration_s)
-        c.check_alive()
+        r, info = measured_run(c, f, SINGLE_CONNECTIONS, ctx.duration_s)
+    ctx.notes["ingest_single_ceiling"] = {"requests": r.requests, **info}
+    log("  ceiling: " + ", ".join(f"{k} {v}" for k, v in info.items()))
     ctx.put("ingest_single.ceiling_rate", r.c201 / r.duration_s)
     ctx.put("ingest_single.ceiling_p99_ms", r.lat_p99_ms, "{:.2f}")
     if "ingest_single.rate" in ctx.results:
@@ -125,6 +168,27 @@ def run_profile(ctx: Context, server: StemeServer, seconds: float = 8.0) -> list
     return written
 
 
+def run_batch_profile(ctx: Context, server: StemeServer, seconds: float = 8.0) -> list[Path]:
+    """A profiled batch-ingest run: every non-idle thread (the verify pool included)."""
+    if profile.py_spy() is None:
+        return []
+    rate = ctx.results.get("ingest_batch.rate", 3000.0)
+    bodies = ctx.signer.sign(_bodies_needed(rate, seconds + 2, 10 * BATCH_ITEMS, BATCH_ITEMS))
+    f = ctx.work / "profile-batch.txt"
+    loadgen.write_batches(f, "/v1/assert/batch", bodies, BATCH_ITEMS)
+    out = ctx.results_dir / "profile-batch-threads.folded"
+    out.unlink(missing_ok=True)
+    rec = profile.Recording(server.pid, seconds, out)
+    time.sleep(0.5)
+    r = loadgen.run_wrk(server.url, f, connections=BATCH_CONNECTIONS, duration_s=seconds + 1,
+                        mode="items", timeout_s=30)
+    wait_idle(server.pid)
+    if rec.wait():
+        log(f"  profile (batch, threads) at {r.items / r.duration_s:,.0f} items/s -> {out.name}")
+        return [out]
+    return []
+
+
 # -- batch ingest --------------------------------------------------------------------
 
 
@@ -132,16 +196,20 @@ def run_batch(ctx: Context, server: StemeServer) -> list[Signed]:
     warm = ctx.signer.sign(8 * BATCH_ITEMS)
     f = ctx.work / "batch-warm.txt"
     loadgen.write_batches(f, "/v1/assert/batch", warm, BATCH_ITEMS)
-    w = loadgen.run_wrk(server.url, f, connections=BATCH_CONNECTIONS, duration_s=ctx.warmup_s + 1,
-                        mode="items", timeout_s=30)
+    # A warm-up request takes seconds on a slow machine: allow a run with none completed.
+    w = loadgen.run_wrk(server.url, f, connections=BATCH_CONNECTIONS,
+                        duration_s=max(ctx.warmup_s + 1, 4.0), mode="items", timeout_s=30,
+                        check=False)
+    if w.errors_status or w.cother:
+        loadgen.check_errors(w, "batch warm-up")
     wait_idle(server.pid)
-    rate = max(w.items / w.duration_s, 2000.0)
+    rate = max(w.items / w.duration_s, 1000.0)
     bodies = ctx.signer.sign(_bodies_needed(rate, ctx.duration_s, 20 * BATCH_ITEMS, BATCH_ITEMS))
     f = ctx.work / "batch.txt"
     loadgen.write_batches(f, "/v1/assert/batch", bodies, BATCH_ITEMS)
-    r = loadgen.run_wrk(server.url, f, connections=BATCH_CONNECTIONS, duration_s=ctx.duration_s,
-                        mode="items", timeout_s=30)
-    server.check_alive()
+    r, info = measured_run(server, f, BATCH_CONNECTIONS, ctx.duration_s, mode="items",
+                           timeout_s=30)
+    log("  batch: " + ", ".join(f"{k} {v}" for k, v in info.items()))
     if r.wrapped:
         log(f"  warning: batch run ran out of bodies ({r.wrapped} restarts)")
     else:
@@ -152,7 +220,8 @@ def run_batch(ctx: Context, server: StemeServer) -> list[Signed]:
     ctx.put("ingest_batch.rate", r.items / r.duration_s)
     ctx.put("ingest_batch.request_p50_ms", r.lat_p50_ms, "{:.1f}")
     ctx.notes["ingest_batch"] = {"requests": r.requests, "items_stored": r.items,
-                                 "connections": BATCH_CONNECTIONS, "items_per_request": BATCH_ITEMS}
+                                 "connections": BATCH_CONNECTIONS,
+                                 "items_per_request": BATCH_ITEMS, **info}
     wait_idle(server.pid)
     return bodies
 
@@ -197,7 +266,14 @@ def verify_only_rate(bodies: list[Signed], seconds: float = 3.0,
 
 
 def run_verify_only(ctx: Context, bodies: list[Signed]) -> None:
+    busy, own, started = machine_busy_seconds(), time.process_time(), time.perf_counter()
     rate = verify_only_rate(bodies[:50_000])
+    elapsed = time.perf_counter() - started
+    own = time.process_time() - own
+    other = max(0.0, machine_busy_seconds() - busy - own)
+    ctx.notes["ingest_batch_verify_only"] = {"threads": os.cpu_count() or 2,
+                                             "cpu_cores": round(own / elapsed, 2),
+                                             "other_cpu_cores": round(other / elapsed, 2)}
     ctx.put("ingest_batch.verify_only_rate", rate)
     if "ingest_batch.rate" in ctx.results:
         ctx.put("ingest_batch.ratio", ctx.results["ingest_batch.rate"] / rate, "{:.3f}")

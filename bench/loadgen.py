@@ -8,6 +8,7 @@ tab-separated); the JSON bodies never contain a raw tab or newline.
 from __future__ import annotations
 
 import json
+import resource
 import shutil
 import subprocess
 from collections.abc import Iterable
@@ -45,6 +46,8 @@ class WrkResult:
     lat_p999_ms: float
     lat_mean_ms: float
     lat_max_ms: float
+    loadgen_cpu_s: float  # CPU seconds wrk used (user + system)
+    first_error: str = ""  # status and start of the body of the first unexpected answer
 
     @property
     def rate(self) -> float:
@@ -107,7 +110,10 @@ def run_wrk(url: str, request_file: Path, *, connections: int, duration_s: float
     argv = [exe, "-t", str(threads), "-c", str(connections), "-d", f"{duration_s:g}s",
             "--timeout", f"{timeout_s:g}s", "-s", str(LUA), url, "--",
             str(request_file), str(threads), mode]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=duration_s + 120)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH_JSON ")), None)
     if proc.returncode != 0 or line is None:
         raise LoadError(f"wrk failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
@@ -122,6 +128,8 @@ def run_wrk(url: str, request_file: Path, *, connections: int, duration_s: float
         lat_p50_ms=d["lat_p50_us"] / 1000, lat_p90_ms=d["lat_p90_us"] / 1000,
         lat_p99_ms=d["lat_p99_us"] / 1000, lat_p999_ms=d["lat_p999_us"] / 1000,
         lat_mean_ms=d["lat_mean_us"] / 1000, lat_max_ms=d["lat_max_us"] / 1000,
+        loadgen_cpu_s=cpu,
+        first_error=d.get("first_error", ""),
     )
     if check:
         check_errors(result, url)
@@ -129,7 +137,7 @@ def run_wrk(url: str, request_file: Path, *, connections: int, duration_s: float
 
 
 def check_errors(r: WrkResult, what: str) -> None:
-    failed = r.errors_status + r.errors_socket + r.cother
+    failed = max(r.errors_status, r.cother) + r.errors_socket  # cother includes status > 399
     if r.requests == 0:
         raise LoadError(f"{what}: no request completed")
     if failed > ERROR_TOLERANCE * r.requests:
@@ -137,4 +145,5 @@ def check_errors(r: WrkResult, what: str) -> None:
             f"{what}: {failed} of {r.requests} requests failed "
             f"(status>399: {r.errors_status}, other non-2xx: {r.cother}, "
             f"socket errors/timeouts: {r.errors_socket})"
+            + (f"; first: {r.first_error}" if r.first_error else "")
         )

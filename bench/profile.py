@@ -63,6 +63,7 @@ class Summary:
     threads: list[tuple[str, float]]  # (thread kind, share of samples)
     layers: list[tuple[str, float]]  # (package or StemeDB module of the leaf frame, share)
     self_time: list[tuple[str, float]]  # (function, share)
+    lines: list[tuple[str, float]]  # (function and line, share) of the leaf frame
     inclusive: list[tuple[str, float]]  # (StemeDB function, share)
 
 
@@ -83,7 +84,7 @@ _STDLIB_DIRS = {"asyncio", "concurrent", "json", "email", "http", "logging", "ur
                 "importlib", "collections", "re", "sqlite3", "encodings"}
 
 
-def _short(frame: str) -> str:
+def _short(frame: str, line: bool = False) -> str:
     m = _FRAME.match(frame)
     if not m:
         return frame
@@ -91,23 +92,15 @@ def _short(frame: str) -> str:
     for marker in ("site-packages/", "src/", "lib/python3.11/"):
         if marker in file:
             file = file.split(marker, 1)[1]
+    if line and m.group("line"):
+        file = f"{file}:{m.group('line')}"
     return f"{m.group('func')} ({file})"
-
-
-_THREAD_NAMES = {
-    "MainThread": "MainThread (event loop: HTTP, routes, engine checks)",
-    "stemedb-journal": "stemedb-journal (group commit: write, fsync, index apply)",
-    "stemedb-verify": "stemedb-verify (batch signature verification)",
-    "AnyIO worker thread": "AnyIO worker threads (sync routes)",
-    "asyncio": "asyncio default executor threads",
-}
 
 
 def _thread_kind(first: str) -> str:
     """Names a thread from py-spy's ``thread (TID): NAME`` frame, numbering stripped."""
     name = first.split("): ", 1)[1] if "): " in first else first
-    name = re.sub(r"[_-]\d+(_\d+)?$", "", name).strip()
-    return _THREAD_NAMES.get(name, name)
+    return re.sub(r"[_-]\d+(_\d+)?$", "", name).strip()
 
 
 def summarise(raw: Path, top: int = 15) -> Summary:
@@ -115,6 +108,7 @@ def summarise(raw: Path, top: int = 15) -> Summary:
     by_thread: Counter[str] = Counter()
     layers: Counter[str] = Counter()
     self_t: Counter[str] = Counter()
+    hot_lines: Counter[str] = Counter()
     incl: Counter[str] = Counter()
     for line in raw.read_text(errors="replace").splitlines():
         stack, _, count_s = line.rpartition(" ")
@@ -131,17 +125,18 @@ def summarise(raw: Path, top: int = 15) -> Summary:
         total += n
         by_thread[kind] += n
         self_t[_short(frames[-1])] += n
+        hot_lines[_short(frames[-1], line=True)] += n
         layers[_layer(frames[-1])] += n
         for f in {_short(f) for f in frames if "(stemedb/" in f and not _WRAPPER.search(f)}:
             incl[f] += n
     if total == 0:
-        return Summary(0, [], [], [], [])
+        return Summary(0, [], [], [], [], [])
 
     def share(c: Counter[str], k: int) -> list[tuple[str, float]]:
         return [(name, n / total) for name, n in c.most_common(k)]
 
     return Summary(total, share(by_thread, 10), share(layers, 12), share(self_t, top),
-                   share(incl, top))
+                   share(hot_lines, 10), share(incl, top))
 
 
 def to_markdown(title: str, s: Summary, note: str = "") -> str:
@@ -157,6 +152,10 @@ def to_markdown(title: str, s: Summary, note: str = "") -> str:
     lines += ["", "Self time (the function itself was running):", "",
               "| function | share |", "| --- | ---: |"]
     lines += [f"| `{name}` | {p:.1%} |" for name, p in s.self_time]
+    lines += ["", "Hottest lines (self time; C code such as SQLite, libsodium or uvloop is "
+              "charged to the Python line that called it):", "",
+              "| line | share |", "| --- | ---: |"]
+    lines += [f"| `{name}` | {p:.1%} |" for name, p in s.lines]
     lines += ["", "Inclusive time of StemeDB functions (on the stack):", "",
               "| function | share |", "| --- | ---: |"]
     lines += [f"| `{name}` | {p:.1%} |" for name, p in s.inclusive]

@@ -11,6 +11,7 @@ import orjson
 
 from . import loadgen, profile
 from .context import Context, log
+from .ingest import measured_run
 from .loadgen import LoadError
 from .servers import StemeServer, wait_idle
 
@@ -46,9 +47,9 @@ def run_reads(ctx: Context, server: StemeServer) -> list[str]:
     loadgen.write_gets(f, (f"/v1/assertions/{i}" for i in ids))
     loadgen.run_wrk(server.url, f, connections=CONNECTIONS, duration_s=ctx.warmup_s, mode="none")
     wait_idle(server.pid)
-    r = loadgen.run_wrk(server.url, f, connections=CONNECTIONS, duration_s=ctx.duration_s,
-                        mode="none")
-    server.check_alive()
+    r, info = measured_run(server, f, CONNECTIONS, ctx.duration_s, mode="none")
+    ctx.notes["read"] = {"requests": r.requests, "ids": len(ids), **info}
+    log("  reads: " + ", ".join(f"{k} {v}" for k, v in info.items()))
     ctx.put("read.p50_ms", r.lat_p50_ms, "{:.2f}")
     ctx.put("read.p99_ms", r.lat_p99_ms, "{:.2f}")
     ctx.put("read.rate", r.rate)
@@ -56,7 +57,7 @@ def run_reads(ctx: Context, server: StemeServer) -> list[str]:
     # The same at one connection: latency without queueing behind 31 other requests.
     r1 = loadgen.run_wrk(server.url, f, connections=1, duration_s=min(5.0, ctx.duration_s),
                          mode="none")
-    ctx.put("read.p99_ms_1conn", r1.lat_p99_ms, "{:.2f}")
+    ctx.put("read.one_connection_p99_ms", r1.lat_p99_ms, "{:.2f}")
     wait_idle(server.pid)
     return ids
 

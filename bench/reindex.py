@@ -2,30 +2,67 @@
 
 Runs on the data directory the HTTP figures filled (server stopped), topped up with
 signed records written straight to the journal when it holds fewer than MIN_RECORDS.
-Times ``stemedb.ops.reindex.reindex`` - what ``stemedb reindex`` runs - without the
-progress bar.
+A child process times ``stemedb.ops.reindex.reindex`` - what ``stemedb reindex`` runs -
+without the progress bar; a second child is profiled for a few seconds.
+
+Child: ``python -m bench.reindex DATA_DIR`` prints ``{"records": n, "seconds": s}``.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
-from stemedb.ops.reindex import reindex
-
-from . import fill
+from . import fill, profile
 from .context import Context, log
+from .servers import ROOT
 
 MIN_RECORDS = 150_000
 
 
-def run_reindex(ctx: Context, data_dir: Path) -> None:
+def _child(data_dir: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "bench.reindex", str(data_dir)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def run_reindex(ctx: Context, data_dir: Path) -> list[Path]:
     have = fill.journal_records(data_dir)
     if have < MIN_RECORDS:
         log(f"  journal holds {have:,} records; adding {MIN_RECORDS - have:,} signed records")
         fill.fill(data_dir, ctx.signer, MIN_RECORDS - have)
+    child = _child(data_dir)
+    out, err = child.communicate(timeout=3600)
+    if child.returncode != 0:
+        raise RuntimeError(f"reindex failed ({child.returncode}):\n{err[-2000:]}")
+    d = json.loads(out.strip().splitlines()[-1])
+    ctx.notes["reindex"] = {"records": d["records"], "seconds": round(d["seconds"], 2)}
+    ctx.put("reindex.rate", d["records"] / d["seconds"])
+    if not ctx.profile or profile.py_spy() is None:
+        return []
+    path = ctx.results_dir / "profile-reindex.folded"
+    path.unlink(missing_ok=True)
+    child = _child(data_dir)
+    try:
+        time.sleep(1.0)  # past interpreter start and journal recovery
+        rec = profile.Recording(child.pid, 6, path)
+        ok = rec.wait()
+    finally:
+        if child.poll() is None:
+            child.terminate()
+        child.communicate(timeout=60)
+    return [path] if ok else []
+
+
+def main() -> None:
+    from stemedb.ops.reindex import reindex
+
     started = time.perf_counter()
-    n, _digest = reindex(data_dir)
-    elapsed = time.perf_counter() - started
-    ctx.notes["reindex"] = {"records": n, "seconds": round(elapsed, 2)}
-    ctx.put("reindex.rate", n / elapsed)
+    n, _digest = reindex(Path(sys.argv[1]))
+    print(json.dumps({"records": n, "seconds": time.perf_counter() - started}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

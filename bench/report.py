@@ -22,14 +22,16 @@ TARGETS: dict[str, tuple[str, float]] = {
 ORDER = [
     "ingest_single.rate", "ingest_single.ceiling_rate", "ingest_single.ratio",
     "ingest_single.p50_ms", "ingest_single.p99_ms", "ingest_single.ceiling_p99_ms",
+    "ingest_single.records_per_fsync",
     "ingest_batch.rate", "ingest_batch.verify_only_rate", "ingest_batch.ratio",
     "ingest_batch.request_p50_ms",
     "group_commit.records_per_fsync_1", "group_commit.records_per_fsync_8",
     "group_commit.records_per_fsync_64", "group_commit.rate_1", "group_commit.rate_8",
     "group_commit.rate_64", "group_commit.fsync_p50_ms",
-    "read.p50_ms", "read.p99_ms", "read.rate", "read.p99_ms_1conn",
+    "read.p50_ms", "read.p99_ms", "read.rate", "read.one_connection_p99_ms",
     "reindex.rate",
     "scale.ratio_5m", "scale.rate_empty", "scale.rate_5m",
+    "guards.overhead_us", "guards.rss_mb_1m_keys",
 ]
 
 DOCS_START = "<!-- bench:results:start -->"
@@ -69,11 +71,14 @@ def merge(old_path: Path, new: dict[str, float], meta: dict[str, Any]) -> dict[s
 
 
 def fmt(key: str, value: float) -> str:
-    if key.endswith("_ms") or key.endswith("ratio") or "ratio_" in key:
-        return f"{value:.3f}" if value < 10 else f"{value:,.1f}"
-    if "records_per_fsync" in key:
-        return f"{value:.2f}"
-    return f"{value:,.0f}"
+    v = abs(value)
+    if v >= 1000:
+        return f"{value:,.0f}"
+    if v >= 100:
+        return f"{value:.0f}"
+    if v >= 10:
+        return f"{value:.1f}"
+    return f"{value:.3f}".rstrip("0").rstrip(".") if value else "0"
 
 
 def target_text(key: str) -> str:

@@ -4,14 +4,15 @@
     python -m bench.run --scale              # plus the 5M-assertion scale figure (long)
     python -m bench.run --only ingest,read   # some groups; other keys keep old values
 
-Groups: group_commit, ingest (single + ceiling + profile), batch (batch + verify-only),
-read, reindex, scale. Exits non-zero, leaving the previous results in place, when a
+Groups: guards (bench/guards_bench.py, when present), group_commit, ingest (single +
+ceiling + profile), batch (batch + verify-only), read, reindex, scale. Exits non-zero, leaving the previous results in place, when a
 server answered errors or a step failed.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import platform
 import shutil
@@ -29,7 +30,7 @@ from .context import Context, log
 from .servers import ROOT, StemeServer
 from .signer import Signer
 
-GROUPS = ("group_commit", "ingest", "batch", "read", "reindex", "scale")
+GROUPS = ("guards", "group_commit", "ingest", "batch", "read", "reindex", "scale")
 DEFAULT_GROUPS = GROUPS[:-1]
 RESULTS = Path(__file__).resolve().parent / "results"
 DOCS = ROOT / "docs" / "benchmarks.md"
@@ -88,6 +89,9 @@ def _machine() -> dict[str, Any]:
 
 def run_groups(ctx: Context, groups: list[str], scale_records: int) -> list[tuple[str, Path]]:
     profiles: list[tuple[str, Path]] = []
+    if "guards" in groups:
+        with ctx.phase("guards"):
+            run_guards(ctx)
     if "group_commit" in groups:
         with ctx.phase("group commit"):
             group_commit.run_group_commit(ctx)
@@ -112,6 +116,9 @@ def run_groups(ctx: Context, groups: list[str], scale_records: int) -> list[tupl
                 with ctx.phase("profiles"):
                     if "ingest" in groups:
                         profiles += [("single ingest", p) for p in ingest.run_profile(ctx, server)]
+                    if "batch" in groups:
+                        profiles += [("batch ingest", p)
+                                     for p in ingest.run_batch_profile(ctx, server)]
                     if "read" in groups:
                         profiles += [("point reads", p) for p in reads.run_read_profile(ctx, server)]
     if batch_bodies:
@@ -121,12 +128,26 @@ def run_groups(ctx: Context, groups: list[str], scale_records: int) -> list[tupl
     if "reindex" in groups:
         with ctx.phase("reindex"):
             data.mkdir(parents=True, exist_ok=True)
-            reindex.run_reindex(ctx, data)
+            profiles += [("reindex", p) for p in reindex.run_reindex(ctx, data)]
     shutil.rmtree(data, ignore_errors=True)
     if "scale" in groups:
         with ctx.phase("scale"):
             scale.run_scale(ctx, scale_records)
     return profiles
+
+
+def run_guards(ctx: Context) -> None:
+    """The rate limiter and breaker figures of bench/guards_bench.py (``run()`` returns
+    its keys), skipped when that module is absent."""
+    try:
+        guards_bench = importlib.import_module("bench.guards_bench")
+    except ModuleNotFoundError as e:
+        if e.name != "bench.guards_bench":
+            raise
+        log("  bench/guards_bench.py not present; skipped")
+        return
+    for key, value in guards_bench.run().items():
+        ctx.put(key, value, "{:,.3f}")
 
 
 def write_profiles(ctx: Context, profiles: list[tuple[str, Path]]) -> None:
@@ -135,6 +156,12 @@ def write_profiles(ctx: Context, profiles: list[tuple[str, Path]]) -> None:
     parts = ["# Where the time goes (py-spy)", "",
              "Written by `make bench`; the analysis is in `docs/benchmarks.md`. "
              "`*.folded` files hold the raw stacks (flamegraph.pl / speedscope can draw them).",
+             "",
+             "Server threads: `MainThread` runs the event loop (HTTP parsing, routing, "
+             "middleware, the engine's checks); `stemedb-journal` is the group-commit thread "
+             "(write, fsync, index apply); `stemedb-verify` verifies batch signatures; "
+             "`AnyIO worker thread` runs sync routes. In the reindex profile `MainThread` is "
+             "the rebuild loop.",
              ""]
     for what, path in profiles:
         gil = path.name.endswith("-gil.folded")

@@ -33,7 +33,7 @@ def run_scale(ctx: Context, records: int = RECORDS) -> None:
     empty = ctx.work / "scale-empty"
     with StemeServer(empty) as server:
         server.start()
-        r_empty, _ = measure_single(ctx, server, "scale-empty")
+        r_empty = measure_single(ctx, server, "scale-empty").result
     shutil.rmtree(empty, ignore_errors=True)
     ctx.put("scale.rate_empty", r_empty.new_writes_rate)
 
@@ -48,7 +48,7 @@ def run_scale(ctx: Context, records: int = RECORDS) -> None:
         server.start(timeout=4 * 3600)  # the index catches up before the server listens
         catch_up = time.perf_counter() - started
         ctx.put(f"scale.catchup_rate_{tag}", records / catch_up)
-        r_full, _ = measure_single(ctx, server, f"scale-{tag}")
+        r_full = measure_single(ctx, server, f"scale-{tag}").result
     ctx.put(f"scale.rate_{tag}", r_full.new_writes_rate)
     ctx.put(f"scale.ratio_{tag}", r_full.new_writes_rate / r_empty.new_writes_rate, "{:.3f}")
     ctx.notes["scale"] = {"records": records, "catch_up_seconds": round(catch_up, 1),

@@ -8,6 +8,7 @@ confidence stays below the evidence threshold, so nothing is quarantined for qua
 
 from __future__ import annotations
 
+import collections
 import multiprocessing
 import multiprocessing.pool
 import os
@@ -96,7 +97,13 @@ class Signer:
     def iter_signed(self, n: int, timestamp: str | None = None) -> Iterator[tuple[bytes, str]]:
         """n signed (body, signature) pairs in order, produced chunk by chunk."""
         start = self.take(n)
-        tasks = [(self.seeds, self.tag, s, min(CHUNK, start + n - s), timestamp)
-                 for s in range(start, start + n, CHUNK)]
-        for chunk in self._get_pool().imap(_sign_range, tasks):
-            yield from chunk
+        pool = self._get_pool()
+        pending: collections.deque[multiprocessing.pool.AsyncResult[list[tuple[bytes, str]]]]
+        pending = collections.deque()
+        for s in range(start, start + n, CHUNK):
+            task = (self.seeds, self.tag, s, min(CHUNK, start + n - s), timestamp)
+            pending.append(pool.apply_async(_sign_range, (task,)))
+            if len(pending) >= 4 * self._workers:  # bounded read-ahead: memory stays flat
+                yield from pending.popleft().get()
+        while pending:
+            yield from pending.popleft().get()

@@ -8,6 +8,8 @@ declare -A pkg_for=(
   [curl]=curl
   [jq]=jq
   [promtool]=prometheus
+  [systemd-analyze]=systemd
+  [sqlite3]=sqlite3
 )
 
 missing=()

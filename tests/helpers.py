@@ -60,7 +60,13 @@ class ServerProcess:
                  port: int | None = None) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
-        self.env = {**os.environ, "STEMEDB_LOG_LEVEL": "WARNING", **(env or {})}
+        # Generous limits so tests that are not about limits never trip them; tests of
+        # the limits pass their own values in ``env``.
+        self.env = {**os.environ, "STEMEDB_LOG_LEVEL": "WARNING",
+                    "STEMEDB_RATE_LIMIT_QUERY_RATE": "5000",
+                    "STEMEDB_RATE_LIMIT_QUERY_BURST": "10000",
+                    "STEMEDB_RATE_LIMIT_ASSERT_RATE": "2000",
+                    "STEMEDB_RATE_LIMIT_ASSERT_BURST": "4000", **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"server-{self.port}.log"
 

@@ -69,6 +69,7 @@ function init(args)
   c202 = 0
   cother = 0
   items = 0
+  first_error = ""
   count_items = (mode == "items")
   if mode == "none" then
     response = nil
@@ -93,6 +94,9 @@ function response(status, headers, body)
     c202 = c202 + 1
   else
     cother = cother + 1
+    if first_error == "" then
+      first_error = status .. " " .. string.sub(body or "", 1, 300)
+    end
   end
   if count_items and body ~= nil then
     local _, n = string.gsub(body, '"http_status":201', "")
@@ -127,5 +131,16 @@ function done(summary, latency, requests)
   for k, v in pairs(t) do
     parts[#parts + 1] = string.format('"%s":%d', k, v)
   end
+  local first = ""
+  for _, thread in ipairs(threads) do
+    local e1 = thread:get("first_error")
+    if first == "" and e1 ~= nil and e1 ~= "" then
+      first = e1
+    end
+  end
+  local escaped = string.gsub(first, '[%c"\\]', function(c)
+    return string.format("\\u%04x", string.byte(c))
+  end)
+  parts[#parts + 1] = '"first_error":"' .. escaped .. '"'
   io.write("BENCH_JSON {" .. table.concat(parts, ",") .. "}\n")
 end

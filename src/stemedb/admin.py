@@ -135,6 +135,48 @@ class Admin:
         return {"action": action, "status": done, "processed": len(todo), "ids": todo,
                 "skipped": skipped}
 
+    # -- circuit breakers -----------------------------------------------------------------
+
+    def breakers(self) -> dict[str, Any]:
+        from .engine import breaker_dict
+
+        return {"circuit_breakers": [breaker_dict(v)
+                                     for v in self.db.guards.breakers.views()]}
+
+    def breaker(self, agent_id: str) -> dict[str, Any]:
+        return self.db.breaker_view(self._breaker_agent(agent_id))
+
+    def _breaker_agent(self, value: str) -> str:
+        v = check_prefix(value)
+        if len(v) == 64:
+            return v
+        tracked = [b.agent_id for b in self.db.guards.breakers.views()
+                   if b.agent_id.startswith(v)]
+        if len(tracked) == 1:
+            return tracked[0]
+        return self.resolve_agent(v)
+
+    async def open_breaker(self, agent_id: str, reason: str, duration_seconds: float,
+                           by: str) -> dict[str, Any]:
+        full = self._breaker_agent(agent_id)
+        at = records.now_us()
+        await self.db.append_admin([records.admin_record(
+            "breaker.open", by, at=at, agent_id=full, reason=reason,
+            duration_seconds=duration_seconds)])
+        view = self.db.guards.breakers.open(full, reason, duration_seconds, at=at / 1e6)
+        self.db.on_breaker_opened("manual")
+        from .engine import breaker_dict
+
+        return {"status": "opened", "agent_id": full, "state": "OPEN",
+                "until": breaker_dict(view)["until"], "reason": reason}
+
+    async def reset_breaker(self, agent_id: str, reason: str, by: str) -> dict[str, Any]:
+        full = self._breaker_agent(agent_id)
+        await self.db.append_admin([records.admin_record("breaker.reset", by, agent_id=full,
+                                                         reason=reason)])
+        self.db.guards.breakers.reset(full)
+        return {"status": "reset", "agent_id": full, "state": "CLOSED"}
+
     # -- allowlist ------------------------------------------------------------------------
 
     def allowlist(self) -> dict[str, Any]:

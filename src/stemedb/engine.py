@@ -18,13 +18,16 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from . import records, signing
+from .admin import Admin
 from .errors import (
+    BreakerOpen,
     Conflict,
     Forbidden,
     JournalReadOnly,
@@ -32,14 +35,26 @@ from .errors import (
     NonceReused,
     NotFound,
     PayloadTooLarge,
+    RateLimited,
     SignatureInvalid,
     StemeError,
     Unavailable,
     ValidationFailed,
 )
+from .gate import DefenseGate
+from .guards import Admission, BreakerState, Guards, retry_after_header
 from .index import AssertionFilter, Entry, IndexStore, list_assertions, row_to_assertion, search
 from .journal import Journal, Record
-from .model import Assertion, Retraction, parse_assertion, parse_retraction, parse_time, write_id
+from .model import (
+    Assertion,
+    Retraction,
+    format_time,
+    parse_assertion,
+    parse_retraction,
+    parse_time,
+    quarantine_id,
+    write_id,
+)
 from .settings import Settings
 
 log = logging.getLogger("stemedb.engine")
@@ -66,6 +81,7 @@ class _Pending:
     signature: str
     parsed: Assertion | Retraction
     id: str
+    verdict: dict[str, Any] | None = None
     submitted: bool = False
     future: concurrent.futures.Future[Any] = field(default_factory=concurrent.futures.Future)
 
@@ -116,6 +132,12 @@ class Database:
             max_workers=settings.server.verify_workers, thread_name_prefix="stemedb-verify"
         )
         self.commit_listeners: list[Callable[[int, float, int], None]] = []
+        # Observation hooks (metrics): replaced by whoever observes; no-ops by default.
+        self.on_write: Callable[[str, str], None] = _ignore
+        self.on_quarantined: Callable[[str, str], None] = _ignore
+        self.on_rate_limited: Callable[[str], None] = _ignore
+        self.on_breaker_opened: Callable[[str], None] = _ignore
+        self.guards = Guards(settings)
         try:
             j = settings.journal
             self.journal = Journal(
@@ -129,6 +151,9 @@ class Database:
             )
             self.index = IndexStore(self.data_dir / INDEX_FILE)
             self._catch_up()
+            self.defense = DefenseGate(self)
+            self.admin = Admin(self)
+            self._restore_manual_breakers()
         except BaseException:
             self._lock.release()
             raise
@@ -153,6 +178,15 @@ class Database:
         for r in self.journal.read(lsn, lsn):
             return r.hash == expected
         return False
+
+    async def start(self) -> None:
+        """Work done once the event loop runs: journal a changed config's thresholds."""
+        await self.admin.sync_config_thresholds()
+
+    async def append_admin(self, payloads: Sequence[bytes]) -> list[Record]:
+        """Journal admin records (one group commit) and wait until applied."""
+        self._check_writable()
+        return await asyncio.wrap_future(self.journal.submit(payloads))
 
     def close(self) -> None:
         self.journal.close()
@@ -209,16 +243,53 @@ class Database:
 
     # -- writes -----------------------------------------------------------------------
 
-    def _check(self, kind: str, body: bytes, signature: bytes | str | None) -> _Pending | WriteResult:
-        """Everything before the journal, in order; raises the first problem found.
-        Returns a WriteResult for an idempotent retry, else a reserved _Pending."""
-        sig = signature if isinstance(signature, bytes) else signing.decode_signature(signature)
+    def _verified(self, kind: str, body: bytes, signature: str | None
+                  ) -> tuple[Assertion | Retraction, str]:
+        """Schema (400/422), then the signature (401): who wrote this, proven.
+        Returns the parsed write and the signature in canonical base64."""
+        sig = signing.decode_signature(signature)
         parsed: Assertion | Retraction = (
             parse_assertion(body) if kind == records.ASSERT else parse_retraction(body)
         )
         if not signing.verify(parsed.agent_id, body, sig):
             raise SignatureInvalid("the signature does not match the body and agent_id")
-        return self._reserve(kind, body, signing.encode_signature(sig), parsed)
+        return parsed, signing.encode_signature(sig)
+
+    def _guarded_reserve(self, kind: str, body: bytes, sig_b64: str,
+                         parsed: Assertion | Retraction) -> tuple[_Pending | WriteResult, Admission]:
+        """The agent's rate limit and breaker (429), then the checks before the journal.
+        A 4xx found after the signature proved the agent counts as a breaker failure."""
+        agent = parsed.agent_id
+        decision = self.guards.limit("assert", agent)
+        if decision is not None and not decision.allowed:
+            self.on_rate_limited("assert")
+            raise RateLimited(f"agent {agent[:16]} is over its write rate limit",
+                              retry_after=retry_after_header(decision.retry_after),
+                              limit_headers=decision.headers())
+        admission = self.guards.breakers.admit(agent)
+        if not admission.allowed:
+            raise BreakerOpen(f"the circuit breaker of agent {agent[:16]} is "
+                              f"{admission.state.value}",
+                              retry_after=retry_after_header(admission.retry_after),
+                              state=admission.state.value)
+        try:
+            return self._reserve(kind, body, sig_b64, parsed), admission
+        except StemeError as e:
+            self._judge(agent, admission, e.status < 500 if e.status != 429 else True)
+            raise
+
+    def _judge(self, agent: str, admission: Admission, failure: bool | None) -> None:
+        """Feed a write's outcome to the agent's breaker (None: not judged, e.g. a replay)."""
+        breakers = self.guards.breakers
+        if failure is None:
+            breakers.release(agent, admission)
+            return
+        before = admission.state
+        breakers.record(agent, failure, probe=admission.probe)
+        if failure and before != BreakerState.OPEN:
+            view = breakers.view(agent)
+            if view.state == BreakerState.OPEN and not view.manual:
+                self.on_breaker_opened("automatic")
 
     def _reserve(self, kind: str, body: bytes, sig_b64: str,
                  parsed: Assertion | Retraction) -> _Pending | WriteResult:
@@ -238,7 +309,8 @@ class Database:
             if owner is not None:
                 raise NonceReused(f"nonce {parsed.nonce!r} is already used by write {owner}")
             self._check_references(kind, parsed)
-            p = _Pending(kind, body, sig_b64, parsed, wid)
+            verdict = self.defense.verdict(parsed) if isinstance(parsed, Assertion) else None
+            p = _Pending(kind, body, sig_b64, parsed, wid, verdict)
             self._inflight[key] = p
             return p
 
@@ -276,7 +348,8 @@ class Database:
 
     def _submit(self, pendings: Sequence[_Pending]) -> concurrent.futures.Future[list[Record]]:
         at = records.now_us()
-        payloads = [records.SignedWrite(p.kind, p.body, p.signature, at).encode() for p in pendings]
+        payloads = [records.SignedWrite(p.kind, p.body, p.signature, at, p.verdict).encode()
+                    for p in pendings]
         for p in pendings:
             p.submitted = True
         try:
@@ -302,17 +375,40 @@ class Database:
 
     async def write(self, kind: str, body: bytes, signature: str | None) -> WriteResult:
         """One signed write (POST /v1/assert or /v1/retract)."""
+        try:
+            return await self._write(kind, body, signature)
+        except StemeError as e:
+            if e.status < 500:
+                self.on_write(kind, e.type)
+            raise
+
+    async def _write(self, kind: str, body: bytes, signature: str | None) -> WriteResult:
         limit = self.settings.server.max_body_bytes
         if len(body) > limit:
             raise PayloadTooLarge(f"the body is {len(body)} bytes; at most {limit} are allowed")
         self._check_writable()
-        checked = self._check(kind, body, signature)
+        parsed, sig_b64 = self._verified(kind, body, signature)
+        checked, admission = self._guarded_reserve(kind, body, sig_b64, parsed)
+        agent = parsed.agent_id
         if isinstance(checked, WriteResult):
+            self._judge(agent, admission, None)
+            self.on_write(kind, "replayed")
             return checked
         if checked.submitted:  # an identical request is in flight: share its outcome
+            self._judge(agent, admission, None)
             return WriteResult(200, await asyncio.wrap_future(checked.future))
-        self._submit([checked])
-        return WriteResult(201, await asyncio.wrap_future(checked.future))
+        try:
+            self._submit([checked])
+            out = await asyncio.wrap_future(checked.future)
+        except BaseException:
+            self._judge(agent, admission, None)
+            self.on_write(kind, "unavailable")
+            raise
+        self._judge(agent, admission, checked.verdict is not None)
+        self.on_write(kind, "quarantined" if checked.verdict else "accepted")
+        if checked.verdict:
+            self.on_quarantined(agent, checked.verdict["reason"])
+        return WriteResult(202 if checked.verdict else 201, out)
 
     async def write_batch(self, items: Sequence[tuple[bytes, str]]) -> list[dict[str, Any]]:
         """POST /v1/assert/batch: each item checked on its own; all accepted items share
@@ -321,57 +417,85 @@ class Database:
         loop = asyncio.get_running_loop()
         parsed = await loop.run_in_executor(None, self._verify_all, items)
         results: list[dict[str, Any] | None] = [None] * len(items)
-        new: list[tuple[int, _Pending]] = []
-        shared: list[tuple[int, _Pending]] = []
-        for i, (body, sig_b64) in enumerate(items):
+        new: list[tuple[int, _Pending, Admission]] = []
+        shared: list[tuple[int, _Pending, Admission]] = []
+        for i, (body, _) in enumerate(items):
             item = parsed[i]
             try:
                 if isinstance(item, StemeError):
                     raise item
-                checked = self._reserve(records.ASSERT, body, sig_b64, item)
+                a, sig_b64 = item
+                checked, admission = self._guarded_reserve(records.ASSERT, body, sig_b64, a)
             except StemeError as e:
+                self.on_write(records.ASSERT, e.type)
                 results[i] = {"index": i, "status": "error", "error": problem_of(e)}
                 continue
             if isinstance(checked, WriteResult):
+                self._judge(a.agent_id, admission, None)
                 results[i] = {"index": i, **checked.body, "http_status": 200}
             elif checked.submitted:
-                shared.append((i, checked))
+                shared.append((i, checked, admission))
             else:
-                new.append((i, checked))
+                new.append((i, checked, admission))
         if new:
             try:
-                self._submit([p for _, p in new])
+                self._submit([p for _, p, _ in new])
             except StemeError as e:
-                for i, _ in new:
+                for i, p, admission in new:
+                    self._judge(p.parsed.agent_id, admission, None)
                     results[i] = {"index": i, "status": "error", "error": problem_of(e)}
                 new = []
         for group, code in ((new, 201), (shared, 200)):
-            for i, p in group:
+            for i, p, admission in group:
+                agent = p.parsed.agent_id
                 try:
-                    results[i] = {"index": i, **(await asyncio.wrap_future(p.future)),
-                                  "http_status": code}
+                    out = await asyncio.wrap_future(p.future)
                 except StemeError as e:
+                    self._judge(agent, admission, None)
                     results[i] = {"index": i, "status": "error", "error": problem_of(e)}
+                    continue
+                if code == 201:
+                    self._judge(agent, admission, p.verdict is not None)
+                    self.on_write(records.ASSERT, "quarantined" if p.verdict else "accepted")
+                    if p.verdict:
+                        self.on_quarantined(agent, p.verdict["reason"])
+                else:
+                    self._judge(agent, admission, None)
+                results[i] = {"index": i, **out,
+                              "http_status": 202 if code == 201 and p.verdict else code}
         return [r for r in results if r is not None]
 
-    def _verify_all(self, items: Sequence[tuple[bytes, str]]) -> list[Assertion | StemeError]:
-        def one(item: tuple[bytes, str]) -> Assertion | StemeError:
-            body, sig_b64 = item
+    def _verify_all(self, items: Sequence[tuple[bytes, str]]
+                    ) -> list[tuple[Assertion, str] | StemeError]:
+        def one(item: tuple[bytes, str]) -> tuple[Assertion, str] | StemeError:
+            body, signature = item
             try:
                 limit = self.settings.server.max_body_bytes
                 if len(body) > limit:
                     raise PayloadTooLarge(f"the body is {len(body)} bytes; at most {limit}")
-                sig = signing.decode_signature(sig_b64)
-                a = parse_assertion(body)
-                if not signing.verify(a.agent_id, body, sig):
-                    raise SignatureInvalid("the signature does not match the body and agent_id")
-                return a
+                parsed, sig_b64 = self._verified(records.ASSERT, body, signature)
+                assert isinstance(parsed, Assertion)
+                return parsed, sig_b64
             except StemeError as e:
                 return e
 
         return list(self._verify_pool.map(one, items, chunksize=64))
 
     # -- reads ------------------------------------------------------------------------
+
+    def breaker_view(self, agent_id: str) -> dict[str, Any]:
+        return breaker_dict(self.guards.breakers.view(agent_id))
+
+    def _restore_manual_breakers(self) -> None:
+        """Manual opens are journaled; replay the ones still in force (automatic state is
+        rebuilt from the writes that follow)."""
+        from .index import admin as q
+
+        for b in q.manual_breakers(self.index):
+            if b["state"] == "OPEN" and b["until_us"]:
+                at = b["opened_at"] / 1e6
+                self.guards.breakers.open(b["agent_id"], b["reason"],
+                                          (b["until_us"] - b["opened_at"]) / 1e6, at=at)
 
     def resolve_as_of(self, as_of: str | None) -> int:
         """An ``as_of`` parameter (RFC 3339 time or ``lsn:N``) to an LSN."""
@@ -406,10 +530,27 @@ class Database:
         return search(self.index, q, limit, self.resolve_as_of(as_of), cursor)
 
 
+def breaker_dict(v: Any) -> dict[str, Any]:
+    """A breaker view in the admin API's shape (times as RFC 3339)."""
+    def t(x: float | None) -> str | None:
+        return None if x is None else format_time(datetime.fromtimestamp(x, tz=UTC))
+
+    return {"agent_id": v.agent_id, "state": str(v.state), "failure_rate": v.failure_rate,
+            "requests": v.requests, "reason": v.reason, "opened_at": t(v.opened_at),
+            "until": t(v.until), "manual": v.manual}
+
+
+def _ignore(*_: Any) -> None:
+    return None
+
+
 def _outcome(p: _Pending, lsn: int) -> dict[str, Any]:
     if p.kind == records.RETRACT:
         assert isinstance(p.parsed, Retraction)
         return {"id": p.id, "status": "retracted", "retracts": p.parsed.retracts, "lsn": lsn}
+    if p.verdict:
+        return {"id": p.id, "status": "quarantined", "lsn": lsn,
+                "quarantine_id": quarantine_id(p.id), "reason": p.verdict["reason"]}
     return {"id": p.id, "status": "accepted", "lsn": lsn}
 
 

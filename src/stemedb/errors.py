@@ -18,6 +18,8 @@ RFC 9457 bodies) and an operator ``hint``::
     │   ├── UnsupportedMediaType          415
     │   ├── ValidationFailed              422  carries ``errors=[{"field","message"}]``
     │   └── TooManyRequests               429  carries ``retry_after``
+    │       ├── RateLimited               429  + RateLimit-Policy / RateLimit headers
+    │       └── BreakerOpen               429  + x-circuit-breaker-state
     ├── Unavailable                       503  carries ``retry_after``
     │   └── JournalReadOnly               503  a failed fsync made the journal read-only
     ├── JournalError                      storage faults found on disk
@@ -158,6 +160,30 @@ class TooManyRequests(RequestError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after)}
+
+
+class RateLimited(TooManyRequests):
+    type = "rate-limited"
+    title = "Rate limit exceeded"
+
+    def __init__(self, detail: str, *, retry_after: int, limit_headers: dict[str, str]) -> None:
+        super().__init__(detail, retry_after=retry_after)
+        self.limit_headers = limit_headers
+
+    def headers(self) -> dict[str, str]:
+        return {**self.limit_headers, **super().headers()}
+
+
+class BreakerOpen(TooManyRequests):
+    type = "circuit-breaker-open"
+    title = "Circuit breaker is open for this agent"
+
+    def __init__(self, detail: str, *, retry_after: int, state: str = "OPEN") -> None:
+        super().__init__(detail, retry_after=retry_after)
+        self.state = state
+
+    def headers(self) -> dict[str, str]:
+        return {**super().headers(), "x-circuit-breaker-state": self.state}
 
 
 class Unavailable(StemeError):

@@ -15,12 +15,14 @@ The reference of every metric is ``docs/operations/monitoring.md``.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import platform
 import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -30,20 +32,63 @@ from prometheus_client.registry import Collector
 OTHER = "other"
 UNMATCHED = "unmatched"
 
-HTTP_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-                2.5, 5.0, 10.0)
-FSYNC_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                 0.25, 0.5, 1.0, 2.5)
+HTTP_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+FSYNC_BUCKETS = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+)
 GROUP_COMMIT_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 
 WRITE_KINDS = frozenset({"assert", "retract"})
 #: Outcomes of a signed write: stored, answered from an earlier write, or refused.
-WRITE_OUTCOMES = frozenset({
-    "accepted", "quarantined", "replayed",
-    "malformed", "invalid_signature", "forbidden", "not_found", "conflict", "nonce_reused",
-    "too_large", "unsupported_media_type", "validation", "rate_limited", "breaker_open",
-    "rejected", "unavailable", "error",
-})
+WRITE_OUTCOMES = frozenset(
+    {
+        "accepted",
+        "quarantined",
+        "replayed",
+        "malformed",
+        "invalid_signature",
+        "forbidden",
+        "not_found",
+        "conflict",
+        "nonce_reused",
+        "too_large",
+        "unsupported_media_type",
+        "validation",
+        "rate_limited",
+        "breaker_open",
+        "rejected",
+        "unavailable",
+        "error",
+    }
+)
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 BREAKER_STATES = ("closed", "open", "half_open")
 BREAKER_TRIGGERS = ("automatic", "manual")
@@ -60,12 +105,23 @@ _OUTCOME_OF_TYPE = {
     "payload-too-large": "too_large",
     "unsupported-media-type": "unsupported_media_type",
     "validation-failed": "validation",
+    "already-decided": "conflict",
     "too-many-requests": "rate_limited",
-    "circuit-open": "breaker_open",
+    "rate-limited": "rate_limited",
+    "circuit-breaker-open": "breaker_open",
+    "bad-request": "rejected",
+    "unauthorized": "rejected",
     "unavailable": "unavailable",
     "journal-read-only": "unavailable",
 }
 _MAX_OPEN_LABELS = 32  # distinct values kept for labels without a fixed set (reason, route)
+
+
+def _outcome_label(outcome: str) -> str:
+    """An outcome, or a problem type (``invalid-signature``), as a bounded label value."""
+    if outcome in WRITE_OUTCOMES:
+        return outcome
+    return _OUTCOME_OF_TYPE.get(outcome, OTHER)
 
 
 def write_outcome(error: BaseException) -> str:
@@ -112,8 +168,9 @@ class RateWindow:
 
     def total(self) -> int:
         now = int(self._clock())
-        return sum(c for c, s in zip(self._counts, self._seconds, strict=True)
-                   if now - s < self.SIZE)
+        return sum(
+            c for c, s in zip(self._counts, self._seconds, strict=True) if now - s < self.SIZE
+        )
 
 
 class AgentLabeler:
@@ -130,9 +187,16 @@ class AgentLabeler:
     once per period. Not thread-safe: the caller serialises calls.
     """
 
-    def __init__(self, limit: int = 50, *, capacity: int | None = None, promote_after: int = 3,
-                 period: float = 60.0, clock: Callable[[], float] = time.monotonic,
-                 on_evict: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        limit: int = 50,
+        *,
+        capacity: int | None = None,
+        promote_after: int = 3,
+        period: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        on_evict: Callable[[str], None] | None = None,
+    ) -> None:
         if limit < 0:
             raise ValueError("limit must be >= 0")
         self.limit = limit
@@ -186,8 +250,11 @@ class AgentLabeler:
         self._next_rank = self._clock() + self.period
         counts = self._counts
         scored = [(counts.get(k, 0), 1, k) for k in self._labeled]
-        scored += [(v, 0, k) for k, v in counts.items()
-                   if v >= self.promote_after and k not in self._labeled]
+        scored += [
+            (v, 0, k)
+            for k, v in counts.items()
+            if v >= self.promote_after and k not in self._labeled
+        ]
         keep = {k for _, _, k in heapq.nlargest(self.limit, scored)}
         evicted = self._labeled - keep
         self._labeled = keep
@@ -220,81 +287,117 @@ class _BoundedValues:
 class Metrics:
     """All StemeDB metrics on one registry (a fresh one unless ``registry`` is given)."""
 
-    def __init__(self, registry: CollectorRegistry | None = None, *,
-                 agent_label_limit: int = 50,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        agent_label_limit: int = 50,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
         self._lock = threading.Lock()
         self._clock = clock
 
-        # writes
-        self.writes = Counter("stemedb_writes", "Signed writes by kind and outcome.",
-                              ["kind", "outcome"], registry=r)
-        # content defense and quarantine
-        self.quarantine_pending = Gauge("stemedb_quarantine_pending",
-                                        "Quarantine items waiting for review.", registry=r)
-        self.quarantine = Counter("stemedb_quarantine",
-                                  "Writes quarantined, by agent (busiest agents, else "
-                                  "'other') and reason.", ["agent_id", "reason"], registry=r)
-        self.quarantine_approved = Counter("stemedb_quarantine_approved",
-                                           "Quarantine items approved by a reviewer.",
-                                           registry=r)
-        self.quarantine_rejected = Counter("stemedb_quarantine_rejected",
-                                           "Quarantine items rejected by a reviewer.",
-                                           registry=r)
+        # writes (stemedb_ingest_rate_per_minute: _ScrapeCollector)
+        self.writes = Counter(
+            "stemedb_writes", "Signed writes by kind and outcome.", ["kind", "outcome"], registry=r
+        )
+        # quarantine (stemedb_quarantine_pending and the per-minute rates: _ScrapeCollector)
+        self.quarantine = Counter(
+            "stemedb_quarantine",
+            "Writes quarantined, by agent (busiest agents, else 'other') and reason.",
+            ["agent_id", "reason"],
+            registry=r,
+        )
+        self.quarantine_approved = Counter(
+            "stemedb_quarantine_approved", "Quarantine items approved by a reviewer.", registry=r
+        )
+        self.quarantine_rejected = Counter(
+            "stemedb_quarantine_rejected", "Quarantine items rejected by a reviewer.", registry=r
+        )
         # HTTP
-        self.http_requests = Counter("stemedb_http_requests",
-                                     "HTTP requests by method, route template and status.",
-                                     ["method", "route", "status"], registry=r)
-        self.http_duration = Histogram("stemedb_http_request_duration_seconds",
-                                       "HTTP request latency by method and route template.",
-                                       ["method", "route"], buckets=HTTP_BUCKETS, registry=r)
-        self.http_in_flight = Gauge("stemedb_http_requests_in_flight",
-                                    "HTTP requests being served.", registry=r)
-        # journal
-        self.wal_fsync = Histogram("stemedb_wal_fsync_duration_seconds",
-                                   "Duration of each journal fsync (one per group commit).",
-                                   buckets=FSYNC_BUCKETS, registry=r)
-        self.wal_group_commit = Histogram("stemedb_wal_group_commit_size",
-                                          "Records made durable by one group commit (fsync).",
-                                          buckets=GROUP_COMMIT_BUCKETS, registry=r)
-        self.wal_bytes = Counter("stemedb_wal_bytes", "Bytes written to the journal.",
-                                 registry=r)
-        # guards
-        self.breaker_state = Gauge("stemedb_circuit_breaker_state",
-                                   "Agents whose circuit breaker is in each state.", ["state"],
-                                   registry=r)
-        self.breaker_opens = Counter("stemedb_circuit_breaker_opens",
-                                     "Circuit breakers opened, automatically or by an admin.",
-                                     ["trigger"], registry=r)
-        self.rate_limited = Counter("stemedb_rate_limit_rejections",
-                                    "Requests refused with 429 by a rate limit.",
-                                    ["endpoint_class"], registry=r)
-        # operations
-        self.backup_last_success = Gauge(
-            "stemedb_backup_last_success_timestamp_seconds",
-            "Unix time of the last successful backup (0: none recorded).", registry=r)
-        self.wal_archive_lag_seconds = Gauge(
-            "stemedb_wal_archive_lag_seconds",
-            "Age of the oldest sealed journal segment not yet archived (0: none).", registry=r)
-        self.wal_archive_lag_segments = Gauge(
-            "stemedb_wal_archive_lag_segments",
-            "Sealed journal segments not yet archived.", registry=r)
-        self.build_info = Gauge("stemedb_build_info", "Version of StemeDB and Python (always 1).",
-                                ["version", "python"], registry=r)
+        self.http_requests = Counter(
+            "stemedb_http_requests",
+            "HTTP requests by method, route template and status.",
+            ["method", "route", "status"],
+            registry=r,
+        )
+        self.http_duration = Histogram(
+            "stemedb_http_request_duration_seconds",
+            "HTTP request latency by method and route template.",
+            ["method", "route"],
+            buckets=HTTP_BUCKETS,
+            registry=r,
+        )
+        self.http_in_flight = Gauge(
+            "stemedb_http_requests_in_flight", "HTTP requests being served.", registry=r
+        )
+        # journal (LSNs, lag, read-only, readiness, disk: _DatabaseCollector)
+        self.wal_fsync = Histogram(
+            "stemedb_wal_fsync_duration_seconds",
+            "Duration of each journal fsync (one per group commit).",
+            buckets=FSYNC_BUCKETS,
+            registry=r,
+        )
+        self.wal_group_commit = Histogram(
+            "stemedb_wal_group_commit_size",
+            "Records made durable by one group commit (fsync).",
+            buckets=GROUP_COMMIT_BUCKETS,
+            registry=r,
+        )
+        self.wal_bytes = Counter("stemedb_wal_bytes", "Bytes written to the journal.", registry=r)
+        # guards (stemedb_circuit_breaker_state: _ScrapeCollector)
+        self.breaker_opens = Counter(
+            "stemedb_circuit_breaker_opens",
+            "Circuit breakers opened, automatically or by an admin.",
+            ["trigger"],
+            registry=r,
+        )
+        self.rate_limited = Counter(
+            "stemedb_rate_limit_rejections",
+            "Requests refused with 429 by a rate limit.",
+            ["endpoint_class"],
+            registry=r,
+        )
+        # operations: exposed only once set in this process, so that they never shadow
+        # the same names written by `stemedb backup` / `stemedb wal archive` for
+        # node_exporter's textfile collector (the usual source, see ops/textfile.py)
+        self._ops = _OptionalGauges(
+            {
+                "stemedb_backup_last_success_timestamp_seconds": (
+                    "Unix time of the last successful backup."
+                ),
+                "stemedb_wal_archive_lag_seconds": (
+                    "Age of the oldest sealed journal segment not yet archived (0: none)."
+                ),
+                "stemedb_wal_archive_lag_segments": "Sealed journal segments not yet archived.",
+            }
+        )
+        r.register(self._ops)
+        self.build_info = Gauge(
+            "stemedb_build_info",
+            "Version of StemeDB and Python (always 1).",
+            ["version", "python"],
+            registry=r,
+        )
         from . import __version__
 
         self.build_info.labels(__version__, platform.python_version()).set(1)
 
-        # sliding windows, read by _RateCollector at scrape time
+        # state read at scrape time: pushed values, or sources found by bind()
         self._ingest_window = RateWindow(clock)
         self._quarantine_window = RateWindow(clock)
         self._agent_windows: dict[str, RateWindow] = {}
         self.agents = AgentLabeler(agent_label_limit, clock=clock, on_evict=self._evict_agent)
-        r.register(_RateCollector(self))
+        self._pending = 0.0
+        self._breaker_counts: dict[str, float] = dict.fromkeys(BREAKER_STATES, 0.0)
+        self._pending_source: Callable[[], float] | None = None
+        self._breaker_source: Callable[[], Mapping[str, int]] | None = None
+        r.register(_ScrapeCollector(self))
         self._db_collector: _DatabaseCollector | None = None
         self._bound: Any = None
+        self._hooks: dict[str, Any] = {}
 
         # bounded label sets and cached children (the hot path is one dict lookup)
         self._reasons = _BoundedValues()
@@ -307,8 +410,6 @@ class Metrics:
         for kind in sorted(WRITE_KINDS):
             for outcome in ("accepted", "quarantined", "replayed", "unavailable"):
                 self.writes.labels(kind, outcome)
-        for state in BREAKER_STATES:
-            self.breaker_state.labels(state).set(0)
         for trigger in BREAKER_TRIGGERS:
             self.breaker_opens.labels(trigger)
         for endpoint_class in ENDPOINT_CLASSES:
@@ -317,36 +418,67 @@ class Metrics:
     # -- binding to a database ------------------------------------------------------
 
     def bind(self, database: Any) -> None:
-        """Read ``database`` at scrape time (LSNs, readiness, disk) and listen to its group
-        commits (appends ``observe_commit`` to ``database.commit_listeners``).
-        Re-binding replaces the previous database."""
+        """Observe ``database`` (duck-typed; what it lacks is skipped):
+
+        - scrape-time gauges: LSNs, index lag, read-only, readiness, disk, and, when
+          available, pending quarantine items and agents per breaker state;
+        - its group commits (``observe_commit`` appended to ``commit_listeners``);
+        - its observation hooks ``on_write``, ``on_quarantined``, ``on_rate_limited``,
+          ``on_breaker_opened`` and ``on_decided``, set to the matching methods.
+
+        Re-binding replaces the previous database; ``unbind`` undoes it all."""
         self.unbind()
         self._db_collector = _DatabaseCollector(database)
         self.registry.register(self._db_collector)
         listeners = getattr(database, "commit_listeners", None)
         if listeners is not None and self.observe_commit not in listeners:
             listeners.append(self.observe_commit)
+        hooks = {
+            "on_write": self.observe_write,
+            "on_quarantined": self.observe_quarantine,
+            "on_rate_limited": self.observe_rate_limited,
+            "on_breaker_opened": self.observe_breaker_open,
+            "on_decided": self.observe_decision,
+        }
+        for name, method in hooks.items():
+            if hasattr(database, name):
+                self._hooks[name] = getattr(database, name)
+                setattr(database, name, method)
+        self._pending_source = _pending_source(database)
+        try:
+            counts = database.guards.breakers.counts
+        except Exception:  # no breakers
+            counts = None
+        self._breaker_source = counts if callable(counts) else None
         self._bound = database
 
     def unbind(self) -> None:
         if self._db_collector is not None:
             self.registry.unregister(self._db_collector)
             self._db_collector = None
-        listeners = getattr(self._bound, "commit_listeners", None)
+        db = self._bound
+        listeners = getattr(db, "commit_listeners", None)
         if listeners is not None:
             while self.observe_commit in listeners:
                 listeners.remove(self.observe_commit)
+        for name, previous in self._hooks.items():
+            setattr(db, name, previous)
+        self._hooks = {}
+        self._pending_source = self._breaker_source = None
         self._bound = None
 
     # -- hot path -------------------------------------------------------------------
 
     def observe_write(self, kind: str, outcome: str, n: int = 1) -> None:
-        """``n`` signed writes of ``kind`` ended with ``outcome`` (see WRITE_OUTCOMES)."""
+        """``n`` signed writes of ``kind`` ended with ``outcome``: one of WRITE_OUTCOMES,
+        or the problem type of the refusal (``invalid-signature``, see errors.py)."""
         child = self._write_children.get((kind, outcome))
         if child is None:
-            child = self.writes.labels(kind if kind in WRITE_KINDS else OTHER,
-                                       outcome if outcome in WRITE_OUTCOMES else OTHER)
-            self._write_children[(kind, outcome)] = child
+            child = self.writes.labels(
+                kind if kind in WRITE_KINDS else OTHER, _outcome_label(outcome)
+            )
+            if len(self._write_children) < 256:
+                self._write_children[(kind, outcome)] = child
         child.inc(n)
         if outcome == "accepted" or outcome == "quarantined":
             with self._lock:
@@ -364,22 +496,23 @@ class Metrics:
         if children is None:
             m = method if method in HTTP_METHODS else OTHER
             rt = self._routes(route)
-            children = (self.http_requests.labels(m, rt, str(status)),
-                        self.http_duration.labels(m, rt))
+            children = (
+                self.http_requests.labels(m, rt, str(status)),
+                self.http_duration.labels(m, rt),
+            )
             if len(self._request_children) < 4096:
                 self._request_children[(method, route, status)] = children
         children[0].inc()
         children[1].observe(seconds)
 
     def observe_quarantine(self, agent_id: str, reason: str) -> None:
-        """One write quarantined (call ``observe_write(kind, "quarantined")`` as well)."""
+        """One write quarantined (``observe_write(kind, "quarantined")`` counts it too)."""
         with self._lock:
             label = self.agents.observe(agent_id)
-            key = (label, reason)
+            key = (label, self._reasons(reason))
             child = self._quarantine_children.get(key)
             if child is None:
-                child = self.quarantine.labels(label, self._reasons(reason))
-                self._quarantine_children[key] = child
+                child = self._quarantine_children[key] = self.quarantine.labels(*key)
             window = self._agent_windows.get(label)
             if window is None:
                 window = self._agent_windows[label] = RateWindow(self._clock)
@@ -388,75 +521,152 @@ class Metrics:
         child.inc()
 
     def observe_decision(self, approved: bool) -> None:
+        """A reviewer approved (True) or rejected (False) one quarantine item."""
         (self.quarantine_approved if approved else self.quarantine_rejected).inc()
 
     def set_pending(self, n: int) -> None:
-        self.quarantine_pending.set(n)
+        """Pending quarantine items (not needed once bound to a database that has them)."""
+        self._pending = float(n)
 
     def observe_breaker_open(self, trigger: str) -> None:
         """``trigger``: ``automatic`` (failure rate) or ``manual`` (admin API)."""
         self.breaker_opens.labels(trigger if trigger in BREAKER_TRIGGERS else OTHER).inc()
 
     def set_breaker_states(self, counts: Mapping[str, int]) -> None:
-        """Agents per breaker state, e.g. ``{"closed": 10, "open": 2, "half_open": 0}``;
-        states not named are set to 0."""
-        for state in BREAKER_STATES:
-            self.breaker_state.labels(state).set(counts.get(state, 0))
-        for state, n in counts.items():
-            if state not in BREAKER_STATES:
-                self.breaker_state.labels(self._states(state.lower())).set(n)
+        """Agents per breaker state, e.g. ``CircuitBreakers.counts()``
+        (``{"CLOSED": 10, "OPEN": 2, "HALF_OPEN": 0}``; any case). Not needed once bound
+        to a database that has breakers."""
+        self._breaker_counts = self._state_counts(counts)
 
     def observe_rate_limited(self, endpoint_class: str) -> None:
         self.rate_limited.labels(self._classes(endpoint_class)).inc()
 
     def set_backup_success(self, unix_seconds: float) -> None:
-        self.backup_last_success.set(unix_seconds)
+        """For a backup taken inside the server process (from then on exposed here)."""
+        self._ops.set("stemedb_backup_last_success_timestamp_seconds", unix_seconds)
 
     def set_wal_archive_lag(self, seconds: float, segments: int) -> None:
-        self.wal_archive_lag_seconds.set(seconds)
-        self.wal_archive_lag_segments.set(segments)
+        """For WAL archiving run inside the server process (from then on exposed here)."""
+        self._ops.set("stemedb_wal_archive_lag_seconds", seconds)
+        self._ops.set("stemedb_wal_archive_lag_segments", segments)
 
     # -- internals --------------------------------------------------------------------
+
+    def _state_counts(self, counts: Mapping[str, int]) -> dict[str, float]:
+        """Lower-case, bounded state labels; the known states always present."""
+        out = dict.fromkeys(BREAKER_STATES, 0.0)
+        for state, n in counts.items():
+            label = self._states(state.lower())
+            out[label] = out.get(label, 0.0) + n
+        return out
 
     def _evict_agent(self, label: str) -> None:
         """An agent lost its own label (called by the labeler, under self._lock)."""
         self._agent_windows.pop(label, None)
         for key in [k for k in self._quarantine_children if k[0] == label]:
             del self._quarantine_children[key]
-            self.quarantine.remove(key[0], self._reasons(key[1]))
+            self.quarantine.remove(*key)
 
-    def _rates(self) -> tuple[int, int, list[tuple[str, int]]]:
+    def _scrape_state(self) -> _ScrapeState:
         with self._lock:
             per_agent = sorted((label, w.total()) for label, w in self._agent_windows.items())
-            return self._ingest_window.total(), self._quarantine_window.total(), per_agent
+            ingest, quarantined = self._ingest_window.total(), self._quarantine_window.total()
+        pending = self._pending
+        if self._pending_source is not None:
+            with contextlib.suppress(Exception):  # e.g. a closed database: last pushed value
+                pending = float(self._pending_source())
+        states = self._breaker_counts
+        if self._breaker_source is not None:
+            with contextlib.suppress(Exception):
+                states = self._state_counts(self._breaker_source())
+        return _ScrapeState(ingest, quarantined, per_agent, pending, states)
 
 
-class _RateCollector(Collector):
-    """The per-minute rates over the last 60 seconds, computed at scrape time."""
+def _pending_source(database: Any) -> Callable[[], float] | None:
+    """Pending quarantine items, read from the database's index at scrape time (a scrape
+    where that fails keeps the value given to ``set_pending``)."""
+    try:
+        from .index.admin import pending_count
+    except ImportError:
+        return None
+    return lambda: pending_count(database.index)
+
+
+@dataclass(frozen=True, slots=True)
+class _ScrapeState:
+    ingest: int
+    quarantined: int
+    per_agent: list[tuple[str, int]]
+    pending: float
+    breaker_states: Mapping[str, float]
+
+
+class _OptionalGauges(Collector):
+    """Unlabelled gauges that have no sample until they are first set."""
+
+    def __init__(self, docs: Mapping[str, str]) -> None:
+        self._docs = dict(docs)
+        self._values: dict[str, float] = {}
+
+    def set(self, name: str, value: float) -> None:
+        if name not in self._docs:
+            raise KeyError(name)
+        self._values[name] = float(value)
+
+    def describe(self) -> Iterator[Metric]:
+        for name, doc in self._docs.items():
+            yield GaugeMetricFamily(name, doc)
+
+    def collect(self) -> Iterator[Metric]:
+        values = dict(self._values)
+        for name, doc in self._docs.items():
+            yield GaugeMetricFamily(name, doc, value=values.get(name))
+
+
+class _ScrapeCollector(Collector):
+    """Gauges computed at scrape time: the per-minute rates over the last 60 seconds,
+    pending quarantine items and agents per breaker state."""
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
 
     def describe(self) -> Iterator[Metric]:
-        return self._families(0, 0, [])
+        return self._families(_ScrapeState(0, 0, [], 0.0, {}))
 
     def collect(self) -> Iterator[Metric]:
-        return self._families(*self._metrics._rates())
+        return self._families(self._metrics._scrape_state())
 
     @staticmethod
-    def _families(ingest: int, quarantined: int,
-                  per_agent: list[tuple[str, int]]) -> Iterator[Metric]:
-        yield GaugeMetricFamily("stemedb_ingest_rate_per_minute",
-                                "Writes stored (accepted or quarantined) in the last 60 s.",
-                                value=ingest)
-        yield GaugeMetricFamily("stemedb_quarantine_rate_per_minute",
-                                "Writes quarantined in the last 60 s.", value=quarantined)
-        agents = GaugeMetricFamily("stemedb_quarantine_rate_per_agent",
-                                   "Writes quarantined in the last 60 s, by agent (busiest "
-                                   "agents, else 'other').", labels=["agent_id"])
-        for label, n in per_agent:
+    def _families(s: _ScrapeState) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "stemedb_ingest_rate_per_minute",
+            "Writes stored (accepted or quarantined) in the last 60 s.",
+            value=s.ingest,
+        )
+        yield GaugeMetricFamily(
+            "stemedb_quarantine_pending", "Quarantine items waiting for review.", value=s.pending
+        )
+        yield GaugeMetricFamily(
+            "stemedb_quarantine_rate_per_minute",
+            "Writes quarantined in the last 60 s.",
+            value=s.quarantined,
+        )
+        agents = GaugeMetricFamily(
+            "stemedb_quarantine_rate_per_agent",
+            "Writes quarantined in the last 60 s, by agent (busiest agents, else 'other').",
+            labels=["agent_id"],
+        )
+        for label, n in s.per_agent:
             agents.add_metric([label], n)
         yield agents
+        states = GaugeMetricFamily(
+            "stemedb_circuit_breaker_state",
+            "Agents whose circuit breaker is in each state.",
+            labels=["state"],
+        )
+        for state, count in s.breaker_states.items():
+            states.add_metric([state], count)
+        yield states
 
 
 class _DatabaseCollector(Collector):
@@ -499,12 +709,18 @@ class _DatabaseCollector(Collector):
             ("last", "stemedb_wal_last_lsn", "Last durable journal LSN."),
             ("applied", "stemedb_index_applied_lsn", "Last journal LSN applied to the index."),
             ("lag", "stemedb_index_lag_records", "Journal records not yet in the index."),
-            ("read_only", "stemedb_journal_read_only",
-             "1 when a failed write or fsync made the journal read-only."),
+            (
+                "read_only",
+                "stemedb_journal_read_only",
+                "1 when a failed write or fsync made the journal read-only.",
+            ),
             ("ready", "stemedb_ready", "1 when /readyz answers 200."),
             ("free", "stemedb_disk_free_bytes", "Free bytes on the data directory's filesystem."),
-            ("floor", "stemedb_disk_min_free_bytes",
-             "Free space below which writes are refused (journal.min_free_bytes)."),
+            (
+                "floor",
+                "stemedb_disk_min_free_bytes",
+                "Free space below which writes are refused (journal.min_free_bytes).",
+            ),
         )
         for key, name, doc in table:
             if describe or key in v:

@@ -101,11 +101,60 @@ class ContentDefenseSettings:
 
 
 @dataclass
+class CircuitBreakerSettings:
+    failure_rate_threshold: float = _s(0.5, "STEMEDB_BREAKER_FAILURE_RATE_THRESHOLD",
+                                       "Failure rate over the window at which an agent's breaker "
+                                       "opens.", minimum=0.000001, maximum=1)
+    min_requests: int = _s(20, "STEMEDB_BREAKER_MIN_REQUESTS",
+                           "Judged writes needed in the window before the breaker may open.",
+                           minimum=1, maximum=10000)
+    timeout_seconds: float = _s(300.0, "STEMEDB_BREAKER_TIMEOUT_SECONDS",
+                                "How long an automatically opened breaker stays OPEN before "
+                                "probing.", minimum=0.001)
+    window_size: int = _s(100, "STEMEDB_BREAKER_WINDOW_SIZE",
+                          "How many recent writes of an agent are judged.", minimum=1,
+                          maximum=10000)
+    half_open_probes: int = _s(3, "STEMEDB_BREAKER_HALF_OPEN_PROBES",
+                               "Writes let through in HALF_OPEN; all must succeed to close.",
+                               minimum=1)
+    max_agents: int = _s(100_000, "STEMEDB_BREAKER_MAX_AGENTS",
+                         "Most agents whose breaker state is kept in memory (idle CLOSED ones "
+                         "are dropped first).", minimum=100)
+
+
+@dataclass
+class RateLimitSettings:
+    assert_rate: float = _s(50.0, "STEMEDB_RATE_LIMIT_ASSERT_RATE",
+                            "Signed writes per second per agent (0 disables).", minimum=0)
+    assert_burst: int = _s(100, "STEMEDB_RATE_LIMIT_ASSERT_BURST",
+                           "Burst of signed writes per agent.", minimum=1)
+    query_rate: float = _s(200.0, "STEMEDB_RATE_LIMIT_QUERY_RATE",
+                           "Requests per second per client address on every non-admin "
+                           "endpoint, checked before parsing or signature checks (0 disables).",
+                           minimum=0)
+    query_burst: int = _s(400, "STEMEDB_RATE_LIMIT_QUERY_BURST",
+                          "Burst of requests per client address.", minimum=1)
+    admin_rate: float = _s(20.0, "STEMEDB_RATE_LIMIT_ADMIN_RATE",
+                           "Admin requests per second per client address (0 disables).",
+                           minimum=0)
+    admin_burst: int = _s(40, "STEMEDB_RATE_LIMIT_ADMIN_BURST",
+                          "Burst of admin requests per client address.", minimum=1)
+    trusted_proxies: str = _s("", "STEMEDB_TRUSTED_PROXIES",
+                              "Comma-separated CIDRs of proxies whose X-Forwarded-For is "
+                              "believed (a TOML list works too).")
+    max_keys: int = _s(100_000, "STEMEDB_RATE_LIMIT_MAX_KEYS",
+                       "Most keys (agents or addresses) each limiter keeps in memory.",
+                       minimum=100)
+
+
+@dataclass
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     journal: JournalSettings = field(default_factory=JournalSettings)
     admin: AdminSettings = field(default_factory=AdminSettings)
     content_defense: ContentDefenseSettings = field(default_factory=ContentDefenseSettings)
+    circuit_breaker: CircuitBreakerSettings = field(default_factory=CircuitBreakerSettings)
+    rate_limit: RateLimitSettings = field(default_factory=RateLimitSettings)
     config_path: str | None = None
 
     @property
@@ -113,7 +162,7 @@ class Settings:
         return Path(self.server.data_dir)
 
 
-_SECTIONS = ("server", "journal", "admin", "content_defense")
+_SECTIONS = ("server", "journal", "admin", "content_defense", "circuit_breaker", "rate_limit")
 
 
 @dataclass(frozen=True)
@@ -152,6 +201,8 @@ def _coerce(section: str, f: dataclasses.Field[Any], value: Any, source: str) ->
         elif kind == "bool":
             out = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
         else:
+            if isinstance(value, list) and all(isinstance(v, str) for v in value):
+                value = ",".join(value)  # TOML lists of strings, e.g. trusted_proxies
             if not isinstance(value, str):
                 raise ValueError
             out = value

@@ -15,9 +15,9 @@ from tests.helpers import ROOT, ServerProcess, assertion_body, signed_headers
 pytestmark = pytest.mark.integration
 
 
-def _fill(srv: ServerProcess, key: AgentKey, n: int) -> list[str]:
+def _fill(srv: ServerProcess, key: AgentKey, n: int, start: int = 0) -> list[str]:
     ids = []
-    for i in range(n):
+    for i in range(start, start + n):
         b = assertion_body(key, subject=f"s{i}")
         r = httpx.post(srv.url + "/v1/assert", content=b, headers=signed_headers(key, b))
         assert r.status_code == 201
@@ -43,7 +43,7 @@ def test_torn_tail_is_cut_and_kept_aside(tmp_path: Path, key: AgentKey) -> None:
     assert len(broken) == 1 and broken[0].read_bytes() == b"\x10\x00\x00\x00partial-frame"
     for aid in ids:
         assert httpx.get(f"{srv.url}/v1/assertions/{aid}").status_code == 200
-    _fill(srv, key, 1)  # and the chain continues
+    _fill(srv, key, 1, start=100)  # and the chain continues
     srv.stop()
     out = subprocess.run([sys.executable, "-m", "stemedb", "verify", "--data-dir",
                           str(tmp_path / "data")], capture_output=True, text=True, cwd=ROOT)

@@ -20,6 +20,7 @@ from stemedb.guards.limiter import (
     RateLimiter,
     retry_after_header,
 )
+from stemedb.guards.policy import CLASSES, Guards
 
 __all__ = [
     "REASON_FAILURE_RATE",
@@ -28,7 +29,9 @@ __all__ = [
     "BreakerConfig",
     "BreakerState",
     "BreakerView",
+    "CLASSES",
     "CircuitBreakers",
+    "Guards",
     "IPNetwork",
     "LimitDecision",
     "LimitPolicy",

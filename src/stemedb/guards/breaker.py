@@ -73,8 +73,8 @@ class BreakerConfig:
     def __post_init__(self) -> None:
         if not 0.0 < self.failure_rate_threshold <= 1.0:
             raise ValueError("failure_rate_threshold must be in (0, 1]")
-        if self.window_size < 1 or self.window_size > 1_000_000:
-            raise ValueError("window_size must be in [1, 1000000]")
+        if not 1 <= self.window_size <= 10_000:
+            raise ValueError("window_size must be in [1, 10000]")
         if not 1 <= self.min_requests <= self.window_size:
             raise ValueError("min_requests must be in [1, window_size]")
         if not (math.isfinite(self.timeout_seconds) and self.timeout_seconds > 0):
@@ -343,9 +343,11 @@ class CircuitBreakers:
             a.pos = pos + 1 if pos + 1 < self._window else 0
         if bit:
             a.failures += 1
-            n = len(ring)
-            if n >= self._min and a.failures / n >= self._threshold:
-                self._open(a, now, REASON_FAILURE_RATE)
+        # Checked after successes too: the success that brings the window up to
+        # min_requests can be the one that makes an old failure rate count.
+        n = len(ring)
+        if a.failures and n >= self._min and a.failures / n >= self._threshold:
+            self._open(a, now, REASON_FAILURE_RATE)
 
     def _open(self, a: _Agent, now: float, reason: str) -> None:
         wall = self._wall()

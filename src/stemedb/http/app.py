@@ -8,10 +8,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from .. import __version__
+from ..auth import admin_token
 from ..engine import Database
 from . import problems
+from .guard_middleware import AddressLimitMiddleware
 from .middleware import RequestIdMiddleware
-from .routes import health, reads, writes
+from .routes import admin, agents, health, reads, writes
 
 
 def create_app(database: Database, *, close_on_shutdown: bool = True) -> FastAPI:
@@ -19,6 +21,7 @@ def create_app(database: Database, *, close_on_shutdown: bool = True) -> FastAPI
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await database.start()
         yield
         if close_on_shutdown:
             database.close()
@@ -26,8 +29,10 @@ def create_app(database: Database, *, close_on_shutdown: bool = True) -> FastAPI
     app = FastAPI(title="StemeDB", version=__version__, lifespan=lifespan,
                   docs_url="/docs", redoc_url=None)
     app.state.db = database
+    app.state.admin_token = admin_token(database.settings)
     problems.install(app)
-    for module in (writes, reads, health):
+    for module in (writes, reads, agents, admin, health):
         app.include_router(module.router)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(AddressLimitMiddleware, database=database)
+    app.add_middleware(RequestIdMiddleware)  # outermost: every answer carries the id
     return app

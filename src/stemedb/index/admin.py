@@ -171,7 +171,8 @@ _Q_SELECT = ("SELECT a.*, q.id AS qid, q.reason, q.score, q.verdict, q.status AS
 def list_quarantine(store: IndexStore, *, status: str | None, agent_prefix: str | None,
                     reason: str | None, limit: int, cursor: str | None,
                     oldest_first: bool = False) -> dict[str, Any]:
-    where, params = [], []
+    where: list[str] = []
+    params: list[Any] = []
     if status:
         where.append("q.status = ?")
         params.append(status)

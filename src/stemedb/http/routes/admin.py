@@ -54,6 +54,15 @@ class BatchBody(_Body):
     note: Annotated[str, Field(max_length=4096)] = ""
 
 
+class OpenBody(_Body):
+    reason: Annotated[str, Field(min_length=1, max_length=1024)]
+    duration_seconds: Annotated[float, Field(gt=0, le=366 * 86400)]
+
+
+class ResetBody(_Body):
+    reason: Annotated[str, Field(max_length=1024)] = ""
+
+
 class AllowBody(_Body):
     agent_id: str
     expires_at: str
@@ -123,6 +132,31 @@ async def add_note(request: Request, qid: str, actor: Actor) -> Response:
     return json_response(await db(request).admin.decide(qid, "note", b.note, actor), 201)
 
 
+@router.get("/circuit_breakers")
+def list_breakers(request: Request) -> Response:
+    """Every tracked agent's breaker: OPEN first, then HALF_OPEN, then by failure rate."""
+    return json_response(db(request).admin.breakers())
+
+
+@router.get("/circuit_breakers/{agent_id}")
+def get_breaker(request: Request, agent_id: str) -> Response:
+    return json_response(db(request).admin.breaker(agent_id))
+
+
+@router.post("/circuit_breakers/{agent_id}/open")
+async def open_breaker(request: Request, agent_id: str, actor: Actor) -> Response:
+    """Ban an agent by hand for ``duration_seconds`` (journaled; survives restarts)."""
+    b: OpenBody = await parse(request, OpenBody)
+    return json_response(await db(request).admin.open_breaker(agent_id, b.reason,
+                                                              b.duration_seconds, actor))
+
+
+@router.post("/circuit_breakers/{agent_id}/reset")
+async def reset_breaker(request: Request, agent_id: str, actor: Actor) -> Response:
+    b: ResetBody = await parse(request, ResetBody, optional=True)
+    return json_response(await db(request).admin.reset_breaker(agent_id, b.reason, actor))
+
+
 @router.get("/content_defense/thresholds")
 def get_thresholds(request: Request) -> Response:
     return json_response(db(request).admin.thresholds())
@@ -131,7 +165,11 @@ def get_thresholds(request: Request) -> Response:
 @router.put("/content_defense/thresholds")
 async def put_thresholds(request: Request, actor: Actor) -> Response:
     b: ThresholdsBody = await parse(request, ThresholdsBody)
-    values = b.model_dump(exclude_none=True)
+    values = {k: getattr(b, k) for k in b.model_fields_set}
+    nulls = [{"field": k, "message": "must be a number, not null"}
+             for k, v in values.items() if v is None]
+    if nulls:
+        raise ValidationFailed(nulls)
     return json_response(await db(request).admin.set_thresholds(values, actor))
 
 

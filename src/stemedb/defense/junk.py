@@ -1,0 +1,365 @@
+"""Junk text: blanks, placeholders and test values, keyboard mash, repeated filler, symbol
+soup, and evidence that cites nothing.
+
+The checks run on every write, so ASCII text (the common case) is measured with byte
+tables (``bytes.translate``) instead of per-character loops or regexes, and the costly
+analyses run only behind a cheap precheck.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import NamedTuple
+
+SUBJECT, PREDICATE, OBJECT, LEAF = range(4)
+
+
+class Finding(NamedTuple):
+    signal: str
+    minor: bool
+    detail: str
+
+
+def quote(s: str, n: int = 40) -> str:
+    s = " ".join(s.split())
+    return repr(s if len(s) <= n else s[: n - 1] + "…")
+
+
+# --- Placeholders and templates ------------------------------------------------------------
+
+_ANY_PLACEHOLDERS = frozenset(
+    """test|testing|tests|test test|asdf|asdfasdf|qwer|zxcv|foo|foobar|foo bar|baz|qux|xxx|
+    xxxx|yyy|zzz|tbd|tba|todo|fixme|placeholder|lorem|lorem ipsum|dummy|blah|blah blah|
+    blabla|idk|dunno|whatever|[object object]|insert text here|your text here|text here|
+    enter text|enter value|changeme|change me|replace me|sample text|n/a|#n/a|#ref!|#value!|
+    #name?|#div/0!|???|?|lol|asd|sdf|jkl|aaa|abc123|hello world|lorem ipsum dolor sit amet""".replace(
+        "\n    ", ""
+    ).split("|")
+)
+_NAME_PLACEHOLDERS = _ANY_PLACEHOLDERS | frozenset(
+    """x|xx|y|z|bar|subject|predicate|object|entity|thing|something|stuff|value|string|text|
+    name|example|sample|none|null|nil|undefined|nan|unknown|na|empty|blank|default|item|data|
+    key|relation|property|prop|rel|attr|attribute|field|abc|xyz|hi|hello|ok|okay|yes|no|
+    true|false""".replace("\n    ", "").split("|")
+)
+# Objects: "none", "unknown", "yes", "NaN", "Na", "bar", "hello" can all be real answers.
+_OBJECT_PLACEHOLDERS = _ANY_PLACEHOLDERS | frozenset(
+    {"object", "value", "string", "subject", "predicate", "undefined", "null", "nil"}
+)
+_EVIDENCE_PLACEHOLDERS = _ANY_PLACEHOLDERS | frozenset(
+    """none|null|nil|na|-|--|x|source|sources|link|url|urls|citation|citation needed|ref|
+    refs|reference|references|evidence|proof|trust me|trust me bro|source: me|
+    source: trust me|me|myself|my opinion|i think|i think so|i heard|i guess|
+    heard it somewhere|somewhere|common knowledge|everyone knows|obviously|google|google it|
+    just google it|the internet|internet|web|online|www|http|https|http://|https://|
+    see above|see below|various|unknown|empty|no source|no evidence|self|made up|rumor|
+    rumour|source: dude trust me|my brain|gut feeling|vibes""".replace("\n    ", "").split("|")
+)
+_TEST_NAME_RE = re.compile(
+    r"^(?:test(?:ing)?|tst|dummy|sample|fake|mock|placeholder|example|foo|bar|baz|qux|asdf|"
+    r"xyz|abc)(?:[\s_.-]*(?:\d+|subject|predicate|object|fact|data|value|entry|assertion|"
+    r"item|case|string|text|record|thing|name|entity|relation|foo|bar|baz))*$"
+)
+_TEST_OBJECT_RE = re.compile(
+    r"^(?:test(?:ing)?|asdf|dummy|placeholder|foo|foobar|lorem ipsum)(?:[\s_-]*\d+)?$"
+    r"|^test[\s_.-]*(?:subject|predicate|object|fact|data|value|entry|assertion|string|text)"
+    r"[\s_-]*\d*$"
+)
+_LOREM_RE = re.compile(r"lorem ipsum dolor|dolor sit amet|consectetur adipiscing|sed do eiusmod")
+_TEMPLATE_RE = re.compile(
+    r"^(?:\{\{.*\}\}|\$\{.*\}|%[sdrf]|\{\d*\}|__[A-Z][A-Z_]*__|\[\[.*\]\]"
+    r"|<[a-z_ -]{0,20}(?:subject|object|predicate|value|name|placeholder|insert|your|todo|"
+    r"text|answer|fact|entity|here|tbd|fill)[a-z_ -]{0,20}>"
+    r"|\{(?:subject|object|predicate|value|name|answer|fact|entity|placeholder)\})$",
+    re.IGNORECASE | re.DOTALL,
+)
+_STRIP_CHARS = " \t\r\n\"'`.,;:!()"
+
+# --- Byte tables for ASCII text ------------------------------------------------------------
+
+_ALNUM = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+_NON_ALNUM_B = bytes(c for c in range(256) if c not in _ALNUM)
+_NON_LETTER_B = bytes(c for c in range(256) if c not in _ALNUM[:52])
+_WHITESPACE_B = b" \t\n\r\x0b\x0c"
+_CV = bytes(
+    ord("c") if chr(c) in "bcdfghjklmnpqrstvwxz" else ord("v") if chr(c) in "aeiouy" else 32
+    for c in range(256)
+)
+_ROW = bytes(
+    ord("2") if chr(c) in "asdfghjkl" else ord("3") if chr(c) in "zxcvbnm" else 32
+    for c in range(256)
+)
+_NON_ALNUM_RE = re.compile(r"[\W_]+")
+_HAS_ALNUM_RE = re.compile(r"[^\W_]")
+_HAS_LETTER_RE = re.compile(r"[^\W\d_]")
+_JUNK_PUNCT = frozenset("?.-_~!…,;: ")
+
+# --- Keyboard mash ---------------------------------------------------------------------------
+
+_OPAQUE_RE = re.compile(r"[A-Za-z0-9+/=_.:-]{16,}")
+_ASCII_WORD_RE = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+")
+_CONSONANTS_RE = re.compile(r"[bcdfghjklmnpqrstvwxz]{5,}")
+_KEY_RUNS = frozenset(
+    r[i : i + 4]
+    for row in ("qwer", "asdfghjkl", "zxcvbnm")
+    for r in (row, row[::-1])
+    for i in range(len(r) - 3)
+)
+_KEY_RUN_EXEMPT = frozenset({"qwerty", "qwertz", "azerty", "qwertyuiop", "dvorak"})
+
+
+def _opaque_out(m: re.Match[str]) -> str:
+    s = m.group()
+    return " " if any(c.isdigit() for c in s) else s
+
+
+def _mash_hint(low_b: bytes) -> bool:
+    """Cheap test on lower-cased ASCII bytes: a consonant run or a row run may be present."""
+    cv = low_b.translate(_CV)
+    row = low_b.translate(_ROW)
+    return (
+        b"ccccc" in cv or b"2222" in row or b"3333" in row or b"qwer" in low_b or b"rewq" in low_b
+    )
+
+
+def _mash(text: str) -> tuple[int, int, str]:
+    """(letters in mash-like words, letters in all words, first mash word).
+
+    Mash: a run of four keys along a keyboard row ("asdf", "hjkl", "zxcv"), or a word of
+    six or more letters with a run of five consonants and under 20 % vowels, or a run of
+    seven consonants. Hashes, keys and ids (long runs with digits) are left out.
+    """
+    if not text.isascii():
+        text = text.encode("ascii", "replace").decode()
+    text = _OPAQUE_RE.sub(_opaque_out, text)
+    mash = total = 0
+    first = ""
+    for w in _ASCII_WORD_RE.findall(text):
+        n = len(w)
+        total += n
+        if n < 4:
+            continue
+        low = w.lower()
+        if low in _KEY_RUN_EXEMPT:
+            continue
+        is_mash = any(low[i : i + 4] in _KEY_RUNS for i in range(n - 3))
+        if not is_mash and n >= 6:
+            run = _CONSONANTS_RE.search(low)
+            if run is not None:
+                vowels = sum(low.count(v) for v in "aeiouy")
+                is_mash = vowels * 5 < n or len(run.group()) >= 7
+        if is_mash:
+            mash += n
+            first = first or w
+    return mash, max(total, 1), first
+
+
+# --- Repeated filler ---------------------------------------------------------------------------
+
+_CHAR_RUN_RE = re.compile(r"(.)\1{5,}")
+_PUNCT = ".,;:!?\"'()[]"
+_LONG_FIELD = 160
+
+
+def _token_filler(t: str) -> int:
+    """Characters of a token that are repetition: "aaaaaaaa", "hahahaha", "wow!!!!!!"."""
+    n = len(t)
+    c0 = t[0]
+    if t.count(c0) == n:
+        return n if not c0.isdigit() and (n >= 8 or not c0.isalnum()) else 0
+    if n < 8:
+        return 0
+    for p in range(2, min(7, n // 4 + 1)):
+        if t[p] == c0 and t[p:] == t[:-p]:
+            return n
+    for m in _CHAR_RUN_RE.finditer(t):
+        c = m.group(1)
+        if not c.isdigit() and (len(m.group()) >= 8 or not c.isalnum()):
+            return len(m.group())
+    return 0
+
+
+def filler(low: str) -> tuple[int, str]:
+    """(characters covered by repetition, an example) for one lower-cased field.
+
+    In a field longer than ``_LONG_FIELD`` characters only tokens of 20 characters or
+    more are searched for inner repetition, and repeated words only when they dominate
+    (fewer than half the words distinct): prose stays cheap to check.
+    """
+    tokens = low.split()
+    long_field = len(low) > _LONG_FIELD
+    min_token = 20 if long_field else 6
+    covered = 0
+    example = ""
+    for t in tokens:
+        if len(t) >= min_token:
+            c = _token_filler(t)
+            if c:
+                covered += c
+                example = example or t
+    if len(tokens) >= 4 and (not long_field or len(set(tokens)) * 2 <= len(tokens)):
+        bare = [t.strip(_PUNCT) for t in tokens]
+        uniq = len(set(bare))
+        if uniq < len(bare):
+            run = 1
+            for i in range(1, len(bare)):
+                run = run + 1 if bare[i] == bare[i - 1] and bare[i] else 1
+                if run == 4:
+                    covered += 4 * (len(bare[i]) + 1)
+                    example = example or " ".join(bare[i - 3 : i + 1])
+                elif run > 4:
+                    covered += len(bare[i]) + 1
+        if not covered and len(bare) >= 8 and uniq * 2 <= len(bare):
+            word, count = Counter(bare).most_common(1)[0]
+            if count * 2 >= len(bare) and len(word) > 1:
+                covered = count * (len(word) + 1)
+                example = f"{word!r} × {count}"
+    return covered, example
+
+
+# --- Subject, predicate, object ---------------------------------------------------------------
+
+
+def _basic(text: str, low: str, kind: int) -> Finding | None:
+    """Blank, no-letters, placeholder, lorem ipsum and symbol-soup checks of one field."""
+    n = len(text)
+    if text.isascii():
+        low_b = low.encode()
+        alnum = len(low_b.translate(None, _NON_ALNUM_B))
+        letters = len(low_b.translate(None, _NON_LETTER_B)) if kind == PREDICATE else alnum
+    else:
+        alnum = len(_NON_ALNUM_RE.sub("", text))
+        letters = len(_HAS_LETTER_RE.findall(text)) if kind == PREDICATE else alnum
+
+    # Empty: no letters (predicate) or no letters or digits; a short operator such as
+    # "+", "->" or a flag emoji is a fine object.
+    if kind == PREDICATE and not letters:
+        return Finding("empty_text", False, f"has no letters: {quote(text)}")
+    if not alnum:
+        if n > 3 or set(text) <= _JUNK_PUNCT:
+            return Finding("empty_text", False, f"has no letters or digits: {quote(text)}")
+        return None
+
+    # Placeholders, test values, unfilled templates, lorem ipsum.
+    if n < 64:
+        norm = " ".join(low.split()).strip(_STRIP_CHARS)
+        if kind in (OBJECT, LEAF):
+            hit = norm in _OBJECT_PLACEHOLDERS or _TEST_OBJECT_RE.match(norm) is not None
+        else:
+            hit = norm in _NAME_PLACEHOLDERS or _TEST_NAME_RE.match(norm) is not None
+        if hit or (n > 2 and text[0] in "{$%<_[" and _TEMPLATE_RE.match(text)):
+            return Finding("placeholder_text", False, f"is a placeholder: {quote(text)}")
+    if ("lorem" in low or "dolor" in low or "consectetur" in low) and _LOREM_RE.search(low):
+        return Finding("placeholder_text", False, "is lorem ipsum filler")
+
+    # Mostly symbols: under a quarter of the visible characters are letters or digits.
+    if n >= 6 and alnum * 4 < n:
+        visible = len("".join(text.split()))
+        if visible - alnum >= 4 and alnum * 4 < visible:
+            return Finding("symbol_noise", False, f"is mostly symbols: {quote(text)}")
+    return None
+
+
+def _periodic(t: str) -> bool:
+    """True if a token is one short unit repeated at least four times ("hahahaha")."""
+    n = len(t)
+    return any(t[p] == t[0] and t[p:] == t[:-p] for p in range(2, min(7, n // 4 + 1)))
+
+
+def _filler_hint(low: str) -> bool:
+    """Cheap test that some field may hold repetition worth the full check."""
+    if _CHAR_RUN_RE.search(low):
+        return True
+    tokens = low.split()
+    if len(set(tokens)) < len(tokens):
+        return True
+    return any(len(t) >= 8 and _periodic(t) for t in tokens)
+
+
+def check_core(items: list[tuple[str, str, int]]) -> list[tuple[str, Finding]]:
+    """Junk findings for (where, text, kind) fields: subject, predicate, object (leaves).
+
+    The per-field checks are cheap; mash and filler, the costly ones, first run one
+    precheck over all fields together and look at single fields only when it hits.
+    """
+    found: list[tuple[str, Finding]] = []
+    rest: list[tuple[str, str, str]] = []
+    for where, raw, kind in items:
+        text = raw.strip()
+        if not text:
+            if kind != LEAF:
+                found.append((where, Finding("empty_text", False, "is blank")))
+            continue
+        low = text.lower() if text.isascii() else text.casefold()
+        basic = _basic(text, low, kind)
+        if basic is not None:
+            found.append((where, basic))
+            if basic.signal != "symbol_noise":
+                continue
+        rest.append((where, text, low))
+    if not rest:
+        return found
+    joined = "\n".join(low for _, _, low in rest)
+    joined_b = joined.encode() if joined.isascii() else joined.encode("ascii", "replace")
+    if _mash_hint(joined_b):
+        for where, text, _low in rest:
+            mash, words, first = _mash(text)
+            if mash:
+                minor = mash * 10 < words * 4
+                found.append((where, Finding("keyboard_mash", minor, quote(first))))
+    if _filler_hint(joined):
+        for where, text, low in rest:
+            covered, example = filler(low)
+            if covered:
+                minor = len(text) > 24 and covered * 10 < len(text) * 3
+                found.append((where, Finding("repeated_filler", minor, quote(example))))
+    return found
+
+
+# --- Evidence ----------------------------------------------------------------------------------
+
+_URL_RE = re.compile(
+    r"^(?:https?|ftp|ftps|s3|gs|ipfs|git|ssh|file|hdfs|wss?)://"
+    r"(?:[^\s/?#@]*@)?(?:(?:[\w-]+\.)+[\w-]{2,}|localhost|\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-f:.]+\])"
+    r"(?::\d{1,5})?(?:[/?#]\S*)?$|^file:///\S+$|^s3://[\w.-]+(?:/\S*)?$",
+    re.IGNORECASE,
+)
+_ID_RE = re.compile(
+    r"^(?:doi|urn|isbn|issn|arxiv|pmid|pmcid|oclc|wikidata|wd|rfc|cve|sha256|sha1|md5|git|hdl|"
+    r"ark|iso|ieee|ietf|nist|ecli|cik|lccn|ean|gtin|orcid|ror|bibcode|uri)\b[\s:#-]*\S"
+    r"|^10\.\d{4,9}/\S+|^q\d+$",
+    re.IGNORECASE,
+)
+_BAD_SCHEME_RE = re.compile(r"^\s*(?:javascript|data|vbscript)\s*:", re.IGNORECASE)
+
+
+def evidence_junk(e: str) -> str | None:
+    """Why an evidence entry is junk, or None if it is a usable URL, identifier or citation."""
+    text = e.strip()
+    if not text:
+        return "blank"
+    if text[:4].lower() in ("java", "data", "vbsc") and _BAD_SCHEME_RE.match(text):
+        return "script or data URL"
+    if _URL_RE.match(text) or _ID_RE.match(text):
+        return None
+    if "://" in text[:12]:
+        return "malformed URL"
+    low = text.lower() if text.isascii() else text.casefold()
+    norm = " ".join(low.split()).strip(_STRIP_CHARS)
+    if norm in _EVIDENCE_PLACEHOLDERS or _TEST_NAME_RE.match(norm) or _TEMPLATE_RE.match(text):
+        return "placeholder"
+    if len(_NON_ALNUM_RE.sub("", text)) < 3 or not _HAS_LETTER_RE.search(text):
+        return "no words"
+    hint = _mash_hint(low.encode("ascii", "replace"))
+    mash, words, _ = _mash(text) if hint else (0, 1, "")
+    if mash * 10 >= words * 4:
+        return "keyboard mash"
+    covered, _ = filler(low)
+    if covered * 10 >= len(text) * 3:
+        return "repeated filler"
+    return None
+
+
+def has_alnum(s: str) -> bool:
+    return _HAS_ALNUM_RE.search(s) is not None

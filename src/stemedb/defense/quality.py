@@ -1,0 +1,282 @@
+"""The quality score of one assertion: 1.0 minus the penalties of the signals that fire.
+
+Each signal is named, fires at most once per assertion and subtracts a fixed, documented
+amount (``AMOUNTS``; four signals have a lesser amount for a lesser finding,
+``MINOR_AMOUNTS``). The score is ``clamp(1 - sum(amounts), 0, 1)``. An amount of 0.45 or
+more quarantines on its own at the default ``quality_threshold`` of 0.6; the weaker
+signals (hints that are sometimes legitimate) quarantine only in combination.
+See ``docs/content-defense.md``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from ..model import Assertion
+from .injection import scan_compact, scan_encoded, scan_folded
+from .junk import LEAF, OBJECT, PREDICATE, SUBJECT, check_core, evidence_junk, quote
+from .text import fold, has_substance, object_strings
+from .thresholds import Thresholds
+
+# name -> penalty. This is also the order signals are reported in.
+AMOUNTS: dict[str, float] = {
+    "prompt_injection": 0.9,
+    "empty_text": 0.7,
+    "nonprintable_ratio": 0.7,
+    "placeholder_text": 0.6,
+    "keyboard_mash": 0.6,
+    "repeated_filler": 0.6,
+    "control_chars": 0.5,
+    "invisible_chars": 0.45,
+    "encoding_garbage": 0.45,
+    "homoglyphs": 0.45,
+    "active_markup": 0.45,
+    "junk_evidence": 0.45,
+    "opaque_blob": 0.35,
+    "oversize_object": 0.35,
+    "hidden_markup": 0.3,
+    "symbol_noise": 0.3,
+    "missing_evidence": 0.15,
+}
+# Lesser findings: mash or filler in a small part of a long field, some (not all)
+# evidence entries junk, an object between 4 and 8 KiB.
+MINOR_AMOUNTS: dict[str, float] = {
+    "keyboard_mash": 0.3,
+    "repeated_filler": 0.3,
+    "junk_evidence": 0.2,
+    "oversize_object": 0.2,
+}
+SIGNAL_NAMES: tuple[str, ...] = tuple(AMOUNTS)
+
+OVERSIZE_MINOR_BYTES = 4096
+OVERSIZE_BYTES = 8192
+OPAQUE_BLOB_CHARS = 1024
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One finding: ``amount`` is the penalty it subtracts from 1.0."""
+
+    name: str
+    amount: float
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "amount": self.amount, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class QualityReport:
+    score: float
+    signals: tuple[Signal, ...]
+
+
+class _Findings:
+    """At most one finding per signal name; the larger amount wins, details accumulate."""
+
+    __slots__ = ("found",)
+
+    def __init__(self) -> None:
+        self.found: dict[str, tuple[float, list[str]]] = {}
+
+    def add(self, name: str, detail: str, minor: bool = False) -> None:
+        amount = MINOR_AMOUNTS[name] if minor else AMOUNTS[name]
+        prev = self.found.get(name)
+        if prev is None:
+            self.found[name] = (amount, [detail])
+            return
+        details = prev[1]
+        if len(details) < 3 and detail not in details:
+            details.append(detail)
+        if amount > prev[0]:
+            self.found[name] = (amount, details)
+
+    def report(self) -> QualityReport:
+        if not self.found:
+            return _CLEAN
+        signals = tuple(
+            Signal(name, self.found[name][0], "; ".join(self.found[name][1]))
+            for name in SIGNAL_NAMES
+            if name in self.found
+        )
+        total = sum(s.amount for s in signals)
+        return QualityReport(round(min(1.0, max(0.0, 1.0 - total)), 6), signals)
+
+
+_CLEAN = QualityReport(1.0, ())
+
+# --- Characters ----------------------------------------------------------------------------
+
+_ASCII_CONTROLS_B = bytes([*range(0, 9), 11, 12, *range(14, 32), 127])
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_INVISIBLE_RE = re.compile(
+    "[\u200b\u2060-\u2064\ufeff\u180e\u202a-\u202e\u2066-\u2069\u115f\u1160\u3164\uffa0"
+    "\U000e0000-\U000e007f]"
+)
+_GARBLED_RE = re.compile("[\ufffd\ue000-\uf8ff]|Ã[\u0080-\u00bf]|â€[\u0080-\u00bf\u2018-\u203a]")
+_CYRILLIC_GREEK_RE = re.compile("[\u0370-\u04ff]")
+_MIXED_SCRIPT_RE = re.compile(
+    r"(?=[^\W\d_]*[A-Za-z])(?=[^\W\d_]*[\u0400-\u04ffαεικνορτυχΑΒΕΖΗΙΚΜΝΟΡΤΥΧ])[^\W\d_]{2,}"
+)
+_ACTIVE_MARKUP_RE = re.compile(
+    r"<script\b[^>]*>\s*\S|<script\b[^>]*\bsrc\s*=|<iframe\b[^>]*\bsrc|javascript:\s*\w"
+    r"|\bon(?:error|load|click|mouseover|focus|begin)\s*=\s*[\"']?\w|<meta\b[^>]*http-equiv",
+    re.IGNORECASE,
+)
+_ACTIVE_HINTS = ("<", "javascript:", "onerror", "onload", "onclick", "onmouseover", "onfocus")
+_HIDDEN_MARKUP_RE = re.compile(
+    r"<!--|\[//\]\s*:\s*#|style\s*=\s*[\"'][^\"']*(?:display\s*:\s*none|visibility\s*:\s*hidden"
+    r"|font-size\s*:\s*0|opacity\s*:\s*0)|!\[[^\]]*\]\(\s*https?://",
+    re.IGNORECASE,
+)
+
+
+def _char_checks(f: _Findings, fields: list[tuple[str, str]], blob: str) -> None:
+    if blob.isascii():
+        if len(blob.encode().translate(None, _ASCII_CONTROLS_B)) == len(blob):
+            checks: list[tuple[str, re.Pattern[str]]] = []
+        else:
+            checks = [("control_chars", _CONTROL_RE)]
+    else:
+        checks = [
+            ("control_chars", _CONTROL_RE),
+            ("invisible_chars", _INVISIBLE_RE),
+            ("encoding_garbage", _GARBLED_RE),
+        ]
+        if _CYRILLIC_GREEK_RE.search(blob):
+            checks.append(("homoglyphs", _MIXED_SCRIPT_RE))
+    bad_chars = 0
+    for name, rx in checks:
+        if rx.search(blob) is None:
+            continue
+        for where, text in fields:
+            hits = rx.findall(text)
+            if hits:
+                f.add(name, f"{where}: {_describe(hits)}")
+                if name != "homoglyphs":
+                    bad_chars += sum(len(h) for h in hits)
+    if bad_chars >= 3 and bad_chars * 10 >= len(blob):
+        f.add("nonprintable_ratio", f"{bad_chars} of {len(blob)} characters are not printable")
+
+    low = blob.lower()
+    if any(h in low for h in _ACTIVE_HINTS):
+        for where, text in fields:
+            if _ACTIVE_MARKUP_RE.search(text):
+                f.add("active_markup", f"{where} carries script or event-handler markup")
+    if "<!--" in low or "[//]" in low or "![" in low or ("style" in low and "=" in low):
+        for where, text in fields:
+            if _HIDDEN_MARKUP_RE.search(text):
+                f.add("hidden_markup", f"{where} carries hidden or remote-loading markup")
+
+
+def _describe(hits: list[str]) -> str:
+    if all(len(h) > 1 for h in hits):
+        return "mixed-script word " + quote(hits[0])
+    codes = sorted({f"U+{ord(c):04X}" for h in hits for c in h})
+    more = "…" if len(codes) > 4 else ""
+    return f"{len(''.join(hits))}× " + " ".join(codes[:4]) + more
+
+
+# --- Injection ------------------------------------------------------------------------------
+
+
+def _injection(f: _Findings, fields: list[tuple[str, str]], blob: str) -> None:
+    folded = fold(blob)
+    families = scan_folded(folded)
+    if families:
+        where = "across fields"
+        for name, text in fields:
+            if scan_folded(fold(text)):
+                where = name
+                break
+        f.add("prompt_injection", f"{', '.join(families)} in {where}")
+        return
+    how = scan_compact(folded)
+    if how:
+        f.add("prompt_injection", f"instruction-override phrase written {how}")
+        return
+    encoded = scan_encoded(blob)
+    if encoded:
+        f.add("prompt_injection", f"{encoded} hidden in base64")
+
+
+# --- Score ---------------------------------------------------------------------------------
+
+
+def _text_fields(a: Assertion) -> list[tuple[str, str]]:
+    fields = [("subject", a.subject), ("predicate", a.predicate)]
+    obj = a.object
+    if isinstance(obj, str):
+        fields.append(("object", obj))
+    elif isinstance(obj, dict | list):
+        fields.extend(object_strings(obj))
+    if a.context:
+        fields.append(("context", a.context))
+    fields.extend((f"evidence[{i}]", e) for i, e in enumerate(a.evidence))
+    return fields
+
+
+def score_quality(a: Assertion, t: Thresholds) -> QualityReport:
+    """Score one assertion; ``t.confidence_threshold`` decides when evidence is expected."""
+    f = _Findings()
+    fields = _text_fields(a)
+    blob = "\n".join(text for _, text in fields)
+    obj = a.object
+
+    core = [("subject", a.subject, SUBJECT), ("predicate", a.predicate, PREDICATE)]
+    if isinstance(obj, str):
+        core.append(("object", obj, OBJECT))
+    elif isinstance(obj, dict | list):
+        if not has_substance(obj):
+            f.add("empty_text", "object holds no values")
+        else:
+            core.extend(
+                (where, text, LEAF)
+                for where, text in fields[2:]
+                if where.startswith("object") and not where.endswith("#key")
+            )
+    for where, finding in check_core(core):
+        f.add(finding.signal, f"{where} {finding.detail}", finding.minor)
+
+    _char_checks(f, fields, blob)
+    _injection(f, fields, blob)
+
+    usable = 0
+    junk: list[str] = []
+    for i, e in enumerate(a.evidence):
+        why = evidence_junk(e)
+        if why is None:
+            usable += 1
+        else:
+            junk.append(f"evidence[{i}] {why}: {quote(e, 30)}")
+    if junk:
+        f.add("junk_evidence", "; ".join(junk[:3]), minor=usable > 0)
+    if a.confidence > t.confidence_threshold and not usable:
+        f.add(
+            "missing_evidence",
+            f"confidence {a.confidence:g} is above {t.confidence_threshold:g}"
+            " with no usable evidence",
+        )
+
+    if isinstance(obj, str | dict | list):
+        size = len(obj.encode()) + 2 if isinstance(obj, str) else len(orjson.dumps(obj))
+        if size > OVERSIZE_MINOR_BYTES:
+            f.add(
+                "oversize_object",
+                f"object is {size / 1024:.1f} KiB; facts are usually short",
+                minor=size <= OVERSIZE_BYTES,
+            )
+        if size > OPAQUE_BLOB_CHARS:
+            for where, text in fields:
+                if (
+                    where.startswith("object")
+                    and len(text) >= OPAQUE_BLOB_CHARS
+                    and not any(c.isspace() for c in text[:OPAQUE_BLOB_CHARS])
+                ):
+                    f.add("opaque_blob", f"{where} is {len(text)} characters without a space")
+                    break
+    return f.report()

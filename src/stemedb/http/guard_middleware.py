@@ -1,0 +1,56 @@
+"""Per-address rate limiting, before anything else reads the request (pure ASGI).
+
+Every non-admin endpoint counts against the ``query`` class, admin endpoints against
+``admin``, keyed by the client address (``X-Forwarded-For`` believed only from trusted
+proxies). Health and metrics endpoints are never limited. Signed writes are further
+limited per agent inside the engine, after the signature proves the agent.
+"""
+
+from __future__ import annotations
+
+import orjson
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ..engine import Database, problem_of
+from ..errors import RateLimited
+from ..guards import retry_after_header
+
+EXEMPT = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+class AddressLimitMiddleware:
+    def __init__(self, app: ASGIApp, database: Database) -> None:
+        self.app = app
+        self.db = database
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in EXEMPT:
+            await self.app(scope, receive, send)
+            return
+        guards = self.db.guards
+        cls = "admin" if scope["path"].startswith("/v1/admin") else "query"
+        if cls not in guards.limiters:
+            await self.app(scope, receive, send)
+            return
+        forwarded = None
+        for name, value in scope.get("headers", ()):
+            if name == b"x-forwarded-for":
+                forwarded = value.decode("latin-1")
+                break
+        client = scope.get("client")
+        key = guards.address(client[0] if client else None, forwarded)
+        decision = guards.limiters[cls].check(key)
+        if decision.allowed:
+            await self.app(scope, receive, send)
+            return
+        self.db.on_rate_limited(cls)
+        err = RateLimited(f"client {key} is over the {cls} rate limit",
+                          retry_after=retry_after_header(decision.retry_after),
+                          limit_headers=decision.headers())
+        rid = scope.get("state", {}).get("request_id", "")
+        body = orjson.dumps(problem_of(err, rid))
+        headers = [(b"content-type", b"application/problem+json"),
+                   (b"content-length", str(len(body)).encode())]
+        headers += [(k.lower().encode(), v.encode()) for k, v in err.headers().items()]
+        await send({"type": "http.response.start", "status": 429, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
