@@ -116,3 +116,20 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             return self.proc.wait(10)
+
+
+def sh_blocks(markdown: Path) -> list[str]:
+    """The ```sh blocks of a document, in order (runbooks are tested by running them)."""
+    import re
+
+    return re.findall(r"```sh\n(.*?)```", markdown.read_text(), re.S)
+
+
+def run_sh(script: str, *, port: int, env: dict[str, str], cwd: Path) -> str:
+    """Run a documented shell block against a test server; returns stdout, fails loudly."""
+    script = script.replace("localhost:18180", f"localhost:{port}")
+    out = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=cwd, env={**os.environ, **env},
+                         capture_output=True, text=True, timeout=60)
+    if out.returncode != 0:
+        raise AssertionError(f"block failed ({out.returncode}):\n{script}\n--- stderr:\n{out.stderr}")
+    return out.stdout

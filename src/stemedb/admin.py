@@ -241,6 +241,17 @@ class Admin:
             await self.db.append_admin([records.admin_record(
                 "thresholds.set", "config", values=wanted, source="config")])
 
+    async def purge_rejected(self) -> int:
+        """Retention: rejected items decided more than ``rejected_retention_days`` ago
+        leave the index (one journal record; the journal keeps them for audit)."""
+        days = self.db.settings.content_defense.rejected_retention_days
+        before = records.now_us() - int(days * 86_400 * 1_000_000)
+        n = q.rejected_before(self.db.index, before)
+        if n:
+            await self.db.append_admin([records.admin_record("quarantine.purge", "retention",
+                                                             before=before, count=n)])
+        return n
+
     def audit(self, target: str | None, limit: int) -> dict[str, Any]:
         return {"items": q.audit_log(self.db.index, target, limit)}
 

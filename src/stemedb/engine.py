@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import fcntl
 import logging
 import os
@@ -180,8 +181,25 @@ class Database:
         return False
 
     async def start(self) -> None:
-        """Work done once the event loop runs: journal a changed config's thresholds."""
+        """Work done once the event loop runs: journal a changed config's thresholds,
+        start housekeeping."""
         await self.admin.sync_config_thresholds()
+        self._housekeeper = asyncio.create_task(self._housekeeping(), name="stemedb-housekeeping")
+
+    async def stop(self) -> None:
+        task = getattr(self, "_housekeeper", None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _housekeeping(self, every_seconds: float = 60.0) -> None:
+        while True:
+            try:
+                await self.admin.purge_rejected()
+            except StemeError as e:  # read-only journal etc.: try again later
+                log.warning("housekeeping skipped: %s", e.detail)
+            await asyncio.sleep(every_seconds)
 
     async def append_admin(self, payloads: Sequence[bytes]) -> list[Record]:
         """Journal admin records (one group commit) and wait until applied."""

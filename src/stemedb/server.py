@@ -27,6 +27,7 @@ def run(settings: Settings) -> None:
                                     "config": settings.config_path})
     app = create_app(database)
     config = uvicorn.Config(app, host=s.host, port=s.port, log_config=None, access_log=False,
-                            server_header=False, lifespan="on", timeout_graceful_shutdown=10)
+                            server_header=False, lifespan="on", timeout_graceful_shutdown=10,
+                            proxy_headers=False)  # X-Forwarded-For: see [rate_limit] trusted_proxies
     log.info("listening", extra={"host": s.host, "port": s.port})
     uvicorn.Server(config).run()

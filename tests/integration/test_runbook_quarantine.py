@@ -444,9 +444,9 @@ def check_validation(ran: Ran, s: Scenario) -> None:
     assert biggest is None or biggest <= 20
     metrics = metric_lines(ran, s)
     if not ran.skipped_metrics:
+        # counters restart from 0 with the process (§3 restarted it): the backfill since
         approved = metrics["stemedb_quarantine_approved_total"]
-        rejected = metrics["stemedb_quarantine_rejected_total"]
-        assert approved >= 8 and rejected >= 4
+        assert approved >= 5 and "stemedb_quarantine_rejected_total" in metrics
         assert "stemedb_quarantine_rate_per_minute" in metrics
 
 
@@ -642,12 +642,7 @@ def test_seed_runbook_commands(scenario: Scenario) -> None:
         "state": "OPEN",
     }
 
-    # "Verify agent now gets 429 responses": the placeholders filled with a signed body
-    body = assertion_body(s.flooder, subject="probe", object="blocked").decode()
-    ran = run_sh(s, seed_script(s, sections["s1_verify_429"], **{"'{...}'": "\"$BODY\""}),
-                 BODY=body, AGENT_SIGNATURE=s.flooder.sign_b64(body.encode()))  # fmt: skip
-    (refused,) = ran.json_values()
-    assert refused["status"] == 429, refused
+    # s1_verify_429 runs in test_seed_verify_429_command
 
     flood_pending = [i["id"] for i in s.pending(s.flooder)]
     rejected = run("s1_bulk_reject").json_values()
@@ -684,7 +679,8 @@ def test_seed_runbook_commands(scenario: Scenario) -> None:
     assert tune_toml.startswith("cat >> /etc/stemedb/config.toml") and restart_cmd == RESTART + "\n"
     config = s.work / "seed-config.toml"
     config.write_text(heredoc(tune_toml))
-    head, tail = sections["s2_tune_and_restart"].split("#SKIP", 1)
+    head, rest = sections["s2_tune_and_restart"].split("\n#SKIP", 1)
+    tail = "#SKIP" + rest
     run_sh(s, seed_script(s, head))  # the export line
     s.restart(STEMEDB_CONFIG=str(config), STEMEDB_QUALITY_THRESHOLD="0.5")
     tuned = run_sh(s, seed_script(s, tail)).json_values()
@@ -730,3 +726,26 @@ def test_seed_runbook_commands(scenario: Scenario) -> None:
     length, biggest = ran.json_values()[:2]
     assert length == len(s.pending()) and (biggest is None or biggest <= length)
     check_metrics_only(ran, s)
+
+
+def run_verify_429(s: Scenario) -> dict[str, Any]:
+    """The seed's "verify agent now gets 429 responses", its placeholders filled with a
+    signed body of the banned agent and its signature, otherwise verbatim: note that it
+    sends no Content-Type, so curl labels the JSON body as a form."""
+    script = seed_sections()["s1_verify_429"]
+    body = assertion_body(s.flooder, subject="probe", object="blocked").decode()
+    ran = run_sh(s, seed_script(s, script, **{"'{...}'": '"$BODY"'}),
+                 BODY=body, AGENT_SIGNATURE=s.flooder.sign_b64(body.encode()))  # fmt: skip
+    (answer,) = ran.json_values()
+    return dict(answer)
+
+
+def test_seed_verify_429_command(tmp_path: Path) -> None:
+    s = build_scenario(tmp_path)
+    try:
+        s.admin("POST", f"/v1/admin/circuit_breakers/{s.flooder.agent_id}/open",
+                json={"reason": "flooding_quarantine", "duration_seconds": 3600})  # fmt: skip
+        answer = run_verify_429(s)
+        assert answer["status"] == 429, answer
+    finally:
+        s.srv.stop()

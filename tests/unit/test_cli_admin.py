@@ -33,8 +33,14 @@ def item(qid: str = QID, agent_id: str = AGENT, reason: str = "LowQuality", **ex
         "agent_id": agent_id,
         "reason": reason,
         "score": 0.21,
-        "signals": ["junk_text"],
-        "breakdown": {"quality": 0.21, "reason": reason},
+        "signals": [
+            {
+                "name": "placeholder_text",
+                "amount": 0.6,
+                "detail": "subject is a placeholder: 'asdfasdf'",
+            }
+        ],
+        "breakdown": {"quality": 0.21, "trust": 0.4, "trusted": False, "reason": reason},
         "status": "pending",
         "created_at": "2026-02-11T10:23:45.123456Z",
         "decided_at": None,
@@ -332,7 +338,8 @@ def test_show_table_with_breakdown_and_notes_no_markup(server: FakeServer) -> No
     server.routes["GET", f"/v1/admin/quarantine/{QID}"] = httpx.Response(200, json=it)
     result = run("quarantine", "show", QID)
     assert result.exit_code == 0, result.output
-    for text in ("LowQuality", "junk_text", "score breakdown", "quality", "[red]x[/red] [/]",
+    for text in ("LowQuality", "placeholder_text", "0.6", "subject is a placeholder",
+                 "score breakdown", "quality", "trusted", "[red]x[/red] [/]",
                  "admin:bob", "looks like [bold]spam[/bold]", "!!!!!!!!"):  # fmt: skip
         assert text in result.stdout
     assert orjson.loads(run("quarantine", "show", QID, "--json").stdout) == it

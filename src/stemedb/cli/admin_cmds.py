@@ -400,23 +400,45 @@ def quarantine_list(
         click.echo(f"more results: --cursor {page['next_cursor']} (or --all)", err=True)
 
 
-_ITEM_ORDER = ("id", "status", "reason", "score", "signals", "agent_id", "assertion_id",
-               "created_at", "decided_at", "decided_by", "decision_reason")  # fmt: skip
+_ITEM_ORDER = ("id", "status", "reason", "score", "agent_id", "assertion_id", "created_at",
+               "decided_at", "decided_by", "decision_reason")  # fmt: skip
 _ASSERTION_ORDER = ("subject", "predicate", "object", "confidence", "evidence", "context",
                     "valid_from", "valid_until", "supersedes", "timestamp", "nonce")  # fmt: skip
+
+
+def _signals_table(signals: list[Any]) -> Table:
+    """Signals are ``{"name", "amount", "detail"}`` (plain names are shown as they are)."""
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column("name", no_wrap=True)
+    table.add_column("amount", justify="right", no_wrap=True)
+    table.add_column("detail", overflow="fold")
+    for sig in signals:
+        if isinstance(sig, dict):
+            table.add_row(
+                _cell(sig.get("name")), _cell(sig.get("amount")), _cell(sig.get("detail"))
+            )
+        else:
+            table.add_row(_cell(sig), Text(""), Text(""))
+    return table
 
 
 def _print_item(item: dict[str, Any]) -> None:
     console = _console()
     console.print(_fields_table((k, item.get(k)) for k in _ITEM_ORDER))
+    signals = item.get("signals")
+    if isinstance(signals, list) and signals:
+        console.print(Text("\nsignals", style="bold underline"))
+        console.print(_signals_table(signals))
+    breakdown = item.get("breakdown")
+    if isinstance(breakdown, dict):
+        rest = {k: v for k, v in breakdown.items() if k not in ("signals", "reason", "score")}
+        if rest:
+            console.print(Text("\nscore breakdown", style="bold underline"))
+            console.print(_fields_table(sorted(rest.items())))
     assertion = item.get("assertion")
     if isinstance(assertion, dict):
         console.print(Text("\nassertion", style="bold underline"))
         console.print(_fields_table((k, assertion.get(k)) for k in _ASSERTION_ORDER))
-    breakdown = item.get("breakdown")
-    if isinstance(breakdown, dict) and breakdown:
-        console.print(Text("\nscore breakdown", style="bold underline"))
-        console.print(_fields_table(sorted(breakdown.items())))
     notes = item.get("notes") or []
     if notes:
         console.print(Text("\nnotes", style="bold underline"))

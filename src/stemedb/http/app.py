@@ -23,6 +23,7 @@ def create_app(database: Database, *, close_on_shutdown: bool = True) -> FastAPI
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await database.start()
         yield
+        await database.stop()
         if close_on_shutdown:
             database.close()
 

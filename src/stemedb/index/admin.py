@@ -231,6 +231,11 @@ def quarantine_counts(store: IndexStore) -> dict[str, int]:
         " GROUP BY agent_id ORDER BY n DESC", [])}
 
 
+def rejected_before(store: IndexStore, before_us: int) -> int:
+    return int(store.query("SELECT count(*) FROM quarantine WHERE status='rejected'"
+                           " AND decided_at < ?", [before_us])[0][0])
+
+
 def allowlist(store: IndexStore) -> list[dict[str, Any]]:
     return [{"agent_id": r["agent_id"], "expires_at": r["expires_at"], "reason": r["reason"],
              "added_by": r["added_by"], "added_at": _us_to_time(r["added_at"])}

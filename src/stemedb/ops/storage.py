@@ -307,11 +307,23 @@ class S3Target(Target):
         from botocore.exceptions import BotoCoreError, ClientError
 
         size = path.stat().st_size
-        extra = {"Metadata": {"sha256": sha256}, "ChecksumAlgorithm": "SHA256"}
         try:
-            self.client.upload_file(str(path), self.bucket, self._key(key), ExtraArgs=extra,
-                                    Config=self.transfer, Callback=tick)
-        except (ClientError, BotoCoreError) as e:
+            if size < self.transfer.multipart_threshold:
+                # One PUT; the store checks the whole object's SHA-256 on receipt.
+                with open(path, "rb") as body:
+                    self.client.put_object(
+                        Bucket=self.bucket, Key=self._key(key), Body=body,
+                        Metadata={"sha256": sha256},
+                        ChecksumSHA256=base64.b64encode(bytes.fromhex(sha256)).decode())
+                if tick is not None:
+                    tick(size)
+            else:
+                # Multipart: each part's SHA-256 is checked on receipt; no object exists
+                # until the upload completes.
+                extra = {"Metadata": {"sha256": sha256}, "ChecksumAlgorithm": "SHA256"}
+                self.client.upload_file(str(path), self.bucket, self._key(key), ExtraArgs=extra,
+                                        Config=self.transfer, Callback=tick)
+        except (ClientError, BotoCoreError, OSError) as e:
             raise TargetError(f"upload of {path} to {self.describe(key)} failed: {e}") from e
         self._check(key, size, sha256)
 

@@ -1,0 +1,152 @@
+"""Quarantine lifecycle in process: verdicts journaled, cap, retention, replay identity."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from stemedb.engine import Database
+from stemedb.http import create_app
+from stemedb.ops.reindex import reindex
+from stemedb.settings import load_settings
+from stemedb.signing import AgentKey
+from tests.helpers import assertion_body, signed_headers
+
+JUNK = {"subject": "asdfasdf", "predicate": "qwerty", "object": "!!!!!!!!!!!!!!!!"}
+
+
+def _db(data: Path, **env: str) -> Database:
+    return Database(load_settings(env=env, overrides={"server.data_dir": str(data)}))
+
+
+def _run(db: Database, scenario: Any) -> Any:
+    app = create_app(db, close_on_shutdown=False)
+    auth = {"Authorization": f"Bearer {app.state.admin_token}"}
+
+    async def go() -> Any:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://t") as c:
+            return await scenario(c, auth)
+
+    return asyncio.run(go())
+
+
+async def _post(c: httpx.AsyncClient, key: AgentKey, **fields: Any) -> httpx.Response:
+    b = assertion_body(key, **fields)
+    return await c.post("/v1/assert", content=b, headers=signed_headers(key, b))
+
+
+def test_pending_cap_answers_429_and_stores_nothing(tmp_path: Path) -> None:
+    db = _db(tmp_path / "d", STEMEDB_MAX_PENDING_PER_AGENT="3")
+    key = AgentKey.generate()
+
+    async def scenario(c: httpx.AsyncClient, auth: dict[str, str]) -> None:
+        codes = [(await _post(c, key, **JUNK, context=f"c{i}")).status_code for i in range(5)]
+        assert codes == [202, 202, 202, 429, 429]
+        listed = (await c.get("/v1/admin/quarantine", headers=auth)).json()
+        assert listed["total"] == 3
+        assert (await _post(c, key, subject="oslo", predicate="capital_of",
+                            object="norway")).status_code == 201  # good writes still pass
+
+    _run(db, scenario)
+    db.close()
+
+
+def test_rejected_items_leave_the_index_after_retention_and_replay_agrees(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    db = _db(data, STEMEDB_REJECTED_RETENTION_DAYS="0")
+    key = AgentKey.generate()
+
+    async def scenario(c: httpx.AsyncClient, auth: dict[str, str]) -> dict[str, Any]:
+        r = (await _post(c, key, **JUNK)).json()
+        keep = (await _post(c, key, **JUNK, context="other")).json()
+        rej = await c.post(f"/v1/admin/quarantine/{r['quarantine_id']}/reject", headers=auth,
+                           json={"reason": "junk"})
+        assert rej.status_code == 200 and rej.json()["status"] == "rejected"
+        assert await db.admin.purge_rejected() == 1
+        assert (await c.get(f"/v1/admin/quarantine/{r['quarantine_id']}",
+                            headers=auth)).status_code == 404
+        assert (await c.get(f"/v1/assertions/{r['id']}")).status_code == 404
+        assert (await c.get(f"/v1/admin/quarantine/{keep['quarantine_id']}",
+                            headers=auth)).json()["status"] == "pending"
+        audit = (await c.get("/v1/admin/audit", headers=auth)).json()["items"]
+        assert [a["action"] for a in audit] == ["quarantine.purge", "quarantine.reject"]
+        return r
+
+    _run(db, scenario)
+    live = db.index.digest()
+    db.close()
+    _, rebuilt = reindex(data)
+    assert rebuilt == live
+
+
+def test_verdicts_are_replayed_not_recomputed(tmp_path: Path) -> None:
+    """A threshold change later does not rewrite what was quarantined before."""
+    data = tmp_path / "d"
+    db = _db(data)
+    key = AgentKey.generate()
+
+    async def scenario(c: httpx.AsyncClient, auth: dict[str, str]) -> None:
+        assert (await _post(c, key, **JUNK)).status_code == 202
+        r = await c.put("/v1/admin/content_defense/thresholds", headers=auth,
+                        json={"quality_threshold": 0.0})
+        assert r.status_code == 200 and r.json()["quality_threshold"] == 0.0
+        assert (await _post(c, key, **JUNK, context="x")).status_code == 201
+
+    _run(db, scenario)
+    live = db.index.digest()
+    db.close()
+    _, rebuilt = reindex(data)
+    assert rebuilt == live
+    db = _db(data)
+    assert db.defense.thresholds.quality_threshold == 0.0  # the runtime change survived
+    db.close()
+
+
+def test_changed_config_thresholds_win_at_start_and_are_journaled(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    db = _db(data)
+
+    async def put(c: httpx.AsyncClient, auth: dict[str, str]) -> None:
+        await c.put("/v1/admin/content_defense/thresholds", headers=auth,
+                    json={"quality_threshold": 0.3})
+
+    _run(db, put)
+    db.close()
+    # same config again: the runtime value stays
+    db = _db(data)
+    asyncio.run(db.start())
+    asyncio.run(db.stop())
+    assert db.defense.thresholds.quality_threshold == 0.3
+    db.close()
+    # the operator changes the config: it wins, and the change is in the audit log
+    db = _db(data, STEMEDB_QUALITY_THRESHOLD="0.5")
+
+    async def start_stop() -> None:
+        await db.start()
+        await db.stop()
+
+    asyncio.run(start_stop())
+    assert db.defense.thresholds.quality_threshold == 0.5
+    audit = db.admin.audit(None, 10)["items"]
+    assert audit[0]["by"] == "config" and audit[0]["action"] == "thresholds.set"
+    db.close()
+
+
+@pytest.mark.parametrize("confidence, code", [(0.9, 201), (0.97, 202)])
+def test_untrusted_high_confidence(tmp_path: Path, confidence: float, code: int) -> None:
+    db = _db(tmp_path / "d")
+    key = AgentKey.generate()
+
+    async def scenario(c: httpx.AsyncClient, auth: dict[str, str]) -> None:
+        r = await _post(c, key, confidence=confidence)
+        assert r.status_code == code, r.text
+        if code == 202:
+            assert r.json()["reason"] == "UntrustedHighConfidence"
+
+    _run(db, scenario)
+    db.close()
