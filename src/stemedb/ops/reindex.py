@@ -16,7 +16,7 @@ def rebuild_index(journal: Journal, target: Path, progress: bool = False) -> tup
     """Build a fresh index at ``target`` from every journal record; (records, digest)."""
     for suffix in ("", "-wal", "-shm"):
         Path(str(target) + suffix).unlink(missing_ok=True)
-    store = IndexStore(target)
+    store = IndexStore(target, bulk=True)
     try:
         last = journal.last_lsn
         if progress:
@@ -29,9 +29,10 @@ def rebuild_index(journal: Journal, target: Path, progress: bool = False) -> tup
                         if e.lsn % 1000 == 0:
                             bar.update(task, completed=e.lsn)
 
-                n = store.rebuild_from(tick(entries_from(journal.read(1))))
+                n = store.rebuild_from(tick(entries_from(journal.read(1))), batch=10_000)
         else:
-            n = store.rebuild_from(entries_from(journal.read(1)))
+            n = store.rebuild_from(entries_from(journal.read(1)), batch=10_000)
+        store.finish_bulk()
         return n, store.digest()
     finally:
         store.close()
