@@ -49,6 +49,7 @@ __all__ = [
     "Client",
     "ClientError",
     "ConnectionFailed",
+    "DisputeOptions",
     "QueryFilters",
     "SearchOptions",
     "WriteOptions",
@@ -197,6 +198,16 @@ class BeliefOptions(TypedDict, total=False):
     predicate: str | None
     context: str | None
     as_of: Timestamp | int | None
+    limit: int | None
+    cursor: str | None
+
+
+class DisputeOptions(TypedDict, total=False):
+    limit: int | None
+    cursor: str | None
+    as_of: Timestamp | int | None
+    subject: str | None
+    predicate: str | None
 
 
 BatchItem = bytes | str | tuple[bytes | str, str]
@@ -686,7 +697,12 @@ class Client(_BaseClient):
         return self._run(self._core.get("/v1/search", {"q": q, **options}))
 
     def beliefs(self, subject: str, **options: Unpack[BeliefOptions]) -> dict[str, Any]:
+        """Trust-weighted candidates for ``subject`` (one ``predicate``, or all of them)."""
         return self._run(self._core.get("/v1/beliefs", {"subject": subject, **options}))
+
+    def disputes(self, **options: Unpack[DisputeOptions]) -> dict[str, Any]:
+        """Contested keys, most contested first: ``{"items": [...], "next_cursor"}``."""
+        return self._run(self._core.get("/v1/disputes", options))
 
     def agent(self, agent_id: str) -> dict[str, Any]:
         return self._run(self._core.get(f"/v1/agents/{_seg(agent_id)}"))
@@ -810,6 +826,9 @@ class AsyncClient(_BaseClient):
 
     async def beliefs(self, subject: str, **options: Unpack[BeliefOptions]) -> dict[str, Any]:
         return await self._run(self._core.get("/v1/beliefs", {"subject": subject, **options}))
+
+    async def disputes(self, **options: Unpack[DisputeOptions]) -> dict[str, Any]:
+        return await self._run(self._core.get("/v1/disputes", options))
 
     async def agent(self, agent_id: str) -> dict[str, Any]:
         return await self._run(self._core.get(f"/v1/agents/{_seg(agent_id)}"))

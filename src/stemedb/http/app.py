@@ -13,7 +13,7 @@ from ..engine import Database
 from . import problems
 from .guard_middleware import AddressLimitMiddleware
 from .middleware import RequestIdMiddleware
-from .routes import admin, agents, health, reads, writes
+from .routes import admin, agents, beliefs, health, reads, writes
 
 
 def create_app(database: Database, *, close_on_shutdown: bool = True) -> FastAPI:
@@ -32,7 +32,7 @@ def create_app(database: Database, *, close_on_shutdown: bool = True) -> FastAPI
     app.state.db = database
     app.state.admin_token = admin_token(database.settings)
     problems.install(app)
-    for module in (writes, reads, agents, admin, health):
+    for module in (writes, reads, beliefs, agents, admin, health):
         app.include_router(module.router)
     app.add_middleware(AddressLimitMiddleware, database=database)
     app.add_middleware(RequestIdMiddleware)  # outermost: every answer carries the id
