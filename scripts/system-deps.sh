@@ -10,6 +10,7 @@ declare -A pkg_for=(
   [promtool]=prometheus
   [systemd-analyze]=systemd
   [sqlite3]=sqlite3
+  [chromium]=chromium
 )
 
 missing=()

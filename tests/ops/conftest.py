@@ -56,9 +56,11 @@ class S3Server:
 
 
 def _creds() -> dict[str, str]:
-    return {"aws_access_key_id": AWS_ENV["AWS_ACCESS_KEY_ID"],
-            "aws_secret_access_key": AWS_ENV["AWS_SECRET_ACCESS_KEY"],
-            "region_name": AWS_ENV["AWS_DEFAULT_REGION"]}
+    return {
+        "aws_access_key_id": AWS_ENV["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": AWS_ENV["AWS_SECRET_ACCESS_KEY"],
+        "region_name": AWS_ENV["AWS_DEFAULT_REGION"],
+    }
 
 
 def _moto_command(port: int) -> list[str]:
@@ -74,8 +76,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     port = free_port()
     log = tmp_path_factory.mktemp("moto") / "moto.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen(_moto_command(port), stdout=out, stderr=subprocess.STDOUT,
-                                cwd=ROOT)
+        proc = subprocess.Popen(_moto_command(port), stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
@@ -129,14 +130,19 @@ class JournalBuilder:
     """Appends valid signed assertions (some superseding, some retracted) with chosen
     recorded times, then builds the index as the server would."""
 
-    def __init__(self, data_dir: Path, *, segment_bytes: int = SEGMENT_BYTES,
-                 seed: int = 7, start_us: int | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        segment_bytes: int = SEGMENT_BYTES,
+        seed: int = 7,
+        start_us: int | None = None,
+    ) -> None:
         self.source = Source(data_dir)
         self.rng = random.Random(seed)
         self.keys = [AgentKey.generate() for _ in range(4)]
         self.active: list[tuple[int, str]] = []  # (key index, assertion id)
-        self.now_us = start_us if start_us is not None else (time.time_ns() // 1000
-                                                              - 3_600_000_000)
+        self.now_us = start_us if start_us is not None else (time.time_ns() // 1000 - 3_600_000_000)
         self.segment_bytes = segment_bytes
         self._n = 0
 
@@ -150,15 +156,28 @@ class JournalBuilder:
         if mine and roll < 0.08:
             target = self.rng.choice(mine)
             self.active.remove(target)
-            body = orjson.dumps({"retracts": target[1], "reason": "test", "agent_id": key.agent_id,
-                                 "timestamp": now_rfc3339(), "nonce": f"nonce-{n:08d}"})
+            body = orjson.dumps(
+                {
+                    "retracts": target[1],
+                    "reason": "test",
+                    "agent_id": key.agent_id,
+                    "timestamp": now_rfc3339(),
+                    "nonce": f"nonce-{n:08d}",
+                }
+            )
             kind = records.RETRACT
         else:
-            fields = {"subject": f"station {n}", "predicate": "located_in",
-                      "object": f"region {n % 17}", "confidence": 0.8,
-                      "evidence": [f"https://example.org/{n}"], "agent_id": key.agent_id,
-                      "timestamp": now_rfc3339(), "nonce": f"nonce-{n:08d}",
-                      "context": "ops-test"}
+            fields = {
+                "subject": f"station {n}",
+                "predicate": "located_in",
+                "object": f"region {n % 17}",
+                "confidence": 0.8,
+                "evidence": [f"https://example.org/{n}"],
+                "agent_id": key.agent_id,
+                "timestamp": now_rfc3339(),
+                "nonce": f"nonce-{n:08d}",
+                "context": "ops-test",
+            }
             if mine and roll < 0.16:
                 target = self.rng.choice(mine)
                 self.active.remove(target)
@@ -199,8 +218,9 @@ def reference_digest(src: Source, lsn: int, scratch: Path) -> str:
     path = scratch / f"ref-{lsn}.sqlite3"
     store = IndexStore(path)
     try:
-        store.rebuild_from(Entry(r.lsn, r.hash, records.decode(r.payload))
-                           for r in src.records[:lsn])
+        store.rebuild_from(
+            Entry(r.lsn, r.hash, records.decode(r.payload)) for r in src.records[:lsn]
+        )
         return store.digest()
     finally:
         store.close()

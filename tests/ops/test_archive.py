@@ -78,18 +78,29 @@ def test_archive_is_idempotent_and_never_deletes(tmp_path: Path, s3_server: S3Se
         assert (seg.size, seg.sha256) == (len(data), hashlib.sha256(data).hexdigest())
 
 
-def test_archive_resumes_after_being_killed_mid_run(tmp_path: Path,
-                                                   s3_server: S3Server) -> None:
+def test_archive_resumes_after_being_killed_mid_run(tmp_path: Path, s3_server: S3Server) -> None:
     data_dir = tmp_path / "src"
     _big_journal(data_dir, segments=40, segment_bytes=128 * 1024)
     bucket = s3_server.new_bucket()
     url = f"s3://{bucket}/k"
     s3 = s3_server.client()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "stemedb", "wal", "archive", "--to", url, "--data-dir",
-         str(data_dir)],
-        env={**os.environ, **s3_server.env}, cwd=ROOT, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "stemedb",
+            "wal",
+            "archive",
+            "--to",
+            url,
+            "--data-dir",
+            str(data_dir),
+        ],
+        env={**os.environ, **s3_server.env},
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
         if s3.list_objects_v2(Bucket=bucket, Prefix="k/wal/").get("KeyCount", 0) >= 3:
@@ -111,8 +122,7 @@ def test_archive_resumes_after_being_killed_mid_run(tmp_path: Path,
     assert {k.rsplit("/", 1)[1]: v for k, v in stored.items()} == _local_segments(data_dir)
 
 
-def test_leftovers_of_interrupted_uploads_never_count(tmp_path: Path,
-                                                     s3_server: S3Server) -> None:
+def test_leftovers_of_interrupted_uploads_never_count(tmp_path: Path, s3_server: S3Server) -> None:
     src = JournalBuilder(tmp_path / "src").add(700)
     segments = _local_segments(src.data_dir)
     names = sorted(segments)
@@ -120,8 +130,13 @@ def test_leftovers_of_interrupted_uploads_never_count(tmp_path: Path,
     bucket = s3_server.new_bucket()
     s3 = s3_server.client()
     upload = s3.create_multipart_upload(Bucket=bucket, Key=f"p/wal/{names[0]}")
-    s3.upload_part(Bucket=bucket, Key=f"p/wal/{names[0]}", UploadId=upload["UploadId"],
-                   PartNumber=1, Body=segments[names[0]][:1000])
+    s3.upload_part(
+        Bucket=bucket,
+        Key=f"p/wal/{names[0]}",
+        UploadId=upload["UploadId"],
+        PartNumber=1,
+        Body=segments[names[0]][:1000],
+    )
     s3.put_object(Bucket=bucket, Key=f"p/wal/{names[1]}", Body=segments[names[1]][:-7])
     target = open_target(f"s3://{bucket}/p", s3_server.url)
     report = archive_once(src.data_dir, target)
@@ -170,8 +185,9 @@ def test_a_diverged_history_is_refused(tmp_path: Path) -> None:
 
 
 def _metrics(path: Path) -> dict[str, float]:
-    return {s.name: s.value for f in text_string_to_metric_families(path.read_text())
-            for s in f.samples}
+    return {
+        s.name: s.value for f in text_string_to_metric_families(path.read_text()) for s in f.samples
+    }
 
 
 def test_cli_textfile_metrics_and_watch(tmp_path: Path) -> None:
@@ -179,9 +195,20 @@ def test_cli_textfile_metrics_and_watch(tmp_path: Path) -> None:
     src = builder.add(400)
     target = str(tmp_path / "t")
     textfile = tmp_path / "textfile"
-    res = CliRunner().invoke(main, ["wal", "archive", "--to", target, "--data-dir",
-                                    str(src.data_dir), "--textfile-dir", str(textfile),
-                                    "--json"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "wal",
+            "archive",
+            "--to",
+            target,
+            "--data-dir",
+            str(src.data_dir),
+            "--textfile-dir",
+            str(textfile),
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     m = _metrics(textfile / "stemedb_wal_archive.prom")
@@ -192,8 +219,19 @@ def test_cli_textfile_metrics_and_watch(tmp_path: Path) -> None:
     success = m["stemedb_wal_archive_last_success_timestamp_seconds"]
     assert abs(success - time.time()) < 60
 
-    res = CliRunner().invoke(main, ["backup", "create", "--to", target, "--data-dir",
-                                    str(src.data_dir), "--textfile-dir", str(textfile)])
+    res = CliRunner().invoke(
+        main,
+        [
+            "backup",
+            "create",
+            "--to",
+            target,
+            "--data-dir",
+            str(src.data_dir),
+            "--textfile-dir",
+            str(textfile),
+        ],
+    )
     assert res.exit_code == 0, res.output
     b = _metrics(textfile / "stemedb_backup.prom")
     assert b["stemedb_backup_last_lsn"] == 400 and b["stemedb_backup_last_size_bytes"] > 0
@@ -201,8 +239,19 @@ def test_cli_textfile_metrics_and_watch(tmp_path: Path) -> None:
     assert b["stemedb_backup_last_success_timestamp_seconds"] > 0
 
     # a failed run keeps the last success and says it failed
-    res = CliRunner().invoke(main, ["wal", "archive", "--to", target, "--data-dir",
-                                    str(tmp_path / "nothing"), "--textfile-dir", str(textfile)])
+    res = CliRunner().invoke(
+        main,
+        [
+            "wal",
+            "archive",
+            "--to",
+            target,
+            "--data-dir",
+            str(tmp_path / "nothing"),
+            "--textfile-dir",
+            str(textfile),
+        ],
+    )
     assert res.exit_code == 1 and "no journal" in res.output
     m = _metrics(textfile / "stemedb_wal_archive.prom")
     assert m["stemedb_wal_archive_last_run_success"] == 0
@@ -211,9 +260,25 @@ def test_cli_textfile_metrics_and_watch(tmp_path: Path) -> None:
 
     # --watch picks up segments sealed while it runs, and stops cleanly on SIGTERM
     proc = subprocess.Popen(
-        [sys.executable, "-m", "stemedb", "wal", "archive", "--to", target, "--data-dir",
-         str(src.data_dir), "--watch", "--interval", "0.2", "--json"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        [
+            sys.executable,
+            "-m",
+            "stemedb",
+            "wal",
+            "archive",
+            "--to",
+            target,
+            "--data-dir",
+            str(src.data_dir),
+            "--watch",
+            "--interval",
+            "0.2",
+            "--json",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         time.sleep(1.0)
         builder.add(600)

@@ -30,8 +30,9 @@ def _target(kind: str, tmp_path: Path, s3_server: S3Server) -> tuple[str, list[s
 
 
 @pytest.mark.parametrize("kind", ["dir", "s3"])
-def test_backup_verify_restore_equals_source(kind: str, tmp_path: Path,
-                                             s3_server: S3Server) -> None:
+def test_backup_verify_restore_equals_source(
+    kind: str, tmp_path: Path, s3_server: S3Server
+) -> None:
     builder = JournalBuilder(tmp_path / "src")
     src = builder.add(900)
     target, ep = _target(kind, tmp_path, s3_server)
@@ -61,12 +62,32 @@ def test_backup_verify_restore_equals_source(kind: str, tmp_path: Path,
     builder.add(300)
     m2 = run("backup", "create", "--to", target, "--data-dir", str(src.data_dir), *ep)
     assert m2["last_lsn"] == 1200 and m2["id"] > m["id"]
-    r = run("restore", "--from", target, "--backup", m["id"], "--to-lsn", "900",
-            "--data-dir", str(tmp_path / "first"), "--digest", *ep)
+    r = run(
+        "restore",
+        "--from",
+        target,
+        "--backup",
+        m["id"],
+        "--to-lsn",
+        "900",
+        "--data-dir",
+        str(tmp_path / "first"),
+        "--digest",
+        *ep,
+    )
     assert r["lsn"] == 900 and r["digest"] == m["index_digest"]
     # a target inside the second backup without any WAL: the earlier backup + its journal
-    r = run("restore", "--from", target, "--to-lsn", "1100", "--data-dir",
-            str(tmp_path / "mid"), "--digest", *ep)
+    r = run(
+        "restore",
+        "--from",
+        target,
+        "--to-lsn",
+        "1100",
+        "--data-dir",
+        str(tmp_path / "mid"),
+        "--digest",
+        *ep,
+    )
     assert (r["lsn"], r["backup_id"]) == (1100, m2["id"])
     assert r["digest"] == reference_digest(src, 1100, tmp_path)
 
@@ -83,29 +104,47 @@ def test_restore_refusals(tmp_path: Path) -> None:
     assert "is not empty" in out["error"]
     assert (busy / "something").exists()
 
-    out = run("restore", "--from", target, "--to-lsn", "301", "--data-dir",
-              str(tmp_path / "n1"), ok=False)
+    out = run(
+        "restore", "--from", target, "--to-lsn", "301", "--data-dir", str(tmp_path / "n1"), ok=False
+    )
     assert "latest restorable LSN is 300 at time" in out["error"]
     assert not (tmp_path / "n1").exists()
 
     from stemedb.ops.backup import us_to_time
 
     late = us_to_time(src.ats[-1] + 1)
-    out = run("restore", "--from", target, "--to-time", late, "--data-dir",
-              str(tmp_path / "n2"), ok=False)
+    out = run(
+        "restore", "--from", target, "--to-time", late, "--data-dir", str(tmp_path / "n2"), ok=False
+    )
     assert "latest restorable LSN is 300 at time" in out["error"]
     early = us_to_time(src.ats[0] - 1)
-    out = run("restore", "--from", target, "--to-time", early, "--data-dir",
-              str(tmp_path / "n3"), ok=False)
+    out = run(
+        "restore",
+        "--from",
+        target,
+        "--to-time",
+        early,
+        "--data-dir",
+        str(tmp_path / "n3"),
+        ok=False,
+    )
     assert "no record was recorded at or before" in out["error"]
 
-    out = run("restore", "--from", str(tmp_path / "empty"), "--data-dir",
-              str(tmp_path / "n4"), ok=False)
+    out = run(
+        "restore", "--from", str(tmp_path / "empty"), "--data-dir", str(tmp_path / "n4"), ok=False
+    )
     assert "no complete backup" in out["error"]
 
     # an exact time keeps the record recorded at that very microsecond
-    r = run("restore", "--from", target, "--to-time", us_to_time(src.ats[99]),
-            "--data-dir", str(tmp_path / "n5"))
+    r = run(
+        "restore",
+        "--from",
+        target,
+        "--to-time",
+        us_to_time(src.ats[99]),
+        "--data-dir",
+        str(tmp_path / "n5"),
+    )
     assert r["lsn"] == 100
 
 
@@ -123,13 +162,11 @@ def test_human_output(tmp_path: Path) -> None:
     src = JournalBuilder(tmp_path / "src").add(50)
     target = str(tmp_path / "t")
     runner = CliRunner()
-    res = runner.invoke(main, ["backup", "create", "--to", target, "--data-dir",
-                               str(src.data_dir)])
+    res = runner.invoke(main, ["backup", "create", "--to", target, "--data-dir", str(src.data_dir)])
     assert res.exit_code == 0 and "LSN 1..50" in res.stdout, res.output
     res = runner.invoke(main, ["backup", "list", "--from", target])
     assert res.exit_code == 0 and "complete" in res.stdout and "1..50" in res.stdout
     res = runner.invoke(main, ["backup", "verify", "--from", target])
     assert res.exit_code == 0 and "OK" in res.stdout
-    res = runner.invoke(main, ["restore", "--from", target, "--data-dir",
-                               str(tmp_path / "r")])
+    res = runner.invoke(main, ["restore", "--from", target, "--data-dir", str(tmp_path / "r")])
     assert res.exit_code == 0 and "restored" in res.stdout

@@ -39,12 +39,15 @@ def archived(sources, s3_server: S3Server):  # type: ignore[no-untyped-def]
 
 
 def _cli_verify(target_url: str, endpoint: str) -> tuple[int, dict]:
-    res = CliRunner().invoke(main, ["backup", "verify", "--from", target_url,
-                                    "--s3-endpoint-url", endpoint, "--json"])
+    res = CliRunner().invoke(
+        main, ["backup", "verify", "--from", target_url, "--s3-endpoint-url", endpoint, "--json"]
+    )
     return res.exit_code, json.loads(res.stdout)
 
 
-def test_flipped_byte_in_a_backup_segment_is_named(archived, s3_server: S3Server, tmp_path: Path) -> None:
+def test_flipped_byte_in_a_backup_segment_is_named(
+    archived, s3_server: S3Server, tmp_path: Path
+) -> None:
     src, target, m, s3, bucket = archived
     seg = m.files[1].path
     key = f"db/backups/{m.id}/{seg}"
@@ -66,8 +69,10 @@ def test_truncated_archived_segment_is_named(archived, s3_server: S3Server, tmp_
     s3.put_object(Bucket=bucket, Key=key, Body=data[: len(data) - 100])
     code, report = _cli_verify(target.url, s3_server.url)
     assert code == 1
-    assert f"{target.url}/wal/{seg.name}: {seg.size - 100} bytes, expected {seg.size} " \
-           "(truncated or replaced)" in report["faults"]
+    assert (
+        f"{target.url}/wal/{seg.name}: {seg.size - 100} bytes, expected {seg.size} "
+        "(truncated or replaced)" in report["faults"]
+    )
     with pytest.raises(OpsError, match=f"wal/{seg.name}: {seg.size - 100} bytes, expected"):
         restore(target, tmp_path / "r")
     # a target before the damaged segment still restores
@@ -75,7 +80,9 @@ def test_truncated_archived_segment_is_named(archived, s3_server: S3Server, tmp_
     assert r.lsn == seg.first_lsn - 1
 
 
-def test_flipped_byte_in_the_index_snapshot_is_named(archived, s3_server: S3Server, tmp_path: Path) -> None:
+def test_flipped_byte_in_the_index_snapshot_is_named(
+    archived, s3_server: S3Server, tmp_path: Path
+) -> None:
     src, target, m, s3, bucket = archived
     key = f"db/backups/{m.id}/index.sqlite3"
     data = bytearray(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
@@ -83,8 +90,9 @@ def test_flipped_byte_in_the_index_snapshot_is_named(archived, s3_server: S3Serv
     s3.put_object(Bucket=bucket, Key=key, Body=bytes(data))
     code, report = _cli_verify(target.url, s3_server.url)
     assert code == 1
-    assert f"{target.url}/backups/{m.id}/index.sqlite3: SHA-256 mismatch (corrupt)" \
-        in report["faults"]
+    assert (
+        f"{target.url}/backups/{m.id}/index.sqlite3: SHA-256 mismatch (corrupt)" in report["faults"]
+    )
 
 
 def test_missing_archived_segment_is_named(archived, s3_server: S3Server, tmp_path: Path) -> None:
@@ -99,8 +107,11 @@ def test_missing_archived_segment_is_named(archived, s3_server: S3Server, tmp_pa
     # the latest restore refuses and names the gap; up to the gap it works
     with pytest.raises(OpsError, match=f"gap: segment {gone.name} is missing"):
         restore(target, tmp_path / "r")
-    with pytest.raises(OpsError, match=f"latest restorable LSN is {gone.first_lsn - 1} at time"
-                                       f".*gap: segment {gone.name} is missing"):
+    with pytest.raises(
+        OpsError,
+        match=f"latest restorable LSN is {gone.first_lsn - 1} at time"
+        f".*gap: segment {gone.name} is missing",
+    ):
         restore(target, tmp_path / "r", to_lsn=gone.last_lsn + 1)
     r = restore(target, tmp_path / "ok", to_lsn=gone.first_lsn - 1)
     assert r.lsn == gone.first_lsn - 1
@@ -110,7 +121,9 @@ def test_missing_archived_segment_is_named(archived, s3_server: S3Server, tmp_pa
     assert verify_backup(target).wal.segments == len(segs)
 
 
-def test_missing_backup_segment_and_missing_manifest(archived, s3_server: S3Server, tmp_path: Path) -> None:
+def test_missing_backup_segment_and_missing_manifest(
+    archived, s3_server: S3Server, tmp_path: Path
+) -> None:
     src, target, m, s3, bucket = archived
     seg = m.files[0].path
     s3.delete_object(Bucket=bucket, Key=f"db/backups/{m.id}/{seg}")
@@ -122,8 +135,20 @@ def test_missing_backup_segment_and_missing_manifest(archived, s3_server: S3Serv
     assert [(b.id, b.complete) for b in infos] == [(m.id, False)]
     code, report = _cli_verify(target.url, s3_server.url)
     assert code == 1 and report["faults"][0] == f"no complete backup at {target.url}"
-    res = CliRunner().invoke(main, ["backup", "verify", "--from", target.url, "--backup", m.id,
-                                    "--s3-endpoint-url", s3_server.url, "--json"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "backup",
+            "verify",
+            "--from",
+            target.url,
+            "--backup",
+            m.id,
+            "--s3-endpoint-url",
+            s3_server.url,
+            "--json",
+        ],
+    )
     assert res.exit_code == 1 and "has no manifest.json" in res.stdout
     with pytest.raises(OpsError, match="no complete backup"):
         restore(target, tmp_path / "r")

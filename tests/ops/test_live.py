@@ -43,14 +43,15 @@ class Writer(threading.Thread):
                     items = []
                     for _ in range(20):
                         i += 1
-                        body = assertion_body(self.key, subject=f"sensor {i}",
-                                              object=f"reading {i % 97}")
-                        items.append({"body": body.decode(), "signature":
-                                      self.key.sign_b64(body)})
+                        body = assertion_body(
+                            self.key, subject=f"sensor {i}", object=f"reading {i % 97}"
+                        )
+                        items.append({"body": body.decode(), "signature": self.key.sign_b64(body)})
                     r = c.post("/v1/assert/batch", json={"items": items})
                     r.raise_for_status()
-                    self.accepted += sum(1 for x in r.json()["results"]
-                                         if x.get("http_status") == 201)
+                    self.accepted += sum(
+                        1 for x in r.json()["results"] if x.get("http_status") == 201
+                    )
         except BaseException as e:  # surfaced by the test
             self.error = e
 
@@ -59,8 +60,7 @@ class Writer(threading.Thread):
             self.stop.wait(0.02)
 
 
-def test_backups_under_concurrent_writes_and_dr_drill(tmp_path: Path,
-                                                      s3_server: S3Server) -> None:
+def test_backups_under_concurrent_writes_and_dr_drill(tmp_path: Path, s3_server: S3Server) -> None:
     srv = ServerProcess(tmp_path / "data", env={"STEMEDB_SEGMENT_BYTES": "65536"}).start()
     url = f"s3://{s3_server.new_bucket()}/live"
     target = open_target(url, s3_server.url)
@@ -78,9 +78,25 @@ def test_backups_under_concurrent_writes_and_dr_drill(tmp_path: Path,
         assert writer.error is None, writer.error
         archive_once(srv.data_dir, target)
 
-        res = CliRunner().invoke(main, ["dr-drill", "--from", url, "--s3-endpoint-url",
-                                        s3_server.url, "--source-url", srv.url, "--max-rto",
-                                        "120", "--max-rpo", "3600", "--sample", "30", "--json"])
+        res = CliRunner().invoke(
+            main,
+            [
+                "dr-drill",
+                "--from",
+                url,
+                "--s3-endpoint-url",
+                s3_server.url,
+                "--source-url",
+                srv.url,
+                "--max-rto",
+                "120",
+                "--max-rpo",
+                "3600",
+                "--sample",
+                "30",
+                "--json",
+            ],
+        )
         drill = json.loads(res.stdout)
         assert res.exit_code == 0 and drill["ok"], res.output
         assert drill["backup_id"] == manifests[-1].id and drill["archived_segments"] >= 1
@@ -88,12 +104,31 @@ def test_backups_under_concurrent_writes_and_dr_drill(tmp_path: Path,
         assert drill["rto_seconds"] >= drill["restore_seconds"]
         assert drill["sampled"] == 30
         checks = {c["name"]: c["ok"] for c in drill["checks"]}
-        assert checks == {"restore": True, "server ready": True, "record count": True,
-                          "assertion sample": True, "source LSN": True, "source sample": True,
-                          "RTO": True, "RPO": True}
+        assert checks == {
+            "restore": True,
+            "server ready": True,
+            "record count": True,
+            "assertion sample": True,
+            "source LSN": True,
+            "source sample": True,
+            "RTO": True,
+            "RPO": True,
+        }
 
-        res = CliRunner().invoke(main, ["dr-drill", "--from", url, "--s3-endpoint-url",
-                                        s3_server.url, "--max-rpo", "0", "--sample", "5"])
+        res = CliRunner().invoke(
+            main,
+            [
+                "dr-drill",
+                "--from",
+                url,
+                "--s3-endpoint-url",
+                s3_server.url,
+                "--max-rpo",
+                "0",
+                "--sample",
+                "5",
+            ],
+        )
         assert res.exit_code == 1 and "RPO" in res.stdout and "FAIL" in res.stdout
     finally:
         writer.stop.set()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 from stemedb.ops.archive import archive_once
 from stemedb.ops.backup import create_backup
 from stemedb.ops.storage import open_target
-from tests.helpers import ROOT, ServerProcess
+from tests.helpers import ROOT, ServerProcess, sh_blocks
 from tests.ops.conftest import JournalBuilder, S3Server
 
 pytestmark = pytest.mark.integration
@@ -24,12 +23,8 @@ pytestmark = pytest.mark.integration
 RUNBOOK = ROOT / "docs" / "runbooks" / "dr-drill.md"
 
 
-def _blocks() -> list[str]:
-    return re.findall(r"```sh\n(.*?)```", RUNBOOK.read_text(), re.S)
-
-
 def test_runbook_commands_run_as_written(tmp_path: Path, s3_server: S3Server) -> None:
-    blocks = _blocks()
+    blocks = sh_blocks(RUNBOOK)
     assert len(blocks) >= 4
     builder = JournalBuilder(tmp_path / "data")
     builder.add(900)
@@ -45,23 +40,30 @@ def test_runbook_commands_run_as_written(tmp_path: Path, s3_server: S3Server) ->
         env_file.write_text(
             f"STEMEDB_BACKUP_TARGET={url}\n"
             f"STEMEDB_S3_ENDPOINT_URL={s3_server.url}\n"
-            + "".join(f"{k}={v}\n" for k, v in s3_server.env.items()
-                      if k != "AWS_ENDPOINT_URL_S3"))
+            + "".join(f"{k}={v}\n" for k, v in s3_server.env.items() if k != "AWS_ENDPOINT_URL_S3")
+        )
         scratch = tmp_path / "var-tmp"
         scratch.mkdir()
         script = "\n".join(blocks)
-        for old, new in (("/etc/stemedb/backup.env", str(env_file)),
-                         ("/var/lib/stemedb-pitr", str(tmp_path / "pitr")),
-                         ("/var/lib/stemedb", str(src.data_dir)),
-                         ("/var/tmp", str(scratch)),
-                         ("http://127.0.0.1:18180", srv.url)):
+        for old, new in (
+            ("/etc/stemedb/backup.env", str(env_file)),
+            ("/var/lib/stemedb-pitr", str(tmp_path / "pitr")),
+            ("/var/lib/stemedb", str(src.data_dir)),
+            ("/var/tmp", str(scratch)),
+            ("http://127.0.0.1:18180", srv.url),
+        ):
             script = script.replace(old, new)
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("AWS_", "STEMEDB_"))}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "STEMEDB_"))}
         env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
         env["TMPDIR"] = str(scratch)
-        out = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, env=env,
-                             capture_output=True, text=True, timeout=300)
+        out = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert out.returncode == 0, out.stdout + out.stderr
     finally:
         srv.stop()

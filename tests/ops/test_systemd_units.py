@@ -45,9 +45,13 @@ def test_every_unit_verifies_without_warnings(tmp_path: Path) -> None:
     assert stemedb.exists(), stemedb
     units = sorted(p for p in UNITS.iterdir() if p.suffix in (".service", ".timer"))
     assert {p.name for p in units} >= {
-        "stemedb-api.service", "stemedb-backup.service", "stemedb-backup.timer",
-        "stemedb-wal-archive.service", "stemedb-wal-archive.timer",
-        "stemedb-verify.service", "stemedb-verify.timer",
+        "stemedb-api.service",
+        "stemedb-backup.service",
+        "stemedb-backup.timer",
+        "stemedb-wal-archive.service",
+        "stemedb-wal-archive.timer",
+        "stemedb-verify.service",
+        "stemedb-verify.timer",
     }
     copies = []
     for unit in units:
@@ -57,19 +61,32 @@ def test_every_unit_verifies_without_warnings(tmp_path: Path) -> None:
         copy = tmp_path / unit.name
         copy.write_text(text.replace(INSTALLED, str(stemedb)))
         copies.append(str(copy))
-    out = subprocess.run([exe, "verify", *copies], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "SYSTEMD_LOG_COLOR": "0"})
-    ours = [line for line in (out.stdout + out.stderr).splitlines()
-            if any(Path(c).name in line for c in copies) or str(tmp_path) in line]
+    out = subprocess.run(
+        [exe, "verify", *copies],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "SYSTEMD_LOG_COLOR": "0"},
+    )
+    ours = [
+        line
+        for line in (out.stdout + out.stderr).splitlines()
+        if any(Path(c).name in line for c in copies) or str(tmp_path) in line
+    ]
     assert out.returncode == 0 and not ours, out.stdout + out.stderr
 
 
 def test_api_unit_is_hardened() -> None:
     service = _unit(UNITS / "stemedb-api.service")["Service"]
     expected = {
-        "User": "stemedb", "DynamicUser": "no", "ProtectSystem": "strict",
-        "ReadWritePaths": "/var/lib/stemedb", "NoNewPrivileges": "yes", "PrivateTmp": "yes",
-        "ProtectHome": "yes", "Restart": "on-failure",
+        "User": "stemedb",
+        "DynamicUser": "no",
+        "ProtectSystem": "strict",
+        "ReadWritePaths": "/var/lib/stemedb",
+        "NoNewPrivileges": "yes",
+        "PrivateTmp": "yes",
+        "ProtectHome": "yes",
+        "Restart": "on-failure",
         "ExecStart": f"{INSTALLED} serve --config /etc/stemedb/config.toml",
     }
     for key, value in expected.items():

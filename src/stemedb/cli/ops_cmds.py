@@ -24,8 +24,13 @@ from ..errors import StemeError
 from ..settings import load_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
-out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
+
+
+def _out() -> Console:
+    """Standard output; wide when it is not a terminal, so tables are never cut."""
+    return Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -86,9 +91,13 @@ def _parse_time(value: str) -> int:
 
 def endpoint_option(f: F) -> F:
     return click.option(
-        "--s3-endpoint-url", "endpoint", envvar="STEMEDB_S3_ENDPOINT_URL", metavar="URL",
+        "--s3-endpoint-url",
+        "endpoint",
+        envvar="STEMEDB_S3_ENDPOINT_URL",
+        metavar="URL",
         help="S3-compatible endpoint [env STEMEDB_S3_ENDPOINT_URL; else AWS_ENDPOINT_URL_S3 "
-             "or the AWS config].")(f)
+        "or the AWS config].",
+    )(f)
 
 
 def json_option(f: F) -> F:
@@ -96,20 +105,32 @@ def json_option(f: F) -> F:
 
 
 def source_options(f: F) -> F:
-    f = click.option("--config", type=click.Path(dir_okay=False),
-                     help="TOML config file [env STEMEDB_CONFIG].")(f)
-    return click.option("--data-dir", type=click.Path(file_okay=False),
-                        help="The server's data directory [env STEMEDB_DATA_DIR].")(f)
+    f = click.option(
+        "--config", type=click.Path(dir_okay=False), help="TOML config file [env STEMEDB_CONFIG]."
+    )(f)
+    return click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False),
+        help="The server's data directory [env STEMEDB_DATA_DIR].",
+    )(f)
 
 
 def textfile_option(f: F) -> F:
-    return click.option("--textfile-dir", type=click.Path(file_okay=False), metavar="DIR",
-                        help="Write metrics for node_exporter's textfile collector here.")(f)
+    return click.option(
+        "--textfile-dir",
+        type=click.Path(file_okay=False),
+        metavar="DIR",
+        help="Write metrics for node_exporter's textfile collector here.",
+    )(f)
 
 
 def scratch_option(f: F) -> F:
-    return click.option("--scratch-dir", type=click.Path(file_okay=False), metavar="DIR",
-                        help="Where temporary files go [default: $TMPDIR].")(f)
+    return click.option(
+        "--scratch-dir",
+        type=click.Path(file_okay=False),
+        metavar="DIR",
+        help="Where temporary files go [default: $TMPDIR].",
+    )(f)
 
 
 _TARGET_HELP = "A directory or s3://bucket/prefix [env STEMEDB_BACKUP_TARGET]."
@@ -124,15 +145,23 @@ def backup() -> None:
 
 
 @backup.command("create")
-@click.option("--to", "to", required=True, envvar="STEMEDB_BACKUP_TARGET", metavar="TARGET",
-              help=_TARGET_HELP)
+@click.option(
+    "--to", "to", required=True, envvar="STEMEDB_BACKUP_TARGET", metavar="TARGET", help=_TARGET_HELP
+)
 @source_options
 @textfile_option
 @scratch_option
 @endpoint_option
 @json_option
-def backup_create(to: str, data_dir: str | None, config: str | None, textfile_dir: str | None,
-                  scratch_dir: str | None, endpoint: str | None, as_json: bool) -> None:
+def backup_create(
+    to: str,
+    data_dir: str | None,
+    config: str | None,
+    textfile_dir: str | None,
+    scratch_dir: str | None,
+    endpoint: str | None,
+    as_json: bool,
+) -> None:
     """Back up a data directory (live or stopped) to TARGET."""
     from ..ops.backup import create_backup
     from ..ops.textfile import write_backup_metrics
@@ -140,28 +169,47 @@ def backup_create(to: str, data_dir: str | None, config: str | None, textfile_di
     directory = _data_dir(config, data_dir, as_json)
     target = _target(to, endpoint, as_json)
     try:
-        m = create_backup(directory, target, progress=_progress(as_json),
-                          scratch_dir=Path(scratch_dir) if scratch_dir else None)
+        m = create_backup(
+            directory,
+            target,
+            progress=_progress(as_json),
+            scratch_dir=Path(scratch_dir) if scratch_dir else None,
+        )
     except StemeError as e:
         if textfile_dir:
             write_backup_metrics(Path(textfile_dir), success=False)
         _fail(e, as_json)
     if textfile_dir:
-        write_backup_metrics(Path(textfile_dir), success=True, duration_s=m.duration_seconds,
-                             size_bytes=m.size, lsn=m.last_lsn)
+        write_backup_metrics(
+            Path(textfile_dir),
+            success=True,
+            duration_s=m.duration_seconds,
+            size_bytes=m.size,
+            lsn=m.last_lsn,
+        )
     if as_json:
         _emit_json(m.to_dict())
         return
-    out.print(f"[green]backup {m.id}[/]: LSN {m.first_lsn}..{m.last_lsn} ({m.records:,} "
-              f"records, {m.first_time} .. {m.last_time}), {_size(m.size)} in "
-              f"{m.duration_seconds:.2f} s", highlight=False)
-    out.print(f"  target {target.describe(m.prefix)}; index digest {m.index_digest}",
-              highlight=False)
+    _out().print(
+        f"[green]backup {m.id}[/]: LSN {m.first_lsn}..{m.last_lsn} ({m.records:,} "
+        f"records, {m.first_time} .. {m.last_time}), {_size(m.size)} in "
+        f"{m.duration_seconds:.2f} s",
+        highlight=False,
+    )
+    _out().print(
+        f"  target {target.describe(m.prefix)}; index digest {m.index_digest}", highlight=False
+    )
 
 
 @backup.command("list")
-@click.option("--from", "from_", required=True, envvar="STEMEDB_BACKUP_TARGET",
-              metavar="TARGET", help=_TARGET_HELP)
+@click.option(
+    "--from",
+    "from_",
+    required=True,
+    envvar="STEMEDB_BACKUP_TARGET",
+    metavar="TARGET",
+    help=_TARGET_HELP,
+)
 @endpoint_option
 @json_option
 def backup_list(from_: str, endpoint: str | None, as_json: bool) -> None:
@@ -177,39 +225,66 @@ def backup_list(from_: str, endpoint: str | None, as_json: bool) -> None:
         _emit_json([b.to_dict() for b in infos])
         return
     table = Table(title=f"backups in {target.url}")
-    for col in ("id", "status", "LSN range", "records", "recorded time range", "size"):
-        table.add_column(col, justify="right" if col in ("records", "size") else "left")
+    for col in ("id", "status", "LSN range", "records", "first recorded", "last recorded", "size"):
+        table.add_column(
+            col, justify="right" if col in ("records", "size") else "left", no_wrap=True
+        )
     for b in infos:
         m = b.manifest
         if m is None:
-            table.add_row(b.id, "[red]incomplete[/]", "", "", "", _size(b.size))
+            table.add_row(b.id, "[red]incomplete[/]", "", "", "", "", _size(b.size))
         else:
-            table.add_row(b.id, "[green]complete[/]", f"{m.first_lsn}..{m.last_lsn}",
-                          f"{m.records:,}", f"{m.first_time} .. {m.last_time}", _size(m.size))
-    out.print(table)
+            table.add_row(
+                b.id,
+                "[green]complete[/]",
+                f"{m.first_lsn}..{m.last_lsn}",
+                f"{m.records:,}",
+                m.first_time,
+                m.last_time,
+                _size(m.size),
+            )
+    _out().print(table)
     if not infos:
-        out.print("no backups yet")
+        _out().print("no backups yet")
 
 
 @backup.command("verify")
-@click.option("--from", "from_", required=True, envvar="STEMEDB_BACKUP_TARGET",
-              metavar="TARGET", help=_TARGET_HELP)
+@click.option(
+    "--from",
+    "from_",
+    required=True,
+    envvar="STEMEDB_BACKUP_TARGET",
+    metavar="TARGET",
+    help=_TARGET_HELP,
+)
 @click.option("--backup", "backup_id", metavar="ID", help="Backup id [default: the latest].")
-@click.option("--wal/--no-wal", default=True, show_default=True,
-              help="Also check every archived WAL segment.")
+@click.option(
+    "--wal/--no-wal", default=True, show_default=True, help="Also check every archived WAL segment."
+)
 @scratch_option
 @endpoint_option
 @json_option
-def backup_verify(from_: str, backup_id: str | None, wal: bool, scratch_dir: str | None,
-                  endpoint: str | None, as_json: bool) -> None:
+def backup_verify(
+    from_: str,
+    backup_id: str | None,
+    wal: bool,
+    scratch_dir: str | None,
+    endpoint: str | None,
+    as_json: bool,
+) -> None:
     """Check a backup end to end: file checksums, every record, a replay into a fresh
     index compared by digest with the manifest; and the archived WAL."""
     from ..ops.restore import verify_backup
 
     target = _target(from_, endpoint, as_json)
     try:
-        report = verify_backup(target, backup_id, wal=wal, progress=_progress(as_json),
-                               scratch_dir=Path(scratch_dir) if scratch_dir else None)
+        report = verify_backup(
+            target,
+            backup_id,
+            wal=wal,
+            progress=_progress(as_json),
+            scratch_dir=Path(scratch_dir) if scratch_dir else None,
+        )
     except StemeError as e:
         _fail(e, as_json)
     if as_json:
@@ -218,17 +293,22 @@ def backup_verify(from_: str, backup_id: str | None, wal: bool, scratch_dir: str
         if report.ok:
             wal_part = ""
             if report.wal is not None:
-                wal_part = (f"; WAL archive: {report.wal.segments} segments, LSN "
-                            f"{report.wal.first_lsn}..{report.wal.last_lsn}")
-            out.print(f"[green]OK[/]: backup {report.backup_id}: {report.files} files, "
-                      f"{report.records:,} records to LSN {report.last_lsn}, replayed index "
-                      f"digest matches the manifest{wal_part}", highlight=False)
+                wal_part = (
+                    f"; WAL archive: {report.wal.segments} segments, LSN "
+                    f"{report.wal.first_lsn}..{report.wal.last_lsn}"
+                )
+            _out().print(
+                f"[green]OK[/]: backup {report.backup_id}: {report.files} files, "
+                f"{report.records:,} records to LSN {report.last_lsn}, replayed index "
+                f"digest matches the manifest{wal_part}",
+                highlight=False,
+            )
         else:
-            out.print(f"[bold red]FAULTS[/] in {report.target}:", highlight=False)
+            _out().print(f"[bold red]FAULTS[/] in {report.target}:", highlight=False)
             for f in report.faults:
-                out.print(f"  - {f}", highlight=False, markup=False)
+                _out().print(f"  - {f}", highlight=False, markup=False)
         for n in report.notes:
-            out.print(f"  note: {n}", highlight=False, markup=False)
+            _out().print(f"  note: {n}", highlight=False, markup=False)
     sys.exit(0 if report.ok else 1)
 
 
@@ -241,18 +321,31 @@ def wal() -> None:
 
 
 @wal.command("archive")
-@click.option("--to", "to", required=True, envvar="STEMEDB_BACKUP_TARGET", metavar="TARGET",
-              help=_TARGET_HELP)
+@click.option(
+    "--to", "to", required=True, envvar="STEMEDB_BACKUP_TARGET", metavar="TARGET", help=_TARGET_HELP
+)
 @source_options
 @click.option("--watch", is_flag=True, help="Keep running, archiving every --interval.")
-@click.option("--interval", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
-              help="Seconds between rounds with --watch.")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    default=30.0,
+    show_default=True,
+    help="Seconds between rounds with --watch.",
+)
 @textfile_option
 @endpoint_option
 @json_option
-def wal_archive(to: str, data_dir: str | None, config: str | None, watch: bool,
-                interval: float, textfile_dir: str | None, endpoint: str | None,
-                as_json: bool) -> None:
+def wal_archive(
+    to: str,
+    data_dir: str | None,
+    config: str | None,
+    watch: bool,
+    interval: float,
+    textfile_dir: str | None,
+    endpoint: str | None,
+    as_json: bool,
+) -> None:
     """Ship sealed journal segments to TARGET/wal/ (idempotent; never deletes)."""
     from ..ops.archive import ArchiveReport, archive_once, archive_watch
     from ..ops.textfile import write_archive_metrics
@@ -267,20 +360,27 @@ def wal_archive(to: str, data_dir: str | None, config: str | None, watch: bool,
             write_archive_metrics(Path(textfile_dir), success=False)
         else:
             s = report.status
-            write_archive_metrics(Path(textfile_dir), success=True,
-                                  lag_seconds=s["lag_seconds"], lag_segments=s["lag_segments"],
-                                  last_archived_lsn=s["last_archived_lsn"])
+            write_archive_metrics(
+                Path(textfile_dir),
+                success=True,
+                lag_seconds=s["lag_seconds"],
+                lag_segments=s["lag_segments"],
+                last_archived_lsn=s["last_archived_lsn"],
+            )
 
     def show(report: ArchiveReport) -> None:
         if as_json:
             click.echo(orjson.dumps(report.to_dict()).decode())
             return
         s = report.status
-        out.print(f"archived {len(report.archived) + len(report.adopted)} segments "
-                  f"({_size(report.bytes)}) to {target.describe('wal/')} in "
-                  f"{report.seconds:.2f} s; {report.skipped} already there; lag "
-                  f"{s['lag_segments']} segments / {s['lag_seconds']:.0f} s; archive ends at LSN "
-                  f"{s['last_archived_lsn']} ({s['last_archived_time']})", highlight=False)
+        _out().print(
+            f"archived {len(report.archived) + len(report.adopted)} segment(s) "
+            f"({_size(report.bytes)}) to {target.describe('wal/')} in "
+            f"{report.seconds:.2f} s; {report.skipped} already there; lag "
+            f"{s['lag_segments']} segments / {s['lag_seconds']:.0f} s; archive ends at LSN "
+            f"{s['last_archived_lsn']} ({s['last_archived_time']})",
+            highlight=False,
+        )
 
     if not watch:
         try:
@@ -302,23 +402,33 @@ def wal_archive(to: str, data_dir: str | None, config: str | None, watch: bool,
             if report.archived or report.adopted or as_json:
                 show(report)
         elif as_json:
-            click.echo(orjson.dumps({"ok": False, "error": getattr(error, "detail", str(error))}
-                                    ).decode())
+            click.echo(
+                orjson.dumps({"ok": False, "error": getattr(error, "detail", str(error))}).decode()
+            )
         else:
-            err.print(f"[red]archive round failed:[/] {getattr(error, 'detail', error)}",
-                      highlight=False)
+            err.print(
+                f"[red]archive round failed:[/] {getattr(error, 'detail', error)}", highlight=False
+            )
 
     archive_watch(directory, target, interval, on_round, stop)
 
 
 @wal.command("status")
-@click.option("--to", "--from", "to", required=True, envvar="STEMEDB_BACKUP_TARGET",
-              metavar="TARGET", help=_TARGET_HELP)
+@click.option(
+    "--to",
+    "--from",
+    "to",
+    required=True,
+    envvar="STEMEDB_BACKUP_TARGET",
+    metavar="TARGET",
+    help=_TARGET_HELP,
+)
 @source_options
 @endpoint_option
 @json_option
-def wal_status(to: str, data_dir: str | None, config: str | None, endpoint: str | None,
-               as_json: bool) -> None:
+def wal_status(
+    to: str, data_dir: str | None, config: str | None, endpoint: str | None, as_json: bool
+) -> None:
     """How far the WAL archive in TARGET is behind the journal."""
     from ..ops.archive import archive_status
 
@@ -334,28 +444,55 @@ def wal_status(to: str, data_dir: str | None, config: str | None, endpoint: str 
     table = Table(title="WAL archive", show_header=False)
     for k, v in status.items():
         table.add_row(k, str(v))
-    out.print(table)
+    _out().print(table)
 
 
 # -- restore ---------------------------------------------------------------------------
 
 
 @click.command()
-@click.option("--from", "from_", required=True, envvar="STEMEDB_BACKUP_TARGET",
-              metavar="TARGET", help=_TARGET_HELP)
-@click.option("--backup", "backup_id", metavar="ID",
-              help="Base backup [default: the latest one ending at or before the target].")
-@click.option("--to-time", metavar="RFC3339",
-              help="Keep the records recorded at or before this time.")
-@click.option("--to-lsn", type=click.IntRange(min=1), metavar="N",
-              help="Keep the records up to and including LSN N.")
-@click.option("--data-dir", required=True, type=click.Path(file_okay=False),
-              help="The NEW data directory (must not exist or be empty).")
+@click.option(
+    "--from",
+    "from_",
+    required=True,
+    envvar="STEMEDB_BACKUP_TARGET",
+    metavar="TARGET",
+    help=_TARGET_HELP,
+)
+@click.option(
+    "--backup",
+    "backup_id",
+    metavar="ID",
+    help="Base backup [default: the latest one ending at or before the target].",
+)
+@click.option(
+    "--to-time", metavar="RFC3339", help="Keep the records recorded at or before this time."
+)
+@click.option(
+    "--to-lsn",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Keep the records up to and including LSN N.",
+)
+@click.option(
+    "--data-dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="The NEW data directory (must not exist or be empty).",
+)
 @click.option("--digest", is_flag=True, help="Also print the restored index's digest.")
 @endpoint_option
 @json_option
-def restore(from_: str, backup_id: str | None, to_time: str | None, to_lsn: int | None,
-            data_dir: str, digest: bool, endpoint: str | None, as_json: bool) -> None:
+def restore(
+    from_: str,
+    backup_id: str | None,
+    to_time: str | None,
+    to_lsn: int | None,
+    data_dir: str,
+    digest: bool,
+    endpoint: str | None,
+    as_json: bool,
+) -> None:
     """Restore a backup plus archived WAL into a new data directory, up to the latest
     record, --to-lsn N or --to-time T."""
     from ..ops.restore import restore as do_restore
@@ -365,46 +502,84 @@ def restore(from_: str, backup_id: str | None, to_time: str | None, to_lsn: int 
     to_time_us = _parse_time(to_time) if to_time is not None else None
     target = _target(from_, endpoint, as_json)
     try:
-        report = do_restore(target, Path(data_dir), backup_id=backup_id, to_lsn=to_lsn,
-                            to_time_us=to_time_us, progress=_progress(as_json), digest=digest)
+        report = do_restore(
+            target,
+            Path(data_dir),
+            backup_id=backup_id,
+            to_lsn=to_lsn,
+            to_time_us=to_time_us,
+            progress=_progress(as_json),
+            digest=digest,
+        )
     except StemeError as e:
         _fail(e, as_json)
     if as_json:
         _emit_json(report.to_dict())
         return
     rate = report.replayed / report.seconds if report.seconds else 0.0
-    out.print(f"[green]restored[/] into {report.data_dir}: LSN {report.lsn} "
-              f"({report.last_time}) from backup {report.backup_id} + "
-              f"{len(report.archived_segments)} archived segments; {report.replayed:,} records "
-              f"replayed in {report.seconds:.2f} s ({rate:,.0f} records/s)", highlight=False)
+    _out().print(
+        f"[green]restored[/] into {report.data_dir}: LSN {report.lsn} "
+        f"({report.last_time}) from backup {report.backup_id} + "
+        f"{len(report.archived_segments)} archived segments; {report.replayed:,} records "
+        f"replayed in {report.seconds:.2f} s ({rate:,.0f} records/s)",
+        highlight=False,
+    )
     if report.digest:
-        out.print(f"  index digest {report.digest}", highlight=False)
-    out.print(f"  start it: stemedb serve --data-dir {report.data_dir}", highlight=False,
-              markup=False)
+        _out().print(f"  index digest {report.digest}", highlight=False)
+    _out().print(
+        f"  start it: stemedb serve --data-dir {report.data_dir}", highlight=False, markup=False
+    )
 
 
 # -- dr-drill --------------------------------------------------------------------------
 
 
 @click.command("dr-drill")
-@click.option("--from", "from_", required=True, envvar="STEMEDB_BACKUP_TARGET",
-              metavar="TARGET", help=_TARGET_HELP)
-@click.option("--max-rto", type=click.FloatRange(min=0), metavar="S",
-              help="Fail when restore-to-ready takes longer than S seconds.")
-@click.option("--max-rpo", type=click.FloatRange(min=0), metavar="S",
-              help="Fail when the last restorable record is older than S seconds.")
-@click.option("--source-url", metavar="URL",
-              help="Also compare the sample with this live server.")
-@click.option("--sample", type=click.IntRange(min=1), default=50, show_default=True,
-              help="Assertions read back and re-verified.")
+@click.option(
+    "--from",
+    "from_",
+    required=True,
+    envvar="STEMEDB_BACKUP_TARGET",
+    metavar="TARGET",
+    help=_TARGET_HELP,
+)
+@click.option(
+    "--max-rto",
+    type=click.FloatRange(min=0),
+    metavar="S",
+    help="Fail when restore-to-ready takes longer than S seconds.",
+)
+@click.option(
+    "--max-rpo",
+    type=click.FloatRange(min=0),
+    metavar="S",
+    help="Fail when the last restorable record is older than S seconds.",
+)
+@click.option("--source-url", metavar="URL", help="Also compare the sample with this live server.")
+@click.option(
+    "--sample",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="Assertions read back and re-verified.",
+)
 @click.option("--keep", is_flag=True, help="Keep the scratch data directory.")
 @scratch_option
 @textfile_option
 @endpoint_option
 @json_option
-def dr_drill(from_: str, max_rto: float | None, max_rpo: float | None, source_url: str | None,
-             sample: int, keep: bool, scratch_dir: str | None, textfile_dir: str | None,
-             endpoint: str | None, as_json: bool) -> None:
+def dr_drill(
+    from_: str,
+    max_rto: float | None,
+    max_rpo: float | None,
+    source_url: str | None,
+    sample: int,
+    keep: bool,
+    scratch_dir: str | None,
+    textfile_dir: str | None,
+    endpoint: str | None,
+    as_json: bool,
+) -> None:
     """Restore the latest backup plus archived WAL into scratch space, serve it, check it,
     and report RPO and RTO."""
     from ..ops.drill import run_drill
@@ -413,35 +588,48 @@ def dr_drill(from_: str, max_rto: float | None, max_rpo: float | None, source_ur
     target = _target(from_, endpoint, as_json)
     started = time.monotonic()
     try:
-        report = run_drill(target, max_rto=max_rto, max_rpo=max_rpo, source_url=source_url,
-                           sample=sample, keep=keep, progress=_progress(as_json),
-                           scratch_dir=Path(scratch_dir) if scratch_dir else None)
+        report = run_drill(
+            target,
+            max_rto=max_rto,
+            max_rpo=max_rpo,
+            source_url=source_url,
+            sample=sample,
+            keep=keep,
+            progress=_progress(as_json),
+            scratch_dir=Path(scratch_dir) if scratch_dir else None,
+        )
     except StemeError as e:
         if textfile_dir:
             write_drill_metrics(Path(textfile_dir), success=False)
         _fail(e, as_json)
     if textfile_dir:
-        write_drill_metrics(Path(textfile_dir), success=report.ok, rto_s=report.rto_seconds,
-                            rpo_s=report.rpo_seconds)
+        write_drill_metrics(
+            Path(textfile_dir),
+            success=report.ok,
+            rto_s=report.rto_seconds,
+            rpo_s=report.rpo_seconds,
+        )
     if as_json:
         _emit_json(report.to_dict())
     else:
-        table = Table(title=f"DR drill from {report.target} "
-                            f"({time.monotonic() - started:.1f} s)")
+        table = Table(title=f"DR drill from {report.target} ({time.monotonic() - started:.1f} s)")
         table.add_column("check")
         table.add_column("result")
         table.add_column("detail")
         for c in report.checks:
             table.add_row(c.name, "[green]ok[/]" if c.ok else "[bold red]FAIL[/]", c.detail)
-        out.print(table)
+        _out().print(table)
         rto = "-" if report.rto_seconds is None else f"{report.rto_seconds:.1f} s"
         rpo = "-" if report.rpo_seconds is None else f"{report.rpo_seconds:.1f} s"
-        out.print(f"RTO {rto} (restore {report.restore_seconds} s + start "
-                  f"{report.startup_seconds} s), RPO {rpo}; backup {report.backup_id}, LSN "
-                  f"{report.lsn} ({report.last_time})", highlight=False)
+        _out().print(
+            f"RTO {rto} (restore {report.restore_seconds} s + start "
+            f"{report.startup_seconds} s), RPO {rpo}; backup {report.backup_id}, LSN "
+            f"{report.lsn} ({report.last_time})",
+            highlight=False,
+        )
         if report.scratch:
-            out.print(f"scratch kept: {report.scratch}", highlight=False, markup=False)
-        out.print("[green]PASS[/]" if report.ok else "[bold red]FAIL[/]")
+            _out().print(f"scratch kept: {report.scratch}", highlight=False, markup=False)
+        _out().print("[green]PASS[/]" if report.ok else "[bold red]FAIL[/]")
     sys.exit(0 if report.ok else 1)
 
 

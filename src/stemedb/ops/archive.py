@@ -81,9 +81,14 @@ class ArchiveState:
         return sorted(self.segments.values(), key=lambda s: s.first_lsn)
 
     def to_json(self) -> bytes:
-        return orjson.dumps({"format": STATE_FORMAT, "updated_at": self.updated_at,
-                             "segments": [asdict(s) for s in self.ordered()]},
-                            option=orjson.OPT_INDENT_2)
+        return orjson.dumps(
+            {
+                "format": STATE_FORMAT,
+                "updated_at": self.updated_at,
+                "segments": [asdict(s) for s in self.ordered()],
+            },
+            option=orjson.OPT_INDENT_2,
+        )
 
 
 def load_state(target: Target) -> ArchiveState:
@@ -95,9 +100,11 @@ def load_state(target: Target) -> ArchiveState:
         d = orjson.loads(raw)
         segs = [ArchivedSegment(**s) for s in d["segments"]]
     except (orjson.JSONDecodeError, TypeError, KeyError) as e:
-        raise OpsError(f"{target.describe(STATE_KEY)} is unreadable ({e})",
-                       hint="move it aside; the next `stemedb wal archive` run rebuilds it "
-                            "from the local journal and the archived objects") from None
+        raise OpsError(
+            f"{target.describe(STATE_KEY)} is unreadable ({e})",
+            hint="move it aside; the next `stemedb wal archive` run rebuilds it "
+            "from the local journal and the archived objects",
+        ) from None
     return ArchiveState({s.name: s for s in segs}, d.get("updated_at", ""))
 
 
@@ -110,7 +117,7 @@ def wal_objects(target: Target) -> dict[str, ObjectInfo]:
     """Archived segment objects by segment name (the state file excluded)."""
     out = {}
     for obj in target.list(WAL):
-        name = obj.key[len(WAL):]
+        name = obj.key[len(WAL) :]
         if "/" not in name and name.endswith(".wal") and len(name) == 24 and name[:20].isdigit():
             out[name] = obj
     return out
@@ -134,7 +141,7 @@ def first_record_at(path: Path) -> int | None:
             head = f.read(SEGMENT_HEADER_SIZE + FRAME_HEADER_SIZE)
             if len(head) < SEGMENT_HEADER_SIZE + FRAME_HEADER_SIZE:
                 return None
-            length = int.from_bytes(head[SEGMENT_HEADER_SIZE:SEGMENT_HEADER_SIZE + 4], "little")
+            length = int.from_bytes(head[SEGMENT_HEADER_SIZE : SEGMENT_HEADER_SIZE + 4], "little")
             data = head + f.read(length)
     except FileNotFoundError:
         return None
@@ -147,8 +154,9 @@ def first_record_at(path: Path) -> int | None:
         return None
 
 
-def describe_segment(journal_dir: Path, first: int, last: int,
-                     prev_hash: bytes | None) -> dict[str, Any]:
+def describe_segment(
+    journal_dir: Path, first: int, last: int, prev_hash: bytes | None
+) -> dict[str, Any]:
     """Checks a sealed segment (header, every checksum and chain link, that it ends on
     its last frame, and its link to ``prev_hash`` when known); returns its LSN range,
     last hash and recorded-time range."""
@@ -164,20 +172,31 @@ def describe_segment(journal_dir: Path, first: int, last: int,
             if count == 0:
                 first_at = record_at(r.payload)
                 if prev_hash is not None and chain_hash(prev_hash, r.lsn, r.payload) != r.hash:
-                    raise OpsError(f"{path}: its first record does not link to the last "
-                                   "archived record (broken hash chain)")
+                    raise OpsError(
+                        f"{path}: its first record does not link to the last "
+                        "archived record (broken hash chain)"
+                    )
             count += 1
             last_at, last_hash = record_at(r.payload), r.hash
             end = r.offset + FRAME_HEADER_SIZE + len(r.payload)
     except JournalError as e:
-        raise OpsError(f"not archiving {name}: {e.detail}",
-                       hint="run `stemedb verify`; see docs/runbooks/server-wont-start.md"
-                       ) from None
+        raise OpsError(
+            f"not archiving {name}: {e.detail}",
+            hint="run `stemedb verify`; see docs/runbooks/server-wont-start.md",
+        ) from None
     if count != last - first + 1 or end != size:
-        raise OpsError(f"not archiving {name}: it should hold LSN {first}..{last} and end "
-                       f"there, but holds {count} records ending at byte {end} of {size}")
-    return {"first_lsn": first, "last_lsn": last, "size": size, "last_hash": last_hash.hex(),
-            "first_at": first_at, "last_at": last_at}
+        raise OpsError(
+            f"not archiving {name}: it should hold LSN {first}..{last} and end "
+            f"there, but holds {count} records ending at byte {end} of {size}"
+        )
+    return {
+        "first_lsn": first,
+        "last_lsn": last,
+        "size": size,
+        "last_hash": last_hash.hex(),
+        "first_at": first_at,
+        "last_at": last_at,
+    }
 
 
 def _stat(path: Path) -> dict[str, int]:
@@ -199,9 +218,15 @@ class ArchiveReport:
     status: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"target": self.target, "archived": self.archived, "adopted": self.adopted,
-                "skipped": self.skipped, "bytes": self.bytes, "seconds": self.seconds,
-                "status": self.status}
+        return {
+            "target": self.target,
+            "archived": self.archived,
+            "adopted": self.adopted,
+            "skipped": self.skipped,
+            "bytes": self.bytes,
+            "seconds": self.seconds,
+            "status": self.status,
+        }
 
 
 def archive_once(data_dir: Path, target: Target, *, progress: bool = False) -> ArchiveReport:
@@ -210,8 +235,10 @@ def archive_once(data_dir: Path, target: Target, *, progress: bool = False) -> A
     data_dir = Path(data_dir)
     journal_dir = data_dir / JOURNAL_DIR
     if not journal_dir.is_dir():
-        raise OpsError(f"no journal at {journal_dir}",
-                       hint="pass the server's data directory with --data-dir or --config")
+        raise OpsError(
+            f"no journal at {journal_dir}",
+            hint="pass the server's data directory with --data-dir or --config",
+        )
     report = ArchiveReport(target.url)
     firsts, sealed, _ = sealed_segments(data_dir)
     state = load_state(target)
@@ -240,14 +267,18 @@ def archive_once(data_dir: Path, target: Target, *, progress: bool = False) -> A
                     f"({target.describe(WAL + name)}): this data directory's history has "
                     "diverged from the archive (was it restored to an earlier point?)",
                     hint="archive this data directory to a new prefix and take a new backup "
-                         "there; keep the old prefix for restores of the old history")
+                    "there; keep the old prefix for restores of the old history",
+                )
             if obj is not None and obj.size == entry.size:
                 entry.source = local  # same bytes (e.g. copied back): just refresh the stat
                 report.skipped += 1
                 dirty = True
                 continue
-            log.warning("%s is recorded as archived but missing or of the wrong size in the "
-                        "target; uploading it again", name)
+            log.warning(
+                "%s is recorded as archived but missing or of the wrong size in the "
+                "target; uploading it again",
+                name,
+            )
         todo.append((i, first))
     total = sum((journal_dir / segment_name(f)).stat().st_size for _, f in todo)
     last_save = time.monotonic()
@@ -258,8 +289,9 @@ def archive_once(data_dir: Path, target: Target, *, progress: bool = False) -> A
             path = journal_dir / name
             last = firsts[firsts.index(first) + 1] - 1
             prev = state.segments.get(segment_name(sealed[i - 1])) if i > 0 else None
-            meta = describe_segment(journal_dir, first, last,
-                                    bytes.fromhex(prev.last_hash) if prev else None)
+            meta = describe_segment(
+                journal_dir, first, last, bytes.fromhex(prev.last_hash) if prev else None
+            )
             local = _stat(path)
             sha, size = sha256_file(path)
             if local["size"] != size or _stat(path) != local:
@@ -272,8 +304,9 @@ def archive_once(data_dir: Path, target: Target, *, progress: bool = False) -> A
                 target.put_file(WAL + name, path, sha, lambda n: bar.advance(task, n))
                 report.archived.append(name)
                 report.bytes += size
-            state.segments[name] = ArchivedSegment(name=name, sha256=sha, archived_at=now_time(),
-                                                   source=local, **meta)
+            state.segments[name] = ArchivedSegment(
+                name=name, sha256=sha, archived_at=now_time(), source=local, **meta
+            )
             dirty = True
             if time.monotonic() - last_save >= SAVE_EVERY_S:
                 save_state(target, state)
@@ -283,9 +316,13 @@ def archive_once(data_dir: Path, target: Target, *, progress: bool = False) -> A
     report.seconds = round(time.perf_counter() - started, 3)
     report.status = _status(data_dir, target, state)
     if report.archived or report.adopted:
-        log.info("archived %d segments (%d bytes) to %s in %.2f s",
-                 len(report.archived) + len(report.adopted), report.bytes, target.url,
-                 report.seconds)
+        log.info(
+            "archived %d segments (%d bytes) to %s in %.2f s",
+            len(report.archived) + len(report.adopted),
+            report.bytes,
+            target.url,
+            report.seconds,
+        )
     return report
 
 
@@ -301,9 +338,13 @@ def _stored_sha(target: Target, name: str) -> str | None:
     return None if info is None else info.sha256
 
 
-def archive_watch(data_dir: Path, target: Target, interval: float,
-                  on_round: Callable[[ArchiveReport | None, Exception | None], None],
-                  stop: threading.Event) -> None:
+def archive_watch(
+    data_dir: Path,
+    target: Target,
+    interval: float,
+    on_round: Callable[[ArchiveReport | None, Exception | None], None],
+    stop: threading.Event,
+) -> None:
     """Archives every ``interval`` seconds until ``stop`` is set. A failed round is
     reported to ``on_round`` and retried at the next one."""
     while not stop.is_set():
@@ -318,8 +359,9 @@ def archive_watch(data_dir: Path, target: Target, interval: float,
 # -- status ----------------------------------------------------------------------------
 
 
-def archive_status(data_dir: str | Path, target: str | Target,
-                   endpoint_url: str | None = None) -> dict[str, Any]:
+def archive_status(
+    data_dir: str | Path, target: str | Target, endpoint_url: str | None = None
+) -> dict[str, Any]:
     """How far the archive of ``target`` is behind the journal in ``data_dir``.
 
     ``lag_segments``: sealed segments not yet archived. ``lag_seconds``: how long the
@@ -383,8 +425,10 @@ def verify_archive(target: Target, scratch: Path, *, progress: bool = False) -> 
     state = load_state(target)
     objects = wal_objects(target)
     for name in sorted(set(objects) - set(state.segments)):
-        check.notes.append(f"{target.describe(WAL + name)} is not recorded as archived "
-                           "(an interrupted run?); the next `stemedb wal archive` settles it")
+        check.notes.append(
+            f"{target.describe(WAL + name)} is not recorded as archived "
+            "(an interrupted run?); the next `stemedb wal archive` settles it"
+        )
     ordered = state.ordered()
     if not ordered:
         return check
@@ -399,8 +443,10 @@ def verify_archive(target: Target, scratch: Path, *, progress: bool = False) -> 
             where = target.describe(WAL + seg.name)
             if prev is not None and seg.first_lsn != prev.last_lsn + 1:
                 missing = segment_name(prev.last_lsn + 1)
-                check.faults.append(f"{target.describe(WAL + missing)}: missing (gap in the "
-                                    f"WAL archive between {prev.name} and {seg.name})")
+                check.faults.append(
+                    f"{target.describe(WAL + missing)}: missing (gap in the "
+                    f"WAL archive between {prev.name} and {seg.name})"
+                )
                 prev = None
             obj = objects.get(seg.name)
             if obj is None:
@@ -411,8 +457,9 @@ def verify_archive(target: Target, scratch: Path, *, progress: bool = False) -> 
             sha, size = target.download(WAL + seg.name, dest, lambda n: bar.advance(task, n))
             try:
                 if size != seg.size:
-                    check.faults.append(f"{where}: {size} bytes, expected {seg.size} "
-                                        "(truncated or replaced)")
+                    check.faults.append(
+                        f"{where}: {size} bytes, expected {seg.size} (truncated or replaced)"
+                    )
                     prev = None
                     continue
                 if sha != seg.sha256:
@@ -420,8 +467,12 @@ def verify_archive(target: Target, scratch: Path, *, progress: bool = False) -> 
                     prev = None
                     continue
                 try:
-                    meta = describe_segment(journal_dir, seg.first_lsn, seg.last_lsn,
-                                            bytes.fromhex(prev.last_hash) if prev else None)
+                    meta = describe_segment(
+                        journal_dir,
+                        seg.first_lsn,
+                        seg.last_lsn,
+                        bytes.fromhex(prev.last_hash) if prev else None,
+                    )
                 except OpsError as e:
                     check.faults.append(f"{where}: {e.detail}")
                     prev = None

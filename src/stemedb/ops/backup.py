@@ -97,9 +97,11 @@ def read_applied(index_path: Path) -> tuple[int, bytes] | None:
     try:
         conn = sqlite3.connect(f"file:{index_path}?mode=ro", uri=True, timeout=10)
         try:
-            rows = dict(conn.execute(
-                "SELECT key, value FROM meta WHERE key IN ('applied_lsn', 'applied_hash')"
-            ).fetchall())
+            rows = dict(
+                conn.execute(
+                    "SELECT key, value FROM meta WHERE key IN ('applied_lsn', 'applied_hash')"
+                ).fetchall()
+            )
         finally:
             conn.close()
     except sqlite3.Error:
@@ -131,8 +133,11 @@ def record_at(payload: bytes) -> int:
 def us_to_time(us: int | None) -> str | None:
     if us is None:
         return None
-    return datetime.fromtimestamp(us / 1e6, UTC).isoformat(timespec="microseconds").replace(
-        "+00:00", "Z")
+    return (
+        datetime.fromtimestamp(us / 1e6, UTC)
+        .isoformat(timespec="microseconds")
+        .replace("+00:00", "Z")
+    )
 
 
 def now_time() -> str:
@@ -217,12 +222,23 @@ class BackupInfo:
 
     def to_dict(self) -> dict[str, Any]:
         m = self.manifest
-        out: dict[str, Any] = {"id": self.id, "complete": self.complete, "size": self.size,
-                               "objects": self.objects}
+        out: dict[str, Any] = {
+            "id": self.id,
+            "complete": self.complete,
+            "size": self.size,
+            "objects": self.objects,
+        }
         if m is not None:
-            out.update(created_at=m.created_at, first_lsn=m.first_lsn, last_lsn=m.last_lsn,
-                       records=m.records, first_time=m.first_time, last_time=m.last_time,
-                       size=m.size, index_digest=m.index_digest)
+            out.update(
+                created_at=m.created_at,
+                first_lsn=m.first_lsn,
+                last_lsn=m.last_lsn,
+                records=m.records,
+                first_time=m.first_time,
+                last_time=m.last_time,
+                size=m.size,
+                index_digest=m.index_digest,
+            )
         return out
 
 
@@ -230,7 +246,7 @@ def list_backups(target: Target) -> list[BackupInfo]:
     """Every backup under ``backups/``, oldest first (ids sort by creation time)."""
     groups: dict[str, list[Any]] = {}
     for obj in target.list(BACKUPS):
-        parts = obj.key[len(BACKUPS):].split("/", 1)
+        parts = obj.key[len(BACKUPS) :].split("/", 1)
         if len(parts) == 2:
             groups.setdefault(parts[0], []).append(obj)
     out = []
@@ -252,14 +268,17 @@ def load_manifest(target: Target, backup_id: str) -> Manifest:
     try:
         raw = target.get_bytes(f"{BACKUPS}{backup_id}/{MANIFEST}")
     except MissingObject:
-        raise OpsError(f"backup {backup_id} at {target.url} has no {MANIFEST}: it does not "
-                       "exist or is incomplete",
-                       hint="`stemedb backup list --from TARGET` shows the backups") from None
+        raise OpsError(
+            f"backup {backup_id} at {target.url} has no {MANIFEST}: it does not "
+            "exist or is incomplete",
+            hint="`stemedb backup list --from TARGET` shows the backups",
+        ) from None
     try:
         return Manifest.from_json(raw)
     except (orjson.JSONDecodeError, TypeError, KeyError, ValueError) as e:
-        raise OpsError(f"{target.describe(f'{BACKUPS}{backup_id}/{MANIFEST}')}: "
-                       f"unreadable manifest ({e})") from None
+        raise OpsError(
+            f"{target.describe(f'{BACKUPS}{backup_id}/{MANIFEST}')}: unreadable manifest ({e})"
+        ) from None
 
 
 def complete_backups(target: Target) -> list[Manifest]:
@@ -290,8 +309,9 @@ def snapshot_index(index_path: Path, dest: Path) -> tuple[int, bytes]:
         finally:
             src.close()
     except sqlite3.Error as e:
-        log.warning("cannot snapshot the index %s (%s); rebuilding it from the journal",
-                    index_path, e)
+        log.warning(
+            "cannot snapshot the index %s (%s); rebuilding it from the journal", index_path, e
+        )
         for suffix in ("", "-wal", "-shm"):
             Path(str(dest) + suffix).unlink(missing_ok=True)
         return 0, b""
@@ -308,16 +328,19 @@ class _Seen:
     last: Record | None = None
 
 
-def create_backup(data_dir: Path, target: Target, *, progress: bool = False,
-                  scratch_dir: Path | None = None) -> Manifest:
+def create_backup(
+    data_dir: Path, target: Target, *, progress: bool = False, scratch_dir: Path | None = None
+) -> Manifest:
     """Backs up ``data_dir`` (live or stopped) to ``target``; returns the manifest."""
     started = time.perf_counter()
     created = datetime.now(UTC)
     data_dir = Path(data_dir)
     journal_dir = data_dir / JOURNAL_DIR
     if not journal_dir.is_dir():
-        raise OpsError(f"no journal at {journal_dir}",
-                       hint="pass the server's data directory with --data-dir or --config")
+        raise OpsError(
+            f"no journal at {journal_dir}",
+            hint="pass the server's data directory with --data-dir or --config",
+        )
     bid = new_backup_id(created)
     while target.head(f"{BACKUPS}{bid}/{MANIFEST}") is not None:
         created = datetime.now(UTC)
@@ -339,8 +362,7 @@ def create_backup(data_dir: Path, target: Target, *, progress: bool = False,
                 if in_place:
                     fsync_path(path)
                 else:
-                    target.put_file(prefix + f.path, path, f.sha256,
-                                    lambda n: bar.advance(task, n))
+                    target.put_file(prefix + f.path, path, f.sha256, lambda n: bar.advance(task, n))
                     uploaded.append(prefix + f.path)
         if in_place:
             fsync_path(stage / JOURNAL_DIR)
@@ -359,13 +381,18 @@ def create_backup(data_dir: Path, target: Target, *, progress: bool = False,
     finally:
         if not in_place:
             remove_tree(stage)
-    log.info("backup %s: LSN %d..%d, %d bytes, %.2f s", bid, manifest.first_lsn,
-             manifest.last_lsn, manifest.size, manifest.duration_seconds)
+    log.info(
+        "backup %s: LSN %d..%d, %d bytes, %.2f s",
+        bid,
+        manifest.first_lsn,
+        manifest.last_lsn,
+        manifest.size,
+        manifest.duration_seconds,
+    )
     return manifest
 
 
-def _build(data_dir: Path, stage: Path, bid: str, created: datetime,
-           progress: bool) -> Manifest:
+def _build(data_dir: Path, stage: Path, bid: str, created: datetime, progress: bool) -> Manifest:
     """Snapshot, cut, copy, check, catch up: fills ``stage``; returns the manifest
     (without completed_at)."""
     journal_dir = data_dir / JOURNAL_DIR
@@ -379,8 +406,10 @@ def _build(data_dir: Path, stage: Path, bid: str, created: datetime,
     if live:
         applied = read_applied(index_path)
         if applied is None or applied[0] == 0:
-            raise OpsError(f"the server owning {data_dir} has no readable index yet",
-                           hint="wait until /readyz answers 200, then retry")
+            raise OpsError(
+                f"the server owning {data_dir} has no readable index yet",
+                hint="wait until /readyz answers 200, then retry",
+            )
         cut = applied[0]
         if cut < snap_lsn:
             raise OpsError("the index went backwards during the backup; retry")
@@ -392,15 +421,27 @@ def _build(data_dir: Path, stage: Path, bid: str, created: datetime,
     with progress_bar(progress) as bar:
         task = bar.add_task("copying journal", total=total or 1)
         for first in firsts:
-            _copy(journal_dir / segment_name(first), stage_journal / segment_name(first),
-                  lambda n: bar.advance(task, n))
+            _copy(
+                journal_dir / segment_name(first),
+                stage_journal / segment_name(first),
+                lambda n: bar.advance(task, n),
+            )
         check = bar.add_task("checking journal + catching up index", total=total or 1)
         store = IndexStore(snap)
         try:
             snap_lsn, snap_hash = store.applied()
             try:
-                store.rebuild_from(_entries(stage_journal, cut, live, snap_lsn, snap_hash, seen,
-                                            lambda n: bar.update(check, completed=n)))
+                store.rebuild_from(
+                    _entries(
+                        stage_journal,
+                        cut,
+                        live,
+                        snap_lsn,
+                        snap_hash,
+                        seen,
+                        lambda n: bar.update(check, completed=n),
+                    )
+                )
             except _SnapshotMismatch:
                 log.warning("the index snapshot does not match the journal; rebuilding it")
                 store.close()
@@ -408,12 +449,20 @@ def _build(data_dir: Path, stage: Path, bid: str, created: datetime,
                     Path(str(snap) + suffix).unlink(missing_ok=True)
                 store = IndexStore(snap)
                 seen = _Seen()
-                store.rebuild_from(_entries(stage_journal, cut, live, 0, b"", seen,
-                                            lambda n: bar.update(check, completed=n)))
+                store.rebuild_from(
+                    _entries(
+                        stage_journal,
+                        cut,
+                        live,
+                        0,
+                        b"",
+                        seen,
+                        lambda n: bar.update(check, completed=n),
+                    )
+                )
             last = seen.last
             if last is None:
-                raise OpsError(f"nothing to back up: the journal in {journal_dir} holds no "
-                               "records")
+                raise OpsError(f"nothing to back up: the journal in {journal_dir} holds no records")
             if store.applied() != (last.lsn, last.hash):
                 raise OpsError("the index snapshot did not catch up to the cut; retry")
             bar.add_task("index digest", total=None)
@@ -428,13 +477,28 @@ def _build(data_dir: Path, stage: Path, bid: str, created: datetime,
         sha, size = sha256_file(path)
         files.append(FileEntry(path.relative_to(stage).as_posix(), size, sha))
     return Manifest(
-        id=bid, created_at=created.isoformat(timespec="microseconds").replace("+00:00", "Z"),
-        completed_at="", first_lsn=seen.first_lsn, last_lsn=last.lsn, last_hash=last.hash.hex(),
-        records=seen.count, first_at=seen.first_at, last_at=record_at(last.payload),
-        index_lsn=last.lsn, index_digest=digest, snapshot_lsn=snap_lsn, segments=segments,
-        files=files, size=sum(f.size for f in files), duration_seconds=0.0,
-        source={"data_dir": str(data_dir.absolute()), "host": socket.gethostname(),
-                "live": live, "stemedb_version": __version__},
+        id=bid,
+        created_at=created.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+        completed_at="",
+        first_lsn=seen.first_lsn,
+        last_lsn=last.lsn,
+        last_hash=last.hash.hex(),
+        records=seen.count,
+        first_at=seen.first_at,
+        last_at=record_at(last.payload),
+        index_lsn=last.lsn,
+        index_digest=digest,
+        snapshot_lsn=snap_lsn,
+        segments=segments,
+        files=files,
+        size=sum(f.size for f in files),
+        duration_seconds=0.0,
+        source={
+            "data_dir": str(data_dir.absolute()),
+            "host": socket.gethostname(),
+            "live": live,
+            "stemedb_version": __version__,
+        },
     )
 
 
@@ -452,8 +516,15 @@ class _SnapshotMismatch(Exception):
     pass
 
 
-def _entries(journal_dir: Path, cut: int | None, live: bool, snap_lsn: int, snap_hash: bytes,
-             seen: _Seen, tick: Callable[[int], None]) -> Iterator[Entry]:
+def _entries(
+    journal_dir: Path,
+    cut: int | None,
+    live: bool,
+    snap_lsn: int,
+    snap_hash: bytes,
+    seen: _Seen,
+    tick: Callable[[int], None],
+) -> Iterator[Entry]:
     """Checks the copied journal (every checksum and chain link) up to the cut, noting
     what it sees; yields the records after the snapshot's LSN for the index."""
     try:
@@ -469,12 +540,14 @@ def _entries(journal_dir: Path, cut: int | None, live: bool, snap_lsn: int, snap
     except JournalCorrupt as e:
         last_name = segment_name(segment_files(journal_dir)[-1])
         if live or Path(e.file).name != last_name:
-            raise OpsError(f"the journal is damaged: {e.detail}",
-                           hint="run `stemedb verify`; see docs/runbooks/server-wont-start.md"
-                           ) from None
+            raise OpsError(
+                f"the journal is damaged: {e.detail}",
+                hint="run `stemedb verify`; see docs/runbooks/server-wont-start.md",
+            ) from None
         # A stopped server's last segment may end in a torn tail (cut at its next start).
-        log.warning("backing up a stopped server's journal up to its last valid record: %s",
-                    e.detail)
+        log.warning(
+            "backing up a stopped server's journal up to its last valid record: %s", e.detail
+        )
     if seen.last is not None and seen.last.lsn < snap_lsn:
         raise _SnapshotMismatch
 

@@ -85,8 +85,12 @@ def _sample(journal_dir: Path, last_lsn: int, k: int, rng: random.Random) -> lis
         data = records.decode(r.payload)
         if data["t"] != records.ASSERT:
             continue
-        item = {"lsn": r.lsn, "body": data["body"], "sig": data["sig"],
-                "id": write_id(data["body"].encode("utf-8"))}
+        item = {
+            "lsn": r.lsn,
+            "body": data["body"],
+            "sig": data["sig"],
+            "id": write_id(data["body"].encode("utf-8")),
+        }
         last = item
         seen += 1
         if len(chosen) < k:
@@ -127,8 +131,9 @@ def _compare(client: httpx.Client, base: str, item: dict[str, Any]) -> str | Non
     return None
 
 
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float
-                ) -> tuple[bool, dict[str, Any] | str]:
+def _wait_ready(
+    url: str, proc: subprocess.Popen[bytes], timeout: float
+) -> tuple[bool, dict[str, Any] | str]:
     deadline = time.monotonic() + timeout
     last = "no answer"
     while time.monotonic() < deadline:
@@ -156,12 +161,22 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(10)
 
 
-def run_drill(target: Target, *, max_rto: float | None = None, max_rpo: float | None = None,
-              source_url: str | None = None, sample: int = 50, keep: bool = False,
-              scratch_dir: Path | None = None, progress: bool = False,
-              ready_timeout: float = 900.0, seed: int | None = None) -> DrillReport:
-    report = DrillReport(target.url, max_rto_seconds=max_rto, max_rpo_seconds=max_rpo,
-                         source_url=source_url)
+def run_drill(
+    target: Target,
+    *,
+    max_rto: float | None = None,
+    max_rpo: float | None = None,
+    source_url: str | None = None,
+    sample: int = 50,
+    keep: bool = False,
+    scratch_dir: Path | None = None,
+    progress: bool = False,
+    ready_timeout: float = 900.0,
+    seed: int | None = None,
+) -> DrillReport:
+    report = DrillReport(
+        target.url, max_rto_seconds=max_rto, max_rpo_seconds=max_rpo, source_url=source_url
+    )
     scratch = Path(tempfile.mkdtemp(prefix="stemedb-drill-", dir=scratch_dir))
     data = scratch / "data"
     proc: subprocess.Popen[bytes] | None = None
@@ -174,34 +189,62 @@ def run_drill(target: Target, *, max_rto: float | None = None, max_rpo: float | 
             return report
         report.restore_seconds = round(time.monotonic() - started, 3)
         report.backup_id, report.lsn = restored.backup_id, restored.lsn
-        report.last_time, report.archived_segments = restored.last_time, len(
-            restored.archived_segments)
-        report.add("restore", True, f"backup {restored.backup_id} + "
-                   f"{len(restored.archived_segments)} archived segments: LSN {restored.lsn} "
-                   f"({restored.last_time})")
+        report.last_time, report.archived_segments = (
+            restored.last_time,
+            len(restored.archived_segments),
+        )
+        report.add(
+            "restore",
+            True,
+            f"backup {restored.backup_id} + "
+            f"{len(restored.archived_segments)} archived segments: LSN {restored.lsn} "
+            f"({restored.last_time})",
+        )
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
         env = {**os.environ, "STEMEDB_LOG_LEVEL": os.environ.get("STEMEDB_LOG_LEVEL", "WARNING")}
         with open(scratch / "server.log", "wb") as server_log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "stemedb", "serve", "--host", "127.0.0.1", "--port",
-                 str(port), "--dashboard-port", "0", "--data-dir", str(data)],
-                env=env, stdout=server_log, stderr=subprocess.STDOUT, cwd=scratch)
+                [
+                    sys.executable,
+                    "-m",
+                    "stemedb",
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--dashboard-port",
+                    "0",
+                    "--data-dir",
+                    str(data),
+                ],
+                env=env,
+                stdout=server_log,
+                stderr=subprocess.STDOUT,
+                cwd=scratch,
+            )
         t_start = time.monotonic()
         ready, info = _wait_ready(url, proc, ready_timeout)
         now = time.monotonic()
         report.startup_seconds = round(now - t_start, 3)
         report.rto_seconds = round(now - started, 3)
         report.rpo_seconds = round(max(0.0, time.time() - restored.last_at / 1e6), 3)
-        if not report.add("server ready", ready,
-                          f"/readyz 200 on port {port}" if ready else f"{info}; log: "
-                          + (scratch / "server.log").read_text(errors="replace")[-2000:]):
+        if not report.add(
+            "server ready",
+            ready,
+            f"/readyz 200 on port {port}"
+            if ready
+            else f"{info}; log: " + (scratch / "server.log").read_text(errors="replace")[-2000:],
+        ):
             return report
         assert isinstance(info, dict)
-        report.add("record count",
-                   info.get("journal_lsn") == restored.lsn == info.get("applied_lsn"),
-                   f"journal LSN {info.get('journal_lsn')}, applied LSN "
-                   f"{info.get('applied_lsn')}, restored {restored.lsn}")
+        report.add(
+            "record count",
+            info.get("journal_lsn") == restored.lsn == info.get("applied_lsn"),
+            f"journal LSN {info.get('journal_lsn')}, applied LSN "
+            f"{info.get('applied_lsn')}, restored {restored.lsn}",
+        )
         rng = random.Random(seed)
         try:
             items = _sample(data / JOURNAL_DIR, restored.lsn, sample, rng)
@@ -211,17 +254,27 @@ def run_drill(target: Target, *, max_rto: float | None = None, max_rpo: float | 
         report.sampled = len(items)
         with httpx.Client(timeout=10.0) as client:
             bad = [f for f in (_compare(client, url, it) for it in items) if f]
-            report.add("assertion sample", not bad,
-                       f"{len(items)} assertions: exact bodies, ids and signatures"
-                       if not bad else f"{len(bad)} of {len(items)} differ: " + "; ".join(bad[:5]))
+            report.add(
+                "assertion sample",
+                not bad,
+                f"{len(items)} assertions: exact bodies, ids and signatures"
+                if not bad
+                else f"{len(bad)} of {len(items)} differ: " + "; ".join(bad[:5]),
+            )
             if source_url:
                 _check_source(report, client, source_url.rstrip("/"), restored.lsn, items)
         if max_rto is not None:
-            report.add("RTO", report.rto_seconds <= max_rto,
-                       f"{report.rto_seconds:.1f} s (max {max_rto:g} s)")
+            report.add(
+                "RTO",
+                report.rto_seconds <= max_rto,
+                f"{report.rto_seconds:.1f} s (max {max_rto:g} s)",
+            )
         if max_rpo is not None:
-            report.add("RPO", report.rpo_seconds <= max_rpo,
-                       f"{report.rpo_seconds:.1f} s (max {max_rpo:g} s)")
+            report.add(
+                "RPO",
+                report.rpo_seconds <= max_rpo,
+                f"{report.rpo_seconds:.1f} s (max {max_rpo:g} s)",
+            )
         return report
     finally:
         if proc is not None:
@@ -233,18 +286,25 @@ def run_drill(target: Target, *, max_rto: float | None = None, max_rpo: float | 
             remove_tree(scratch)
 
 
-def _check_source(report: DrillReport, client: httpx.Client, source: str, lsn: int,
-                  items: list[dict[str, Any]]) -> None:
+def _check_source(
+    report: DrillReport, client: httpx.Client, source: str, lsn: int, items: list[dict[str, Any]]
+) -> None:
     try:
         ready = client.get(source + "/readyz").json()
         src_lsn = int(ready.get("journal_lsn", 0))
     except (httpx.HTTPError, ValueError) as e:
         report.add("source", False, f"{source}/readyz: {e}")
         return
-    report.add("source LSN", src_lsn >= lsn,
-               f"source at LSN {src_lsn}, restored {lsn} ({src_lsn - lsn} records not yet in "
-               "the archive)")
+    report.add(
+        "source LSN",
+        src_lsn >= lsn,
+        f"source at LSN {src_lsn}, restored {lsn} ({src_lsn - lsn} records not yet in the archive)",
+    )
     bad = [f for f in (_compare(client, source, it) for it in items) if f]
-    report.add("source sample", not bad,
-               f"{len(items)} assertions identical on the source" if not bad
-               else f"{len(bad)} of {len(items)} differ on the source: " + "; ".join(bad[:5]))
+    report.add(
+        "source sample",
+        not bad,
+        f"{len(items)} assertions identical on the source"
+        if not bad
+        else f"{len(bad)} of {len(items)} differ on the source: " + "; ".join(bad[:5]),
+    )

@@ -84,8 +84,12 @@ def archive_reach(state: ArchiveState, from_lsn: int) -> tuple[int, int]:
     return lsn, at
 
 
-def choose_backup(manifests: list[Manifest], to_lsn: int | None, to_time_us: int | None,
-                  state: ArchiveState | None = None) -> Manifest:
+def choose_backup(
+    manifests: list[Manifest],
+    to_lsn: int | None,
+    to_time_us: int | None,
+    state: ArchiveState | None = None,
+) -> Manifest:
     """The base backup for a target.
 
     Latest target: the latest backup. Otherwise the latest backup ending at or before
@@ -116,8 +120,9 @@ def choose_backup(manifests: list[Manifest], to_lsn: int | None, to_time_us: int
     return base if reached or cover is None else cover
 
 
-def fetch_backup_files(target: Target, m: Manifest, dest: Path,
-                       tick: Callable[[int], None] | None = None) -> list[str]:
+def fetch_backup_files(
+    target: Target, m: Manifest, dest: Path, tick: Callable[[int], None] | None = None
+) -> list[str]:
     """Downloads every file of backup ``m`` under ``dest``; returns a fault per file that
     is missing, of the wrong size or fails its SHA-256, naming it."""
     faults = []
@@ -151,17 +156,27 @@ class _Replay:
     """Walks the journal being assembled in ``data_dir/journal``, fetching archived
     segments as it reaches them, and feeds the records after the index's LSN to it."""
 
-    def __init__(self, target: Target, m: Manifest, data_dir: Path, *, to_lsn: int | None,
-                 to_time_us: int | None, need_wal: bool, index_from: int,
-                 objects: dict[str, ObjectInfo], state: ArchiveState,
-                 tick: Callable[[int], None]) -> None:
+    def __init__(
+        self,
+        target: Target,
+        m: Manifest,
+        data_dir: Path,
+        *,
+        to_lsn: int | None,
+        to_time_us: int | None,
+        need_wal: bool,
+        index_from: int,
+        objects: dict[str, ObjectInfo],
+        state: ArchiveState,
+        tick: Callable[[int], None],
+    ) -> None:
         self.target, self.m, self.journal_dir = target, m, data_dir / JOURNAL_DIR
         self.to_lsn, self.to_time_us, self.need_wal = to_lsn, to_time_us, need_wal
         self.index_from, self.objects, self.state, self.tick = index_from, objects, state, tick
         self.walk = _Walk()
-        self.origin: dict[str, str] = {s["name"]: target.describe(m.prefix + "journal/"
-                                                                  + s["name"])
-                                       for s in m.segments}
+        self.origin: dict[str, str] = {
+            s["name"]: target.describe(m.prefix + "journal/" + s["name"]) for s in m.segments
+        }
 
     def fetch(self, first: int) -> bool:
         """Downloads archived segment ``first`` into the journal (replacing a shorter
@@ -197,35 +212,42 @@ class _Replay:
                 for r in scan(self.journal_dir, from_lsn=first):
                     if link is not None:
                         if chain_hash(link, r.lsn, r.payload) != r.hash:
-                            raise OpsError(f"{self.origin.get(r.segment, r.segment)}: does not "
-                                           "continue the hash chain of the segment before it")
+                            raise OpsError(
+                                f"{self.origin.get(r.segment, r.segment)}: does not "
+                                "continue the hash chain of the segment before it"
+                            )
                         link = None
                     if r.lsn == m.last_lsn and r.hash.hex() != m.last_hash:
                         raise OpsError(
                             f"{self.origin.get(r.segment, r.segment)} does not continue backup "
                             f"{m.id}: its record LSN {m.last_lsn} differs (the archive holds "
-                            "another history)")
+                            "another history)"
+                        )
                     data = None
                     if self.to_time_us is not None or r.lsn > self.index_from:
                         data = records.decode(r.payload)
                     if (self.to_lsn is not None and r.lsn > self.to_lsn) or (
-                            self.to_time_us is not None and data is not None
-                            and int(data["at"]) > self.to_time_us):
+                        self.to_time_us is not None
+                        and data is not None
+                        and int(data["at"]) > self.to_time_us
+                    ):
                         w.stop = r
                         return
                     w.last, w.count = r, w.count + 1
                     w.last_at = int(data["at"]) if data is not None else 0
                     if r.lsn > self.index_from:
                         assert data is not None
-                        self.tick(1)
+                        if r.lsn % 1000 == 0:
+                            self.tick(1000)
                         yield Entry(r.lsn, r.hash, data)
             except JournalError as e:
                 file = getattr(e, "file", "")
                 name = Path(file).name if file else ""
-                raise OpsError(f"{self.origin.get(name, name or 'journal')}: "
-                               f"{getattr(e, 'what', e.detail)}"
-                               + (f" at offset {e.offset}" if hasattr(e, "offset") else "")
-                               ) from None
+                raise OpsError(
+                    f"{self.origin.get(name, name or 'journal')}: "
+                    f"{getattr(e, 'what', e.detail)}"
+                    + (f" at offset {e.offset}" if hasattr(e, "offset") else "")
+                ) from None
             if w.last is None or not self.need_wal:
                 return
             if self.to_lsn is not None and w.last.lsn >= self.to_lsn:
@@ -238,8 +260,10 @@ class _Replay:
 
 def _check_empty(data_dir: Path) -> None:
     if data_dir.exists() and (not data_dir.is_dir() or any(data_dir.iterdir())):
-        raise OpsError(f"{data_dir} is not empty: restore only into a new or empty directory",
-                       hint="pick a new --data-dir; never restore over a data directory")
+        raise OpsError(
+            f"{data_dir} is not empty: restore only into a new or empty directory",
+            hint="pick a new --data-dir; never restore over a data directory",
+        )
 
 
 def _describe_target(to_lsn: int | None, to_time_us: int | None) -> str:
@@ -254,13 +278,23 @@ def _gap(objects: dict[str, ObjectInfo], after_lsn: int) -> str:
     later = sorted(int(n[:20]) for n in objects if int(n[:20]) > after_lsn + 1)
     if not later:
         return ""
-    return (f"; the WAL archive has a gap: segment {segment_name(after_lsn + 1)} is missing "
-            f"(archived segments resume at {segment_name(later[0])})")
+    return (
+        f"; the WAL archive has a gap: segment {segment_name(after_lsn + 1)} is missing "
+        f"(archived segments resume at {segment_name(later[0])})"
+    )
 
 
-def restore(target: Target, data_dir: Path, *, backup_id: str | None = None,
-            to_lsn: int | None = None, to_time_us: int | None = None, progress: bool = False,
-            rebuild: bool = False, digest: bool = False) -> RestoreReport:
+def restore(
+    target: Target,
+    data_dir: Path,
+    *,
+    backup_id: str | None = None,
+    to_lsn: int | None = None,
+    to_time_us: int | None = None,
+    progress: bool = False,
+    rebuild: bool = False,
+    digest: bool = False,
+) -> RestoreReport:
     """Restores into the new (or empty) ``data_dir``; see the module docstring."""
     started = time.perf_counter()
     data_dir = Path(data_dir)
@@ -282,18 +316,27 @@ def restore(target: Target, data_dir: Path, *, backup_id: str | None = None,
     else:
         manifests = complete_backups(target)
         if not manifests:
-            raise OpsError(f"no complete backup at {target.url}",
-                           hint=f"take one: stemedb backup create --to {target.url}")
+            raise OpsError(
+                f"no complete backup at {target.url}",
+                hint=f"take one: stemedb backup create --to {target.url}",
+            )
         m = choose_backup(manifests, to_lsn, to_time_us, state)
     earliest = min(manifests, key=lambda b: b.last_lsn)
     if to_time_us is not None and to_time_us < earliest.first_at:
-        raise OpsError(f"no record was recorded at or before {us_to_time(to_time_us)}: the "
-                       f"earliest is LSN {earliest.first_lsn} at {earliest.first_time}")
-    need_wal = ((to_lsn is None and to_time_us is None)
-                or (to_lsn is not None and to_lsn > m.last_lsn)
-                or (to_time_us is not None and to_time_us >= m.last_at))
-    rebuild = rebuild or (to_lsn is not None and to_lsn < m.last_lsn) or (
-        to_time_us is not None and to_time_us < m.last_at)
+        raise OpsError(
+            f"no record was recorded at or before {us_to_time(to_time_us)}: the "
+            f"earliest is LSN {earliest.first_lsn} at {earliest.first_time}"
+        )
+    need_wal = (
+        (to_lsn is None and to_time_us is None)
+        or (to_lsn is not None and to_lsn > m.last_lsn)
+        or (to_time_us is not None and to_time_us >= m.last_at)
+    )
+    rebuild = (
+        rebuild
+        or (to_lsn is not None and to_lsn < m.last_lsn)
+        or (to_time_us is not None and to_time_us < m.last_at)
+    )
     if need_wal:
         _precheck(manifests, state, to_lsn, to_time_us)
     else:
@@ -305,9 +348,11 @@ def restore(target: Target, data_dir: Path, *, backup_id: str | None = None,
             task = bar.add_task(f"downloading backup {m.id}", total=m.size or 1)
             faults = fetch_backup_files(target, m, data_dir, lambda n: bar.advance(task, n))
             if faults:
-                raise OpsError(f"backup {m.id} is damaged: " + "; ".join(faults),
-                               hint="restore from another backup (--backup ID), and run "
-                                    "`stemedb backup verify`")
+                raise OpsError(
+                    f"backup {m.id} is damaged: " + "; ".join(faults),
+                    hint="restore from another backup (--backup ID), and run "
+                    "`stemedb backup verify`",
+                )
             if need_wal:
                 estimate = max([m.last_lsn, *(s.last_lsn for s in state.segments.values())])
             else:
@@ -319,30 +364,50 @@ def restore(target: Target, data_dir: Path, *, backup_id: str | None = None,
                 bar.update(replay_task, total=max(goal - lsn, 1))
                 bar.start_task(replay_task)
 
-            result = _replay(target, m, data_dir, to_lsn=to_lsn, to_time_us=to_time_us,
-                             need_wal=need_wal, rebuild=rebuild, objects=objects, state=state,
-                             tick=lambda n: bar.advance(replay_task, n),
-                             on_index_from=on_index_from,
-                             digest=digest)
+            result = _replay(
+                target,
+                m,
+                data_dir,
+                to_lsn=to_lsn,
+                to_time_us=to_time_us,
+                need_wal=need_wal,
+                rebuild=rebuild,
+                objects=objects,
+                state=state,
+                tick=lambda n: bar.advance(replay_task, n),
+                on_index_from=on_index_from,
+                digest=digest,
+            )
         w = result.walk
         last = w.last
         if last is None:
             raise OpsError(f"no record at or before {_describe_target(to_lsn, to_time_us)}")
+        if need_wal and last.lsn < m.last_lsn:
+            raise OpsError(
+                f"the archived segments from {segment_name(m.segments[-1]['first_lsn'])} on end "
+                f"at LSN {last.lsn}, before backup {m.id} ends (LSN {m.last_lsn}): the archive "
+                "holds another history",
+                hint="restore with --backup and a target at or before the backup's last LSN",
+            )
         beyond = (to_lsn is not None and last.lsn < to_lsn) or (
-            to_time_us is not None and w.stop is None and to_time_us > w.last_at)
+            to_time_us is not None and w.stop is None and to_time_us > w.last_at
+        )
         if beyond:
-            raise OpsError(f"{_describe_target(to_lsn, to_time_us)} is beyond the archive: "
-                           f"latest restorable LSN is {last.lsn} at time {us_to_time(w.last_at)}"
-                           + _gap(objects, last.lsn),
-                           hint="archive more WAL (stemedb wal archive), or pick an earlier "
-                                "target")
+            raise OpsError(
+                f"{_describe_target(to_lsn, to_time_us)} is beyond the archive: "
+                f"latest restorable LSN is {last.lsn} at time {us_to_time(w.last_at)}"
+                + _gap(objects, last.lsn),
+                hint="archive more WAL (stemedb wal archive), or pick an earlier target",
+            )
         if to_lsn is None and to_time_us is None and need_wal:
             gap = _gap(objects, last.lsn)
             if gap:
-                raise OpsError(f"cannot restore the latest record: the archive ends at LSN "
-                               f"{last.lsn} at time {us_to_time(w.last_at)}{gap}",
-                               hint=f"restore up to the gap with --to-lsn {last.lsn}, or "
-                                    "find the missing segment")
+                raise OpsError(
+                    f"cannot restore the latest record: the archive ends at LSN "
+                    f"{last.lsn} at time {us_to_time(w.last_at)}{gap}",
+                    hint=f"restore up to the gap with --to-lsn {last.lsn}, or "
+                    "find the missing segment",
+                )
         _finish(data_dir)
     except BaseException:
         if created:
@@ -355,26 +420,44 @@ def restore(target: Target, data_dir: Path, *, backup_id: str | None = None,
                     child.unlink()
         raise
     report = RestoreReport(
-        backup_id=m.id, data_dir=str(data_dir), lsn=last.lsn, last_hash=last.hash.hex(),
-        last_time=us_to_time(w.last_at), last_at=w.last_at, records=last.lsn,
-        replayed=result.replayed, index_from=result.index_from, archived_segments=w.archived,
-        seconds=round(time.perf_counter() - started, 3), digest=result.digest)
-    log.info("restored backup %s + %d archived segments into %s: LSN %d (%s)", m.id,
-             len(w.archived), data_dir, last.lsn, report.last_time)
+        backup_id=m.id,
+        data_dir=str(data_dir),
+        lsn=last.lsn,
+        last_hash=last.hash.hex(),
+        last_time=us_to_time(w.last_at),
+        last_at=w.last_at,
+        records=last.lsn,
+        replayed=result.replayed,
+        index_from=result.index_from,
+        archived_segments=w.archived,
+        seconds=round(time.perf_counter() - started, 3),
+        digest=result.digest,
+    )
+    log.info(
+        "restored backup %s + %d archived segments into %s: LSN %d (%s)",
+        m.id,
+        len(w.archived),
+        data_dir,
+        last.lsn,
+        report.last_time,
+    )
     return report
 
 
-def _precheck(manifests: list[Manifest], state: ArchiveState, to_lsn: int | None,
-              to_time_us: int | None) -> None:
+def _precheck(
+    manifests: list[Manifest], state: ArchiveState, to_lsn: int | None, to_time_us: int | None
+) -> None:
     """Refuses, before downloading anything, a target past everything the target holds
     (the replay checks again, exactly)."""
     ends = [(b.last_lsn, b.last_at) for b in manifests]
     ends += [(s.last_lsn, s.last_at) for s in state.segments.values()]
     lsn, at = max(ends)
     if (to_lsn is not None and to_lsn > lsn) or (to_time_us is not None and to_time_us > at):
-        raise OpsError(f"{_describe_target(to_lsn, to_time_us)} is beyond the archive: latest "
-                       f"restorable LSN is {lsn} at time {us_to_time(at)}",
-                       hint="archive more WAL (stemedb wal archive), or pick an earlier target")
+        raise OpsError(
+            f"{_describe_target(to_lsn, to_time_us)} is beyond the archive: latest "
+            f"restorable LSN is {lsn} at time {us_to_time(at)}",
+            hint="archive more WAL (stemedb wal archive), or pick an earlier target",
+        )
 
 
 @dataclass
@@ -385,18 +468,38 @@ class _Result:
     digest: str | None
 
 
-def _replay(target: Target, m: Manifest, data_dir: Path, *, to_lsn: int | None,
-            to_time_us: int | None, need_wal: bool, rebuild: bool,
-            objects: dict[str, ObjectInfo], state: ArchiveState, tick: Callable[[int], None],
-            on_index_from: Callable[[int], object] = lambda _: None,
-            digest: bool = False) -> _Result:
+def _replay(
+    target: Target,
+    m: Manifest,
+    data_dir: Path,
+    *,
+    to_lsn: int | None,
+    to_time_us: int | None,
+    need_wal: bool,
+    rebuild: bool,
+    objects: dict[str, ObjectInfo],
+    state: ArchiveState,
+    tick: Callable[[int], None],
+    on_index_from: Callable[[int], object] = lambda _: None,
+    digest: bool = False,
+) -> _Result:
     """Assembles and replays the journal in ``data_dir`` (the backup's files already
     there), cuts it after the target, and leaves the index at exactly that record."""
     journal_dir = data_dir / JOURNAL_DIR
     index_path = data_dir / INDEX_FILE
     last_segment = m.segments[-1]["first_lsn"]
-    replay = _Replay(target, m, data_dir, to_lsn=to_lsn, to_time_us=to_time_us,
-                     need_wal=need_wal, index_from=0, objects=objects, state=state, tick=tick)
+    replay = _Replay(
+        target,
+        m,
+        data_dir,
+        to_lsn=to_lsn,
+        to_time_us=to_time_us,
+        need_wal=need_wal,
+        index_from=0,
+        objects=objects,
+        state=state,
+        tick=tick,
+    )
     if need_wal:
         replay.fetch(last_segment)  # the sealed, longer version of the backup's last segment
     index_from = 0
@@ -406,8 +509,11 @@ def _replay(target: Target, m: Manifest, data_dir: Path, *, to_lsn: int | None,
             if store.applied() == (m.last_lsn, bytes.fromhex(m.last_hash)):
                 index_from = m.last_lsn
             else:
-                log.warning("backup %s: the index snapshot is not at LSN %d; rebuilding it",
-                            m.id, m.last_lsn)
+                log.warning(
+                    "backup %s: the index snapshot is not at LSN %d; rebuilding it",
+                    m.id,
+                    m.last_lsn,
+                )
         finally:
             store.close()
     if index_from == 0:
@@ -470,13 +576,23 @@ class BackupVerifyReport:
         d = {k: v for k, v in self.__dict__.items() if k != "wal"}
         d["ok"] = self.ok
         if self.wal is not None:
-            d["wal"] = {"segments": self.wal.segments, "bytes": self.wal.bytes,
-                        "first_lsn": self.wal.first_lsn, "last_lsn": self.wal.last_lsn}
+            d["wal"] = {
+                "segments": self.wal.segments,
+                "bytes": self.wal.bytes,
+                "first_lsn": self.wal.first_lsn,
+                "last_lsn": self.wal.last_lsn,
+            }
         return d
 
 
-def verify_backup(target: Target, backup_id: str | None = None, *, wal: bool = True,
-                  progress: bool = False, scratch_dir: Path | None = None) -> BackupVerifyReport:
+def verify_backup(
+    target: Target,
+    backup_id: str | None = None,
+    *,
+    wal: bool = True,
+    progress: bool = False,
+    scratch_dir: Path | None = None,
+) -> BackupVerifyReport:
     """Checks a backup (default: the latest complete one) end to end: every file against
     the manifest, every record's checksum and chain, then a replay of the whole journal
     into a fresh index whose digest must equal the manifest's; and, with ``wal``, every
@@ -496,8 +612,9 @@ def verify_backup(target: Target, backup_id: str | None = None, *, wal: bool = T
     return report
 
 
-def _verify_backup(target: Target, backup_id: str | None, report: BackupVerifyReport,
-                   progress: bool, scratch: Path) -> None:
+def _verify_backup(
+    target: Target, backup_id: str | None, report: BackupVerifyReport, progress: bool, scratch: Path
+) -> None:
     infos = list_backups(target)
     if backup_id is None:
         complete = [b for b in infos if b.complete]
@@ -527,11 +644,15 @@ def _verify_backup(target: Target, backup_id: str | None, report: BackupVerifyRe
     store = IndexStore(data / INDEX_FILE)
     try:
         if store.applied() != (m.last_lsn, bytes.fromhex(m.last_hash)):
-            report.faults.append(f"{target.describe(m.prefix + INDEX_FILE)}: the index "
-                                 f"snapshot is not at LSN {m.last_lsn}")
+            report.faults.append(
+                f"{target.describe(m.prefix + INDEX_FILE)}: the index "
+                f"snapshot is not at LSN {m.last_lsn}"
+            )
         elif store.digest() != m.index_digest:
-            report.faults.append(f"{target.describe(m.prefix + INDEX_FILE)}: the index "
-                                 "snapshot's digest differs from the manifest's")
+            report.faults.append(
+                f"{target.describe(m.prefix + INDEX_FILE)}: the index "
+                "snapshot's digest differs from the manifest's"
+            )
     finally:
         store.close()
     firsts = segment_files(data / JOURNAL_DIR)
@@ -542,9 +663,19 @@ def _verify_backup(target: Target, backup_id: str | None, report: BackupVerifyRe
     with progress_bar(progress, bytes_=False) as bar:
         task = bar.add_task("replaying journal", total=m.records or 1)
         try:
-            result = _replay(target, m, data, to_lsn=m.last_lsn, to_time_us=None,
-                             need_wal=False, rebuild=True, objects={}, state=ArchiveState(),
-                             tick=lambda n: bar.advance(task, n), digest=True)
+            result = _replay(
+                target,
+                m,
+                data,
+                to_lsn=m.last_lsn,
+                to_time_us=None,
+                need_wal=False,
+                rebuild=True,
+                objects={},
+                state=ArchiveState(),
+                tick=lambda n: bar.advance(task, n),
+                digest=True,
+            )
         except OpsError as e:
             report.faults.append(e.detail)
             return
@@ -553,10 +684,14 @@ def _verify_backup(target: Target, backup_id: str | None, report: BackupVerifyRe
     report.last_lsn = w.last.lsn if w.last else 0
     report.digest = result.digest
     if w.last is None or w.last.lsn != m.last_lsn or w.last.hash.hex() != m.last_hash:
-        report.faults.append(f"backup {m.id}: the journal ends at LSN {report.last_lsn}, the "
-                             f"manifest says {m.last_lsn} (hash {m.last_hash[:16]}…)")
+        report.faults.append(
+            f"backup {m.id}: the journal ends at LSN {report.last_lsn}, the "
+            f"manifest says {m.last_lsn} (hash {m.last_hash[:16]}…)"
+        )
     if w.count != m.records:
         report.faults.append(f"backup {m.id}: {w.count} records, the manifest says {m.records}")
     if result.digest != m.index_digest:
-        report.faults.append(f"backup {m.id}: the index replayed from its journal has digest "
-                             f"{result.digest}, the manifest says {m.index_digest}")
+        report.faults.append(
+            f"backup {m.id}: the index replayed from its journal has digest "
+            f"{result.digest}, the manifest says {m.index_digest}"
+        )

@@ -114,8 +114,7 @@ def progress_bar(enabled: bool, *, bytes_: bool = True) -> Progress:
     columns: list[Any] = [TextColumn("[progress.description]{task.description}"), BarColumn()]
     columns.append(DownloadColumn() if bytes_ else TaskProgressColumn())
     columns.append(TimeRemainingColumn())
-    return Progress(*columns, disable=not enabled, transient=True,
-                    console=Console(stderr=True))
+    return Progress(*columns, disable=not enabled, transient=True, console=Console(stderr=True))
 
 
 class Target(ABC):
@@ -188,8 +187,10 @@ class LocalTarget(Target):
                 os.fsync(out.fileno())
             written, _ = sha256_file(tmp)
             if written != sha256:
-                raise TargetError(f"{dest}: copy does not match its source (sha256 {written}, "
-                                  f"expected {sha256}); the source changed or the disk is bad")
+                raise TargetError(
+                    f"{dest}: copy does not match its source (sha256 {written}, "
+                    f"expected {sha256}); the source changed or the disk is bad"
+                )
             os.replace(tmp, dest)
             fsync_path(dest.parent)
         except OSError as e:
@@ -274,18 +275,22 @@ class S3Target(Target):
         from boto3.s3.transfer import TransferConfig
         from botocore.config import Config
 
-        rest = url[len("s3://"):]
+        rest = url[len("s3://") :]
         bucket, _, prefix = rest.partition("/")
         if not bucket:
             raise TargetError(f"{url}: expected s3://bucket/prefix")
         self.url = url.rstrip("/")
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
-        config = Config(retries={"max_attempts": 8, "mode": "standard"},
-                        connect_timeout=10, read_timeout=120)
+        config = Config(
+            retries={"max_attempts": 8, "mode": "standard"}, connect_timeout=10, read_timeout=120
+        )
         self.client = boto3.client("s3", endpoint_url=endpoint_url or None, config=config)
-        self.transfer = TransferConfig(multipart_threshold=64 * 1024 * 1024,
-                                       multipart_chunksize=16 * 1024 * 1024, max_concurrency=4)
+        self.transfer = TransferConfig(
+            multipart_threshold=64 * 1024 * 1024,
+            multipart_chunksize=16 * 1024 * 1024,
+            max_concurrency=4,
+        )
 
     def _key(self, key: str) -> str:
         return self.prefix + key
@@ -312,34 +317,51 @@ class S3Target(Target):
                 # One PUT; the store checks the whole object's SHA-256 on receipt.
                 with open(path, "rb") as body:
                     self.client.put_object(
-                        Bucket=self.bucket, Key=self._key(key), Body=body,
+                        Bucket=self.bucket,
+                        Key=self._key(key),
+                        Body=body,
                         Metadata={"sha256": sha256},
-                        ChecksumSHA256=base64.b64encode(bytes.fromhex(sha256)).decode())
+                        ChecksumSHA256=base64.b64encode(bytes.fromhex(sha256)).decode(),
+                    )
                 if tick is not None:
                     tick(size)
             else:
                 # Multipart: each part's SHA-256 is checked on receipt; no object exists
                 # until the upload completes.
                 extra = {"Metadata": {"sha256": sha256}, "ChecksumAlgorithm": "SHA256"}
-                self.client.upload_file(str(path), self.bucket, self._key(key), ExtraArgs=extra,
-                                        Config=self.transfer, Callback=tick)
+                self.client.upload_file(
+                    str(path),
+                    self.bucket,
+                    self._key(key),
+                    ExtraArgs=extra,
+                    Config=self.transfer,
+                    Callback=tick,
+                )
         except (ClientError, BotoCoreError, OSError) as e:
             raise TargetError(f"upload of {path} to {self.describe(key)} failed: {e}") from e
         self._check(key, size, sha256)
 
     def put_bytes(self, key: str, data: bytes) -> None:
         digest = hashlib.sha256(data).digest()
-        self._call(key, self.client.put_object, Bucket=self.bucket, Key=self._key(key),
-                   Body=data, Metadata={"sha256": digest.hex()},
-                   ChecksumSHA256=base64.b64encode(digest).decode())
+        self._call(
+            key,
+            self.client.put_object,
+            Bucket=self.bucket,
+            Key=self._key(key),
+            Body=data,
+            Metadata={"sha256": digest.hex()},
+            ChecksumSHA256=base64.b64encode(digest).decode(),
+        )
         self._check(key, len(data), digest.hex())
 
     def _check(self, key: str, size: int, sha256: str) -> None:
         info = self.head(key)
         if info is None or info.size != size or info.sha256 != sha256:
             got = "nothing" if info is None else f"{info.size} bytes, sha256 {info.sha256}"
-            raise TargetError(f"{self.describe(key)}: after upload the store holds {got}; "
-                              f"expected {size} bytes, sha256 {sha256}")
+            raise TargetError(
+                f"{self.describe(key)}: after upload the store holds {got}; "
+                f"expected {size} bytes, sha256 {sha256}"
+            )
 
     def get_bytes(self, key: str) -> bytes:
         resp = self._call(key, self.client.get_object, Bucket=self.bucket, Key=self._key(key))
@@ -367,8 +389,7 @@ class S3Target(Target):
 
     def head(self, key: str) -> ObjectInfo | None:
         try:
-            resp = self._call(key, self.client.head_object, Bucket=self.bucket,
-                              Key=self._key(key))
+            resp = self._call(key, self.client.head_object, Bucket=self.bucket, Key=self._key(key))
         except MissingObject:
             return None
         meta = resp.get("Metadata") or {}
@@ -381,7 +402,7 @@ class S3Target(Target):
         try:
             for page in paginator.paginate(Bucket=self.bucket, Prefix=full):
                 for obj in page.get("Contents", []):
-                    out.append(ObjectInfo(obj["Key"][len(self.prefix):], int(obj["Size"])))
+                    out.append(ObjectInfo(obj["Key"][len(self.prefix) :], int(obj["Size"])))
         except Exception as e:  # botocore errors; a listing failure is a target failure
             raise TargetError(f"cannot list {self.describe(prefix)}: {e}") from e
         return sorted(out, key=lambda o: o.key)
@@ -392,14 +413,20 @@ class S3Target(Target):
     def cleanup_partial(self, prefix: str, older_than_s: float) -> int:
         """Aborts multipart uploads under ``prefix`` started more than the age given ago
         (a killed upload's parts; they never became an object)."""
-        resp = self._call(prefix, self.client.list_multipart_uploads, Bucket=self.bucket,
-                          Prefix=self._key(prefix))
+        resp = self._call(
+            prefix, self.client.list_multipart_uploads, Bucket=self.bucket, Prefix=self._key(prefix)
+        )
         removed = 0
         cutoff = time.time() - older_than_s
         for upload in resp.get("Uploads", []) or []:
             if upload["Initiated"].timestamp() < cutoff:
-                self._call(upload["Key"], self.client.abort_multipart_upload,
-                           Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                self._call(
+                    upload["Key"],
+                    self.client.abort_multipart_upload,
+                    Bucket=self.bucket,
+                    Key=upload["Key"],
+                    UploadId=upload["UploadId"],
+                )
                 removed += 1
         return removed
 
