@@ -101,6 +101,8 @@ class Admin:
                 raise AlreadyDecided(f"quarantine item {qid} is already {item['status']}",
                                      current=_summary(item))
             await self.db.append_admin([_decision_record(action, qid, why, by)])
+        if action != "note":
+            self.db.on_decided(action == "approve")
         return self.item(qid)
 
     async def batch(self, action: str, ids: list[str] | None, agent_id: str | None,
@@ -131,6 +133,8 @@ class Admin:
                 chunk = todo[start:start + 1000]
                 await self.db.append_admin([_decision_record(action, qid, why, by)
                                             for qid in chunk])
+                for _ in chunk:
+                    self.db.on_decided(action == "approve")
         done = "approved" if action == "approve" else "rejected"
         return {"action": action, "status": done, "processed": len(todo), "ids": todo,
                 "skipped": skipped}

@@ -138,7 +138,9 @@ class Database:
         self.on_quarantined: Callable[[str, str], None] = _ignore
         self.on_rate_limited: Callable[[str], None] = _ignore
         self.on_breaker_opened: Callable[[str], None] = _ignore
+        self.on_decided: Callable[[bool], None] = _ignore  # approved? (one call per item)
         self.guards = Guards(settings)
+        self.archive_status: dict[str, Any] | None = None
         try:
             j = settings.journal
             self.journal = Journal(
@@ -185,13 +187,31 @@ class Database:
         start housekeeping."""
         await self.admin.sync_config_thresholds()
         self._housekeeper = asyncio.create_task(self._housekeeping(), name="stemedb-housekeeping")
+        if self.settings.backup.target:
+            self._archive_watch = asyncio.create_task(self._watch_archive(),
+                                                      name="stemedb-archive-lag")
 
     async def stop(self) -> None:
-        task = getattr(self, "_housekeeper", None)
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for name in ("_housekeeper", "_archive_watch"):
+            task = getattr(self, name, None)
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def _watch_archive(self) -> None:
+        """Archive lag of the configured target, for /metrics (checked off the loop)."""
+        from .ops.archive import archive_status
+
+        b = self.settings.backup
+        while True:
+            try:
+                self.archive_status = await asyncio.to_thread(
+                    archive_status, self.data_dir, b.target, b.s3_endpoint_url or None)
+            except Exception as e:  # an unreachable target must not stop the server
+                log.warning("archive lag check failed: %s", type(e).__name__)
+                self.archive_status = None
+            await asyncio.sleep(b.archive_check_seconds)
 
     async def _housekeeping(self, every_seconds: float = 60.0) -> None:
         while True:
@@ -500,6 +520,19 @@ class Database:
         return list(self._verify_pool.map(one, items, chunksize=64))
 
     # -- reads ------------------------------------------------------------------------
+
+    def refuse_if_banned(self, kind: str, body: bytes, signature: str | None) -> None:
+        """429 for a correctly signed write of an agent whose breaker is OPEN, before any
+        other complaint about the request (e.g. its content type): a banned agent learns
+        that it is banned."""
+        try:
+            parsed, _ = self._verified(kind, body, signature)
+        except StemeError:
+            return
+        view = self.guards.breakers.view(parsed.agent_id)
+        if view.state == BreakerState.OPEN and view.until is not None:
+            raise BreakerOpen(f"the circuit breaker of agent {parsed.agent_id[:16]} is OPEN",
+                              retry_after=retry_after_header(max(0.0, view.until - time.time())))
 
     def breaker_view(self, agent_id: str) -> dict[str, Any]:
         return breaker_dict(self.guards.breakers.view(agent_id))

@@ -148,6 +148,20 @@ class RateLimitSettings:
 
 
 @dataclass
+class BackupSettings:
+    target: str = _s("", "STEMEDB_BACKUP_TARGET",
+                     "Backup and WAL archive target: a directory or s3://bucket/prefix. The "
+                     "server reports the archive lag of this target; the backup, wal and "
+                     "dr-drill commands use it when --to/--from is not given.")
+    s3_endpoint_url: str = _s("", "STEMEDB_S3_ENDPOINT_URL",
+                              "S3-compatible endpoint (empty: AWS, or AWS_ENDPOINT_URL_S3). "
+                              "Credentials come from the usual AWS environment and config.")
+    archive_check_seconds: float = _s(60.0, "STEMEDB_ARCHIVE_CHECK_SECONDS",
+                                      "How often the server checks the archive lag.",
+                                      minimum=5)
+
+
+@dataclass
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     journal: JournalSettings = field(default_factory=JournalSettings)
@@ -155,6 +169,7 @@ class Settings:
     content_defense: ContentDefenseSettings = field(default_factory=ContentDefenseSettings)
     circuit_breaker: CircuitBreakerSettings = field(default_factory=CircuitBreakerSettings)
     rate_limit: RateLimitSettings = field(default_factory=RateLimitSettings)
+    backup: BackupSettings = field(default_factory=BackupSettings)
     config_path: str | None = None
 
     @property
@@ -162,7 +177,8 @@ class Settings:
         return Path(self.server.data_dir)
 
 
-_SECTIONS = ("server", "journal", "admin", "content_defense", "circuit_breaker", "rate_limit")
+_SECTIONS = ("server", "journal", "admin", "content_defense", "circuit_breaker", "rate_limit",
+             "backup")
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,10 @@ DEFAULT_THRESHOLDS = {"quality_threshold": 0.6, "confidence_threshold": 0.85,
 
 
 def start(tmp_path: Path, **env: str) -> ServerProcess:
-    return ServerProcess(tmp_path / "data", env={"STEMEDB_ADMIN_TOKEN": TOKEN, **env}).start()
+    # These tests call the admin API far faster than a person does; its per-address rate
+    # limit (tested with the guards) is off so that no answer here is a 429.
+    env = {"STEMEDB_ADMIN_TOKEN": TOKEN, "STEMEDB_RATE_LIMIT_ADMIN_RATE": "0", **env}
+    return ServerProcess(tmp_path / "data", env=env).start()
 
 
 @pytest.fixture

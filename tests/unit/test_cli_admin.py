@@ -161,16 +161,23 @@ def test_no_token_is_a_clear_usage_error(
     assert result.exit_code == 2 and "is empty" in result.stderr
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
 def test_unreadable_token_file(
     server: FakeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("STEMEDB_ADMIN_TOKEN")
-    path = tmp_path / "admin.token"
-    path.write_text("secret")
-    path.chmod(0)
+    (tmp_path / "admin.token").write_text("secret")
+    real = Path.read_text
+
+    def denied(self: Path, *args: Any, **kwargs: Any) -> str:
+        if self.name == "admin.token":  # what a 0600 file of another user does
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", denied)
     result = run("quarantine", "list", "--data-dir", str(tmp_path))
     assert result.exit_code == 2 and "permission denied" in result.stderr
+    assert "run this command as that user or set STEMEDB_ADMIN_TOKEN" in result.stderr
+    assert server.requests == []
 
 
 def test_refused_token_exit_1_with_hint(server: FakeServer) -> None:
@@ -248,6 +255,10 @@ def test_list_table_and_filters(server: FakeServer) -> None:
     for text in (QID, "8f3a2b1c0000", "LowQuality", "Duplicate", "asdfasdf", "!!!!!!!!"):
         assert text in result.stdout
     assert "--cursor CUR1" in result.stderr
+    # on an 80-column terminal the full item id (needed to act on it) still fits
+    narrow = run("quarantine", "list", columns=80)
+    assert QID in narrow.stdout and "8f3a2b1c " in narrow.stdout and "asdfasdf" in narrow.stdout
+    assert max(len(line) for line in narrow.stdout.splitlines()) <= 80
     result = run("quarantine", "list", "--cursor", "CUR1", "--status", "all")
     assert server.last.url.params["cursor"] == "CUR1"
     assert server.last.url.params["status"] == "all"

@@ -375,20 +375,26 @@ def quarantine_list(
     console = _console()
     total = page.get("total", len(items))
     title = f"{_plural(len(items), 'item')} of {total} ({status})"
-    wide = console.width >= 140
+    # 80 columns keep the full item id (needed to act on it) and room for the claim;
+    # wider terminals add the score, the decision status and the creation time.
+    wide, medium = console.width >= 140, console.width >= 110
     table = _list_table(title)
     table.add_column("id", no_wrap=True)
     table.add_column("agent", no_wrap=True)
-    table.add_column("reason", no_wrap=True)
-    table.add_column("score", justify="right", no_wrap=True)
+    table.add_column("reason", overflow="fold", max_width=None if medium else 12)
+    if medium:
+        table.add_column("score", justify="right", no_wrap=True)
     if status != "pending":
         table.add_column("status", no_wrap=True)
     if wide:
         table.add_column("created", no_wrap=True)
-    table.add_column("claim", overflow="fold", min_width=12)
+    table.add_column("claim", overflow="fold", min_width=16)
     for item in items:
-        row: list[Text] = [_cell(item.get("id")), _cell(str(item.get("agent_id") or "")[:12]),
-               _cell(item.get("reason")), _cell(item.get("score"))]  # fmt: skip
+        agent_id = str(item.get("agent_id") or "")
+        row: list[Text] = [_cell(item.get("id")), _cell(agent_id[: 12 if medium else 8]),
+                           _cell(item.get("reason"))]  # fmt: skip
+        if medium:
+            row.append(_cell(item.get("score")))
         if status != "pending":
             row.append(_cell(item.get("status")))
         if wide:

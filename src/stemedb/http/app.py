@@ -34,6 +34,7 @@ def create_app(database: Database, *, close_on_shutdown: bool = True) -> FastAPI
     problems.install(app)
     for module in (writes, reads, beliefs, agents, admin, health):
         app.include_router(module.router)
-    app.add_middleware(AddressLimitMiddleware, database=database)
+    app.add_middleware(AddressLimitMiddleware, database=database,
+                       admin_token=app.state.admin_token)
     app.add_middleware(RequestIdMiddleware)  # outermost: every answer carries the id
     return app

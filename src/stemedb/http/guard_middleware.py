@@ -1,7 +1,8 @@
 """Per-address rate limiting, before anything else reads the request (pure ASGI).
 
-Every non-admin endpoint counts against the ``query`` class, admin endpoints against
-``admin``, keyed by the client address (``X-Forwarded-For`` believed only from trusted
+Every non-admin endpoint counts against the ``query`` class; admin requests without the
+right bearer token count against ``admin`` (so guessing the token is slow, and an
+operator's scripted bulk review is never throttled), keyed by the client address (``X-Forwarded-For`` believed only from trusted
 proxies). Health and metrics endpoints are never limited. Signed writes are further
 limited per agent inside the engine, after the signature proves the agent.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..auth import bearer, token_matches
 from ..engine import Database, problem_of
 from ..errors import RateLimited
 from ..guards import retry_after_header
@@ -19,9 +21,10 @@ EXEMPT = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 class AddressLimitMiddleware:
-    def __init__(self, app: ASGIApp, database: Database) -> None:
+    def __init__(self, app: ASGIApp, database: Database, admin_token: str) -> None:
         self.app = app
         self.db = database
+        self.admin_token = admin_token
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in EXEMPT:
@@ -32,11 +35,15 @@ class AddressLimitMiddleware:
         if cls not in guards.limiters:
             await self.app(scope, receive, send)
             return
-        forwarded = None
+        forwarded = authorization = None
         for name, value in scope.get("headers", ()):
             if name == b"x-forwarded-for":
                 forwarded = value.decode("latin-1")
-                break
+            elif name == b"authorization":
+                authorization = value.decode("latin-1")
+        if cls == "admin" and token_matches(self.admin_token, bearer(authorization)):
+            await self.app(scope, receive, send)
+            return
         client = scope.get("client")
         key = guards.address(client[0] if client else None, forwarded)
         decision = guards.limiters[cls].check(key)

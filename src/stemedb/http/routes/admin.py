@@ -21,7 +21,7 @@ def require_admin(request: Request) -> str:
     """Bearer-token check (constant time); returns who acts (``X-Admin-Actor`` or admin)."""
     token = request.app.state.admin_token
     if not token_matches(token, bearer(request.headers.get("authorization"))):
-        raise Unauthorized("send Authorization: Bearer <admin token>; see docs/http-api.md#admin")
+        raise Unauthorized("send Authorization: Bearer <admin token>; see docs/admin.md#the-admin-token")
     actor = request.headers.get(ACTOR_HEADER, "admin").strip()[:64] or "admin"
     return "admin:" + "".join(ch for ch in actor if ch.isprintable())
 

@@ -7,6 +7,7 @@ from starlette.responses import Response
 
 from ... import records
 from ...engine import parse_batch
+from ...errors import UnsupportedMediaType
 from ...signing import SIGNATURE_HEADER
 from ..deps import db, json_response, read_body, require_json
 
@@ -15,9 +16,14 @@ router = APIRouter(tags=["writes"])
 
 async def _signed_write(request: Request, kind: str) -> Response:
     database = db(request)
-    require_json(request)
     body = await read_body(request, database.settings.server.max_body_bytes)
-    result = await database.write(kind, body, request.headers.get(SIGNATURE_HEADER))
+    signature = request.headers.get(SIGNATURE_HEADER)
+    try:
+        require_json(request)
+    except UnsupportedMediaType:
+        database.refuse_if_banned(kind, body, signature)
+        raise
+    result = await database.write(kind, body, signature)
     return json_response(result.body, result.status)
 
 
