@@ -139,6 +139,7 @@ class Database:
         self.on_rate_limited: Callable[[str], None] = _ignore
         self.on_breaker_opened: Callable[[str], None] = _ignore
         self.on_decided: Callable[[bool], None] = _ignore  # approved? (one call per item)
+        self.on_archive_status: Callable[[float, int], None] = _ignore  # lag s, segments
         self.guards = Guards(settings)
         self.archive_status: dict[str, Any] | None = None
         try:
@@ -208,6 +209,8 @@ class Database:
             try:
                 self.archive_status = await asyncio.to_thread(
                     archive_status, self.data_dir, b.target, b.s3_endpoint_url or None)
+                self.on_archive_status(float(self.archive_status["lag_seconds"]),
+                                       int(self.archive_status["lag_segments"]))
             except Exception as e:  # an unreachable target must not stop the server
                 log.warning("archive lag check failed: %s", type(e).__name__)
                 self.archive_status = None
@@ -416,8 +419,7 @@ class Database:
         try:
             return await self._write(kind, body, signature)
         except StemeError as e:
-            if e.status < 500:
-                self.on_write(kind, e.type)
+            self.on_write(kind, e.type)
             raise
 
     async def _write(self, kind: str, body: bytes, signature: str | None) -> WriteResult:
@@ -440,7 +442,6 @@ class Database:
             out = await asyncio.wrap_future(checked.future)
         except BaseException:
             self._judge(agent, admission, None)
-            self.on_write(kind, "unavailable")
             raise
         self._judge(agent, admission, checked.verdict is not None)
         self.on_write(kind, "quarantined" if checked.verdict else "accepted")

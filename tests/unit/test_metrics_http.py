@@ -112,7 +112,7 @@ def test_a_crashing_endpoint_is_recorded_as_500(app: FastAPI, client: InProcess)
     assert samples(client, "stemedb_http_requests_in_flight")[()] == 1
 
 
-def test_a_response_sent_before_routing_still_gets_its_route(db: Database) -> None:
+def test_a_response_sent_before_routing_still_gets_its_route() -> None:
     class TooMany:
         """Stands for a rate-limit middleware answering 429 before the router runs."""
 
@@ -120,19 +120,26 @@ def test_a_response_sent_before_routing_still_gets_its_route(db: Database) -> No
             self.app = app
 
         async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] == "http" and scope["path"].startswith("/v1/assertions/"):
+            if scope["type"] == "http" and scope["path"].startswith("/v1/items/"):
                 await send({"type": "http.response.start", "status": 429, "headers": []})
                 await send({"type": "http.response.body", "body": b""})
                 return
             await self.app(scope, receive, send)
 
-    app = create_app(db, close_on_shutdown=False)
+    app = FastAPI()
+
+    @app.get("/v1/items/{item_id}")
+    def item(item_id: str) -> dict[str, str]:
+        return {}
+
+    metrics = Metrics()
     app.add_middleware(TooMany)
-    metrics = wire_metrics(app, db)  # outermost, as create_app will have it
-    client = InProcess(app)
-    assert client.get("/v1/assertions/" + "a" * 64).status_code == 429
-    assert requests_total(client, "GET", "/v1/assertions/{assertion_id}", 429) == 1
-    assert metrics is app.state.metrics
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost
+    assert InProcess(app).get("/v1/items/42").status_code == 429
+    assert InProcess(app).get("/v1/other/42").status_code == 404
+    for route, status in (("/v1/items/{item_id}", "429"), ("unmatched", "404")):
+        labels = {"method": "GET", "route": route, "status": status}
+        assert metrics.registry.get_sample_value("stemedb_http_requests_total", labels) == 1
 
 
 def test_writes_feed_the_commit_metrics_through_bind(client: InProcess, key: AgentKey) -> None:

@@ -9,6 +9,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .metrics_middleware import route_template
+
 access_log = logging.getLogger("stemedb.http.access")
 
 
@@ -41,11 +43,10 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             if access_log.isEnabledFor(logging.INFO):
-                route = scope.get("route")
                 extra: dict[str, Any] = {
                     "request_id": rid,
                     "method": scope.get("method"),
-                    "route": getattr(route, "path", "unmatched"),
+                    "route": route_template(scope) or "unmatched",
                     "status": status,
                     "latency_ms": round((time.perf_counter() - started) * 1000, 3),
                 }

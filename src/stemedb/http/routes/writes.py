@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+
+import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
@@ -14,10 +17,19 @@ from ..deps import db, json_response, read_body, require_json
 router = APIRouter(tags=["writes"])
 
 
+def note_agent(request: Request, body: bytes) -> None:
+    """The agent id prefix for the access log (as claimed by the body)."""
+    with contextlib.suppress(orjson.JSONDecodeError, AttributeError, TypeError):
+        agent = orjson.loads(body).get("agent_id")
+        if isinstance(agent, str):
+            request.scope.setdefault("state", {})["agent_id"] = agent[:16]
+
+
 async def _signed_write(request: Request, kind: str) -> Response:
     database = db(request)
     body = await read_body(request, database.settings.server.max_body_bytes)
     signature = request.headers.get(SIGNATURE_HEADER)
+    note_agent(request, body)
     try:
         require_json(request)
     except UnsupportedMediaType:
