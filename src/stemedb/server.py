@@ -1,33 +1,149 @@
-"""The server entry point: configures logging, opens the database, runs uvicorn."""
+"""The server entry point: configures logging, opens the database, runs the API and the
+review dashboard.
+
+Both apps share one Database and run as two ``uvicorn.Server`` instances in the same
+process and event loop (the admin service's decision lock is an asyncio lock, so every
+decision, from the API or the dashboard, is serialised by it). Their sockets are bound
+before the loop starts, so a port in use fails the start with a clear error. SIGTERM and
+SIGINT stop both servers; the database is closed once, after both have finished.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import signal
+import socket
+from collections.abc import Iterator
+from typing import Any
 
 import uvicorn
 
 from . import logs
 from .engine import Database
+from .errors import Unavailable
 from .http import create_app
 from .settings import Settings
 
 log = logging.getLogger("stemedb.server")
 
 
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to ``serve_all`` (uvicorn's own
+    handler would only stop the server that installed it last)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def bind(host: str, port: int, what: str) -> socket.socket:
+    """A listening TCP socket, or a clear error naming the port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        sock = socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as e:
+        raise Unavailable(
+            f"cannot listen on {host}:{port} for the {what}: {e.strerror or e}",
+            hint=f"another process uses port {port}, or the address is wrong; "
+            "choose another port (--port / --dashboard-port, 0 disables "
+            "the dashboard)",
+        ) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _config(app: Any, host: str, port: int) -> uvicorn.Config:
+    # X-Forwarded-For is believed only from [rate_limit] trusted_proxies (see guards).
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+        proxy_headers=False,
+    )
+
+
+async def serve_all(servers: list[tuple[uvicorn.Server, socket.socket]]) -> None:
+    """Run the servers until a signal (or one of them stopping) stops them all."""
+    loop = asyncio.get_running_loop()
+
+    def stop(sig: signal.Signals) -> None:
+        log.info("stopping", extra={"signal": sig.name})
+        for srv, _ in servers:
+            if srv.should_exit and sig == signal.SIGINT:
+                srv.force_exit = True  # a second Ctrl-C: do not wait for connections
+            srv.should_exit = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop, sig)
+    tasks = [asyncio.create_task(srv.serve(sockets=[sock])) for srv, sock in servers]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for srv, _ in servers:  # one stopped (signal or failure): stop the others too
+            srv.should_exit = True
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    for r in results:
+        if isinstance(r, BaseException):
+            raise r
+
+
 def run(settings: Settings) -> None:
     logs.configure(settings.server.log_level)
     s = settings.server
     database = Database(settings)
-    rec = database.journal.recovery
-    if rec.truncated_bytes:
-        log.warning("cut a torn tail of %d bytes off the journal; the cut bytes are kept in %s",
-                    rec.truncated_bytes, rec.broken_copy)
-    log.info("journal open", extra={"data_dir": str(settings.data_dir),
-                                    "last_lsn": database.journal.last_lsn,
-                                    "config": settings.config_path})
-    app = create_app(database)
-    config = uvicorn.Config(app, host=s.host, port=s.port, log_config=None, access_log=False,
-                            server_header=False, lifespan="on", timeout_graceful_shutdown=10,
-                            proxy_headers=False)  # X-Forwarded-For: see [rate_limit] trusted_proxies
-    log.info("listening", extra={"host": s.host, "port": s.port})
-    uvicorn.Server(config).run()
+    try:
+        rec = database.journal.recovery
+        if rec.truncated_bytes:
+            log.warning(
+                "cut a torn tail of %d bytes off the journal; the cut bytes are kept in %s",
+                rec.truncated_bytes,
+                rec.broken_copy,
+            )
+        log.info(
+            "journal open",
+            extra={
+                "data_dir": str(settings.data_dir),
+                "last_lsn": database.journal.last_lsn,
+                "config": settings.config_path,
+            },
+        )
+        # The API app starts and stops the database's background work; the database
+        # itself is closed here, once, after both servers have finished.
+        app = create_app(database, close_on_shutdown=False)
+        servers: list[tuple[uvicorn.Server, socket.socket]] = []
+        try:
+            servers.append((_Server(_config(app, s.host, s.port)), bind(s.host, s.port, "API")))
+            log.info("listening", extra={"host": s.host, "port": s.port})
+            if s.dashboard_port:
+                from .dashboard import create_dashboard
+
+                dash = create_dashboard(database)
+                servers.append(
+                    (
+                        _Server(_config(dash, s.host, s.dashboard_port)),
+                        bind(s.host, s.dashboard_port, "dashboard"),
+                    )
+                )
+                log.info(
+                    "dashboard listening",
+                    extra={
+                        "host": s.host,
+                        "port": s.dashboard_port,
+                        "url": f"http://{s.host}:{s.dashboard_port}/quarantine",
+                    },
+                )
+            asyncio.run(serve_all(servers))
+        finally:
+            for _, sock in servers:
+                sock.close()
+    finally:
+        database.close()

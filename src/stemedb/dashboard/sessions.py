@@ -1,0 +1,174 @@
+"""Dashboard sign-in state: a server-side session table, signed cookies, CSRF tokens.
+
+A session lives only in this process's memory. The cookie carries the session id and an
+HMAC-SHA256 of it under a per-process random key, so a forged or truncated cookie is
+refused before any lookup, and a restart signs everyone out. Each session has its own
+CSRF token (the synchronizer token pattern): every state-changing request must echo it in
+the ``csrf_token`` form field or the ``X-CSRF-Token`` header, compared in constant time.
+
+Sessions expire after ``idle_seconds`` without a request and at the latest
+``max_age_seconds`` after sign-in; the table is bounded (the least recently used session
+is dropped first).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+SESSION_COOKIE = "stemedb_session"
+LOGIN_COOKIE = "stemedb_login"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "x-csrf-token"
+
+IDLE_SECONDS = 8 * 3600.0
+MAX_AGE_SECONDS = 24 * 3600.0
+MAX_SESSIONS = 1000
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def tokens_equal(expected: str, presented: str | None) -> bool:
+    """Constant-time comparison of a secret with what the client sent."""
+    if not presented or not expected:
+        return False
+    return hmac.compare_digest(expected.encode("utf-8"), presented.encode("utf-8"))
+
+
+@dataclass
+class Session:
+    sid: str
+    csrf: str
+    created: float
+    last_seen: float
+    address: str
+    flashes: list[tuple[str, str]] = field(default_factory=list)
+
+    def flash(self, kind: str, message: str) -> None:
+        """Queue a message for the next page shown (``kind``: ok, error, info)."""
+        self.flashes.append((kind, message))
+        del self.flashes[:-5]
+
+    def pop_flashes(self) -> list[tuple[str, str]]:
+        out, self.flashes = self.flashes, []
+        return out
+
+
+class SessionStore:
+    """The in-memory session table. Thread-safe."""
+
+    def __init__(
+        self,
+        *,
+        secret: bytes | None = None,
+        idle_seconds: float = IDLE_SECONDS,
+        max_age_seconds: float = MAX_AGE_SECONDS,
+        max_sessions: int = MAX_SESSIONS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._key = secret or secrets.token_bytes(32)
+        self.idle_seconds = idle_seconds
+        self.max_age_seconds = max_age_seconds
+        self.max_sessions = max_sessions
+        self._clock = clock
+        self._sessions: OrderedDict[str, Session] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    # -- cookie values ------------------------------------------------------------------
+
+    def _sign(self, value: str) -> str:
+        mac = hmac.new(self._key, value.encode("ascii"), hashlib.sha256).digest()
+        return _b64(mac)
+
+    def cookie_value(self, session: Session) -> str:
+        return f"{session.sid}.{self._sign(session.sid)}"
+
+    def _unsign(self, cookie: str | None) -> str | None:
+        if not cookie or len(cookie) > 200:
+            return None
+        sid, dot, mac = cookie.partition(".")
+        if not dot or not sid.isascii() or not mac.isascii():
+            return None
+        if not hmac.compare_digest(self._sign(sid).encode(), mac.encode()):
+            return None
+        return sid
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def create(self, address: str) -> Session:
+        now = self._clock()
+        s = Session(
+            sid=secrets.token_urlsafe(32),
+            csrf=secrets.token_urlsafe(32),
+            created=now,
+            last_seen=now,
+            address=address,
+        )
+        with self._lock:
+            self._expire(now)
+            while len(self._sessions) >= self.max_sessions:
+                self._sessions.popitem(last=False)
+            self._sessions[s.sid] = s
+        return s
+
+    def get(self, cookie: str | None) -> Session | None:
+        """The live session named by a cookie value (touching it), else None."""
+        sid = self._unsign(cookie)
+        if sid is None:
+            return None
+        now = self._clock()
+        with self._lock:
+            s = self._sessions.get(sid)
+            if s is None:
+                return None
+            if self._expired(s, now):
+                del self._sessions[sid]
+                return None
+            s.last_seen = now
+            self._sessions.move_to_end(sid)
+            return s
+
+    def destroy(self, session: Session) -> None:
+        with self._lock:
+            self._sessions.pop(session.sid, None)
+
+    def _expired(self, s: Session, now: float) -> bool:
+        return now - s.last_seen > self.idle_seconds or now - s.created > self.max_age_seconds
+
+    def _expire(self, now: float) -> None:
+        # Oldest-used first: stop at the first live one.
+        for sid in list(self._sessions):
+            if not self._expired(self._sessions[sid], now):
+                break
+            del self._sessions[sid]
+
+    # -- login-form token (before a session exists) ---------------------------------------
+
+    def login_token(self) -> str:
+        """A fresh token for the sign-in form, stored in a cookie and a hidden field
+        (double submit): a cross-site page cannot sign a browser in to our dashboard."""
+        nonce = secrets.token_urlsafe(24)
+        return f"{nonce}.{self._sign('login:' + nonce)}"
+
+    def login_token_valid(self, cookie: str | None, presented: str | None) -> bool:
+        if not cookie or not tokens_equal(cookie, presented):
+            return False
+        nonce, dot, mac = cookie.partition(".")
+        return (
+            bool(dot)
+            and nonce.isascii()
+            and mac.isascii()
+            and hmac.compare_digest(self._sign("login:" + nonce).encode(), mac.encode())
+        )
