@@ -30,22 +30,27 @@ def quote(s: str, n: int = 40) -> str:
 
 _ANY_PLACEHOLDERS = frozenset(
     """test|testing|tests|test test|asdf|asdfasdf|qwer|zxcv|foo|foobar|foo bar|baz|qux|xxx|
-    xxxx|yyy|zzz|tbd|tba|todo|fixme|placeholder|lorem|lorem ipsum|dummy|blah|blah blah|
+    xxxx|yyy|zzz|tbd|tba|todo|fixme|placeholder|dummy|blah|blah blah|
     blabla|idk|dunno|whatever|[object object]|insert text here|your text here|text here|
     enter text|enter value|changeme|change me|replace me|sample text|n/a|#n/a|#ref!|#value!|
-    #name?|#div/0!|???|?|lol|asd|sdf|jkl|aaa|abc123|hello world|lorem ipsum dolor sit amet""".replace(
-        "\n    ", ""
-    ).split("|")
+    #name?|#div/0!|???|?|lol|asd|sdf|jkl|aaa|abc123|hello world|lorem ipsum dolor sit amet|
+    lorem ipsum dolor|n.a|n. a|n/d|tbc""".replace("\n    ", "").split("|")
 )
-_NAME_PLACEHOLDERS = _ANY_PLACEHOLDERS | frozenset(
-    """x|xx|y|z|bar|subject|predicate|object|entity|thing|something|stuff|value|string|text|
-    name|example|sample|none|null|nil|undefined|nan|unknown|na|empty|blank|default|item|data|
-    key|relation|property|prop|rel|attr|attribute|field|abc|xyz|hi|hello|ok|okay|yes|no|
+_NOTHING = (
+    "none|null|nil|undefined|nan|unknown|empty|blank|something|stuff|thing|abc|xyz|hi|hello|ok|okay"
+)
+_SUBJECT_PLACEHOLDERS = _ANY_PLACEHOLDERS | frozenset(
+    f"""{_NOTHING}|x|xx|y|z|subject|predicate|object|entity|value|string|text|name|example|
+    sample|item|data|key|default|field|attribute|attr|prop|property|relation|rel|yes|no|
     true|false""".replace("\n    ", "").split("|")
 )
-# Objects: "none", "unknown", "yes", "NaN", "Na", "bar", "hello" can all be real answers.
+# Predicates such as "value", "name", "example" or "text" are common and fine.
+_PREDICATE_PLACEHOLDERS = _ANY_PLACEHOLDERS | frozenset(
+    f"""{_NOTHING}|x|xx|y|z|predicate|relation|rel|prop|subject|object""".split("|")
+)
+# Objects: "none", "unknown", "yes", "NaN", "Na", "object", "hello" can all be real answers.
 _OBJECT_PLACEHOLDERS = _ANY_PLACEHOLDERS | frozenset(
-    {"object", "value", "string", "subject", "predicate", "undefined", "null", "nil"}
+    {"value", "subject", "predicate", "undefined", "null", "nil"}
 )
 _EVIDENCE_PLACEHOLDERS = _ANY_PLACEHOLDERS | frozenset(
     """none|null|nil|na|-|--|x|source|sources|link|url|urls|citation|citation needed|ref|
@@ -56,19 +61,28 @@ _EVIDENCE_PLACEHOLDERS = _ANY_PLACEHOLDERS | frozenset(
     see above|see below|various|unknown|empty|no source|no evidence|self|made up|rumor|
     rumour|source: dude trust me|my brain|gut feeling|vibes""".replace("\n    ", "").split("|")
 )
+# Possessive quantifiers: no backtracking into "test1111…", which would be exponential.
+_TEST_SUFFIX = (
+    r"(?:[\s_.-]*+(?:\d++|subject|predicate|object|fact|data|value|entry|assertion|item|case|"
+    r"string|text|record|thing|name|entity|relation|foo|bar|baz))"
+)
 _TEST_NAME_RE = re.compile(
-    r"^(?:test(?:ing)?|tst|dummy|sample|fake|mock|placeholder|example|foo|bar|baz|qux|asdf|"
-    r"xyz|abc)(?:[\s_.-]*(?:\d+|subject|predicate|object|fact|data|value|entry|assertion|"
-    r"item|case|string|text|record|thing|name|entity|relation|foo|bar|baz))*$"
+    rf"^(?:test(?:ing)?|tst|dummy|fake|mock|placeholder|foo|baz|qux|asdf){_TEST_SUFFIX}*+$"
+    rf"|^(?:example|sample|bar|xyz|abc){_TEST_SUFFIX}++$"
 )
 _TEST_OBJECT_RE = re.compile(
-    r"^(?:test(?:ing)?|asdf|dummy|placeholder|foo|foobar|lorem ipsum)(?:[\s_-]*\d+)?$"
+    r"^(?:test(?:ing)?|asdf|dummy|placeholder|foo|foobar|lorem ipsum)(?:[\s_-]*+\d++)?$"
     r"|^test[\s_.-]*(?:subject|predicate|object|fact|data|value|entry|assertion|string|text)"
     r"[\s_-]*\d*$"
 )
+# First two letters of every value the two regexes above can match (a cheap gate).
+_TEST_NAME_HEADS = frozenset(
+    ["te", "ts", "du", "fa", "mo", "pl", "fo", "ba", "qu", "as", "ex", "sa", "xy", "ab"]
+)
+_TEST_OBJECT_HEADS = frozenset(["te", "as", "du", "pl", "fo", "lo"])
 _LOREM_RE = re.compile(r"lorem ipsum dolor|dolor sit amet|consectetur adipiscing|sed do eiusmod")
 _TEMPLATE_RE = re.compile(
-    r"^(?:\{\{.*\}\}|\$\{.*\}|%[sdrf]|\{\d*\}|__[A-Z][A-Z_]*__|\[\[.*\]\]"
+    r"^(?:\{\{.*\}\}|\$\{.*\}|%[sdrf]|\{\d*\}|(?-i:__[A-Z][A-Z_]*__)|\[\[.*\]\]"
     r"|<[a-z_ -]{0,20}(?:subject|object|predicate|value|name|placeholder|insert|your|todo|"
     r"text|answer|fact|entity|here|tbd|fill)[a-z_ -]{0,20}>"
     r"|\{(?:subject|object|predicate|value|name|answer|fact|entity|placeholder)\})$",
@@ -78,10 +92,6 @@ _STRIP_CHARS = " \t\r\n\"'`.,;:!()"
 
 # --- Byte tables for ASCII text ------------------------------------------------------------
 
-_ALNUM = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-_NON_ALNUM_B = bytes(c for c in range(256) if c not in _ALNUM)
-_NON_LETTER_B = bytes(c for c in range(256) if c not in _ALNUM[:52])
-_WHITESPACE_B = b" \t\n\r\x0b\x0c"
 _CV = bytes(
     ord("c") if chr(c) in "bcdfghjklmnpqrstvwxz" else ord("v") if chr(c) in "aeiouy" else 32
     for c in range(256)
@@ -90,8 +100,20 @@ _ROW = bytes(
     ord("2") if chr(c) in "asdfghjkl" else ord("3") if chr(c) in "zxcvbnm" else 32
     for c in range(256)
 )
+# One byte class per character: vowel, consonant, digit, space, anything else.
+_CLASS = bytes(
+    ord("v")
+    if chr(c) in "aeiouyAEIOUY"
+    else ord("c")
+    if chr(c) in "bcdfghjklmnpqrstvwxzBCDFGHJKLMNPQRSTVWXZ"
+    else ord("d")
+    if chr(c) in "0123456789"
+    else ord(" ")
+    if chr(c) in " \t\n\r\x0b\x0c"
+    else ord("s")
+    for c in range(256)
+)
 _NON_ALNUM_RE = re.compile(r"[\W_]+")
-_HAS_ALNUM_RE = re.compile(r"[^\W_]")
 _HAS_LETTER_RE = re.compile(r"[^\W\d_]")
 _JUNK_PUNCT = frozenset("?.-_~!…,;: ")
 
@@ -107,6 +129,8 @@ _KEY_RUNS = frozenset(
     for i in range(len(r) - 3)
 )
 _KEY_RUN_EXEMPT = frozenset({"qwerty", "qwertz", "azerty", "qwertyuiop", "dvorak"})
+_KEY_RUN_RE = re.compile("|".join(sorted(_KEY_RUNS)))
+_KEY_RUN_B_RE = re.compile("|".join(sorted(_KEY_RUNS)).encode())
 
 
 def _opaque_out(m: re.Match[str]) -> str:
@@ -114,25 +138,29 @@ def _opaque_out(m: re.Match[str]) -> str:
     return " " if any(c.isdigit() for c in s) else s
 
 
+_HEX_RE = re.compile(r"\b(?:0x[0-9a-fA-F]+|[0-9a-fA-F]*\d[0-9a-fA-F]*)\b")
+
+
 def _mash_hint(low_b: bytes) -> bool:
     """Cheap test on lower-cased ASCII bytes: a consonant run or a row run may be present."""
-    cv = low_b.translate(_CV)
-    row = low_b.translate(_ROW)
-    return (
-        b"ccccc" in cv or b"2222" in row or b"3333" in row or b"qwer" in low_b or b"rewq" in low_b
-    )
+    if b"ccccc" in low_b.translate(_CV):
+        return True
+    row = low_b.translate(_ROW)  # only a word typed along one row can hold a row run
+    if b"2222" in row or b"3333" in row or b"qwer" in low_b or b"rewq" in low_b:
+        return _KEY_RUN_B_RE.search(low_b) is not None
+    return False
 
 
 def _mash(text: str) -> tuple[int, int, str]:
     """(letters in mash-like words, letters in all words, first mash word).
 
     Mash: a run of four keys along a keyboard row ("asdf", "hjkl", "zxcv"), or a word of
-    six or more letters with a run of five consonants and under 20 % vowels, or a run of
-    seven consonants. Hashes, keys and ids (long runs with digits) are left out.
+    six or more letters with a run of five consonants and under 20 % vowels (y counts as
+    a vowel). Hex literals and long ids with digits (hashes, keys) are left out.
     """
     if not text.isascii():
         text = text.encode("ascii", "replace").decode()
-    text = _OPAQUE_RE.sub(_opaque_out, text)
+    text = _HEX_RE.sub(" ", _OPAQUE_RE.sub(_opaque_out, text))
     mash = total = 0
     first = ""
     for w in _ASCII_WORD_RE.findall(text):
@@ -143,12 +171,12 @@ def _mash(text: str) -> tuple[int, int, str]:
         low = w.lower()
         if low in _KEY_RUN_EXEMPT:
             continue
-        is_mash = any(low[i : i + 4] in _KEY_RUNS for i in range(n - 3))
+        is_mash = _KEY_RUN_RE.search(low) is not None
         if not is_mash and n >= 6:
             run = _CONSONANTS_RE.search(low)
             if run is not None:
                 vowels = sum(low.count(v) for v in "aeiouy")
-                is_mash = vowels * 5 < n or len(run.group()) >= 7
+                is_mash = vowels * 5 < n
         if is_mash:
             mash += n
             first = first or w
@@ -162,43 +190,89 @@ _PUNCT = ".,;:!?\"'()[]"
 _LONG_FIELD = 160
 
 
-def _token_filler(t: str) -> int:
+RUNS, REPEATS, PERIODIC = 1, 2, 4
+ALL_FILLER = RUNS | REPEATS | PERIODIC
+
+
+def _has_run(s: str) -> bool:
+    """Six equal characters in a row? For ASCII, XOR the text with itself shifted by one:
+    equal neighbours give zero bytes, so a run of six is five zero bytes (all in C)."""
+    if not s.isascii():
+        return _CHAR_RUN_RE.search(s) is not None
+    b = s.encode()
+    x = int.from_bytes(b[:-1], "big") ^ int.from_bytes(b[1:], "big")
+    return b"\x00\x00\x00\x00\x00" in x.to_bytes(len(b) - 1, "big")
+
+
+def _periodic(t: str) -> bool:
+    """True if a token is one short unit repeated at least four times ("hahahaha")."""
+    n = len(t)
+    return any(t[p] == t[0] and t[p:] == t[:-p] for p in range(2, min(7, n // 4 + 1)))
+
+
+def filler_hints(low: str) -> int:
+    """Which kinds of inner repetition may be present: a mask of RUNS and PERIODIC."""
+    mask = RUNS if len(low) >= 6 and _has_run(low) else 0
+    for t in low.split():
+        if len(t) >= 8 and (
+            (t[2] == t[0] and t[2:] == t[:-2])
+            or (t[3] == t[0] and t[3:] == t[:-3])
+            or (len(t) >= 16 and _periodic(t))
+        ):
+            return mask | PERIODIC
+    return mask
+
+
+def has_repeated_words(low: str) -> bool:
+    tokens = low.split()
+    return len(tokens) >= 4 and len(set(tokens)) < len(tokens)
+
+
+def _token_filler(t: str, mask: int) -> int:
     """Characters of a token that are repetition: "aaaaaaaa", "hahahaha", "wow!!!!!!"."""
     n = len(t)
     c0 = t[0]
+    if c0 == "0" and t[1:2] == "x" or (c0.isdigit() and _HEX_RE.fullmatch(t)):
+        return 0  # hex literals such as 0xffffffff
     if t.count(c0) == n:
         return n if not c0.isdigit() and (n >= 8 or not c0.isalnum()) else 0
     if n < 8:
         return 0
-    for p in range(2, min(7, n // 4 + 1)):
-        if t[p] == c0 and t[p:] == t[:-p]:
-            return n
-    for m in _CHAR_RUN_RE.finditer(t):
-        c = m.group(1)
-        if not c.isdigit() and (len(m.group()) >= 8 or not c.isalnum()):
-            return len(m.group())
+    if mask & PERIODIC and _periodic(t):
+        return n
+    if mask & RUNS:
+        for m in _CHAR_RUN_RE.finditer(t):
+            c = m.group(1)
+            if not c.isdigit() and (len(m.group()) >= 8 or not c.isalnum()):
+                return len(m.group())
     return 0
 
 
-def filler(low: str) -> tuple[int, str]:
+def filler(low: str, mask: int = ALL_FILLER) -> tuple[int, str]:
     """(characters covered by repetition, an example) for one lower-cased field.
 
-    In a field longer than ``_LONG_FIELD`` characters only tokens of 20 characters or
-    more are searched for inner repetition, and repeated words only when they dominate
-    (fewer than half the words distinct): prose stays cheap to check.
+    ``mask`` (from ``filler_hints``) limits the search to the kinds of repetition that
+    may be present. In a field longer than ``_LONG_FIELD`` characters only tokens of 20
+    characters or more are searched for inner repetition, and repeated words only when
+    they dominate (fewer than half the words distinct): prose stays cheap to check.
     """
     tokens = low.split()
     long_field = len(low) > _LONG_FIELD
-    min_token = 20 if long_field else 6
     covered = 0
     example = ""
-    for t in tokens:
-        if len(t) >= min_token:
-            c = _token_filler(t)
-            if c:
-                covered += c
-                example = example or t
-    if len(tokens) >= 4 and (not long_field or len(set(tokens)) * 2 <= len(tokens)):
+    if mask & (RUNS | PERIODIC):
+        min_token = 20 if long_field else 6
+        for t in tokens:
+            if len(t) >= min_token:
+                c = _token_filler(t, mask)
+                if c:
+                    covered += c
+                    example = example or t
+    if (
+        mask & REPEATS
+        and len(tokens) >= 4
+        and (not long_field or len(set(tokens)) * 2 <= len(tokens))
+    ):
         bare = [t.strip(_PUNCT) for t in tokens]
         uniq = len(set(bare))
         if uniq < len(bare):
@@ -225,9 +299,9 @@ def _basic(text: str, low: str, kind: int) -> Finding | None:
     """Blank, no-letters, placeholder, lorem ipsum and symbol-soup checks of one field."""
     n = len(text)
     if text.isascii():
-        low_b = low.encode()
-        alnum = len(low_b.translate(None, _NON_ALNUM_B))
-        letters = len(low_b.translate(None, _NON_LETTER_B)) if kind == PREDICATE else alnum
+        cls = low.encode().translate(_CLASS)
+        letters = cls.count(b"c") + cls.count(b"v")
+        alnum = letters + cls.count(b"d")
     else:
         alnum = len(_NON_ALNUM_RE.sub("", text))
         letters = len(_HAS_LETTER_RE.findall(text)) if kind == PREDICATE else alnum
@@ -243,14 +317,22 @@ def _basic(text: str, low: str, kind: int) -> Finding | None:
 
     # Placeholders, test values, unfilled templates, lorem ipsum.
     if n < 64:
-        norm = " ".join(low.split()).strip(_STRIP_CHARS)
+        norm = (" ".join(low.split()) if " " in low else low).strip(_STRIP_CHARS)
+        head = norm[:2]
         if kind in (OBJECT, LEAF):
-            hit = norm in _OBJECT_PLACEHOLDERS or _TEST_OBJECT_RE.match(norm) is not None
+            hit = norm in _OBJECT_PLACEHOLDERS or (
+                head in _TEST_OBJECT_HEADS and _TEST_OBJECT_RE.match(norm) is not None
+            )
+        elif kind == PREDICATE:
+            hit = norm in _PREDICATE_PLACEHOLDERS or (n == 1 and text.isalpha())
+            hit = hit or (head in _TEST_NAME_HEADS and _TEST_NAME_RE.match(norm) is not None)
         else:
-            hit = norm in _NAME_PLACEHOLDERS or _TEST_NAME_RE.match(norm) is not None
-        if hit or (n > 2 and text[0] in "{$%<_[" and _TEMPLATE_RE.match(text)):
+            hit = norm in _SUBJECT_PLACEHOLDERS or (
+                head in _TEST_NAME_HEADS and _TEST_NAME_RE.match(norm) is not None
+            )
+        if hit or (n >= 2 and text[0] in "{$%<_[" and _TEMPLATE_RE.match(text)):
             return Finding("placeholder_text", False, f"is a placeholder: {quote(text)}")
-    if ("lorem" in low or "dolor" in low or "consectetur" in low) and _LOREM_RE.search(low):
+    if ("dolor" in low or "adipiscing" in low or "eiusmod" in low) and _LOREM_RE.search(low):
         return Finding("placeholder_text", False, "is lorem ipsum filler")
 
     # Mostly symbols: under a quarter of the visible characters are letters or digits.
@@ -259,22 +341,6 @@ def _basic(text: str, low: str, kind: int) -> Finding | None:
         if visible - alnum >= 4 and alnum * 4 < visible:
             return Finding("symbol_noise", False, f"is mostly symbols: {quote(text)}")
     return None
-
-
-def _periodic(t: str) -> bool:
-    """True if a token is one short unit repeated at least four times ("hahahaha")."""
-    n = len(t)
-    return any(t[p] == t[0] and t[p:] == t[:-p] for p in range(2, min(7, n // 4 + 1)))
-
-
-def _filler_hint(low: str) -> bool:
-    """Cheap test that some field may hold repetition worth the full check."""
-    if _CHAR_RUN_RE.search(low):
-        return True
-    tokens = low.split()
-    if len(set(tokens)) < len(tokens):
-        return True
-    return any(len(t) >= 8 and _periodic(t) for t in tokens)
 
 
 def check_core(items: list[tuple[str, str, int]]) -> list[tuple[str, Finding]]:
@@ -300,7 +366,7 @@ def check_core(items: list[tuple[str, str, int]]) -> list[tuple[str, Finding]]:
         rest.append((where, text, low))
     if not rest:
         return found
-    joined = "\n".join(low for _, _, low in rest)
+    joined = "\n".join([low for _, _, low in rest])
     joined_b = joined.encode() if joined.isascii() else joined.encode("ascii", "replace")
     if _mash_hint(joined_b):
         for where, text, _low in rest:
@@ -308,9 +374,11 @@ def check_core(items: list[tuple[str, str, int]]) -> list[tuple[str, Finding]]:
             if mash:
                 minor = mash * 10 < words * 4
                 found.append((where, Finding("keyboard_mash", minor, quote(first))))
-    if _filler_hint(joined):
-        for where, text, low in rest:
-            covered, example = filler(low)
+    mask = filler_hints(joined)
+    for where, text, low in rest:
+        field_mask = mask | REPEATS if low.count(" ") >= 3 and has_repeated_words(low) else mask
+        if field_mask:
+            covered, example = filler(low, field_mask)
             if covered:
                 minor = len(text) > 24 and covered * 10 < len(text) * 3
                 found.append((where, Finding("repeated_filler", minor, quote(example))))
@@ -334,11 +402,22 @@ _ID_RE = re.compile(
 _BAD_SCHEME_RE = re.compile(r"^\s*(?:javascript|data|vbscript)\s*:", re.IGNORECASE)
 
 
+def _plain_web_url(text: str) -> bool:
+    """The common case without a regex: http(s)://host.tld/... with no whitespace."""
+    if " " in text or "\t" in text or "\n" in text:
+        return False
+    host = text.partition("//")[2].partition("/")[0].partition("?")[0].partition("#")[0]
+    host = host.rpartition("@")[2].partition(":")[0]
+    return "." in host[1:-1] and host.replace(".", "").replace("-", "").isalnum()
+
+
 def evidence_junk(e: str) -> str | None:
     """Why an evidence entry is junk, or None if it is a usable URL, identifier or citation."""
     text = e.strip()
     if not text:
         return "blank"
+    if text.startswith(("https://", "http://")) and _plain_web_url(text):
+        return None
     if text[:4].lower() in ("java", "data", "vbsc") and _BAD_SCHEME_RE.match(text):
         return "script or data URL"
     if _URL_RE.match(text) or _ID_RE.match(text):
@@ -359,7 +438,3 @@ def evidence_junk(e: str) -> str | None:
     if covered * 10 >= len(text) * 3:
         return "repeated filler"
     return None
-
-
-def has_alnum(s: str) -> bool:
-    return _HAS_ALNUM_RE.search(s) is not None

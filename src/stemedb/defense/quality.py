@@ -17,9 +17,9 @@ from typing import Any
 import orjson
 
 from ..model import Assertion
-from .injection import scan_compact, scan_encoded, scan_folded
+from .injection import scan, scan_folded
 from .junk import LEAF, OBJECT, PREDICATE, SUBJECT, check_core, evidence_junk, quote
-from .text import fold, has_substance, object_strings
+from .text import fold, has_substance, mixed_script_words, object_strings
 from .thresholds import Thresholds
 
 # name -> penalty. This is also the order signals are reported in.
@@ -36,10 +36,10 @@ AMOUNTS: dict[str, float] = {
     "homoglyphs": 0.45,
     "active_markup": 0.45,
     "junk_evidence": 0.45,
-    "opaque_blob": 0.35,
-    "oversize_object": 0.35,
-    "hidden_markup": 0.3,
-    "symbol_noise": 0.3,
+    "opaque_blob": 0.45,
+    "oversize_object": 0.45,
+    "symbol_noise": 0.25,
+    "hidden_markup": 0.2,
     "missing_evidence": 0.15,
 }
 # Lesser findings: mash or filler in a small part of a long field, some (not all)
@@ -117,20 +117,23 @@ _INVISIBLE_RE = re.compile(
     "[\u200b\u2060-\u2064\ufeff\u180e\u202a-\u202e\u2066-\u2069\u115f\u1160\u3164\uffa0"
     "\U000e0000-\U000e007f]"
 )
-_GARBLED_RE = re.compile("[\ufffd\ue000-\uf8ff]|Ã[\u0080-\u00bf]|â€[\u0080-\u00bf\u2018-\u203a]")
-_CYRILLIC_GREEK_RE = re.compile("[\u0370-\u04ff]")
-_MIXED_SCRIPT_RE = re.compile(
-    r"(?=[^\W\d_]*[A-Za-z])(?=[^\W\d_]*[\u0400-\u04ffαεικνορτυχΑΒΕΖΗΙΚΜΝΟΡΤΥΧ])[^\W\d_]{2,}"
+# U+FFFD, private-use characters, and UTF-8 read as Windows-1252 ("Ã©", "â€™").
+_CP1252_HIGH = (
+    "\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013-\u203a\u20ac\u2122"
 )
+_GARBLED_RE = re.compile(
+    f"[\ufffd\ue000-\uf8ff]|Ã[\u0080-\u00bf{_CP1252_HIGH}]|â€[\u0080-\u00bf{_CP1252_HIGH}]"
+)
+_CYRILLIC_GREEK_RE = re.compile("[\u0370-\u04ff]")
 _ACTIVE_MARKUP_RE = re.compile(
-    r"<script\b[^>]*>\s*\S|<script\b[^>]*\bsrc\s*=|<iframe\b[^>]*\bsrc|javascript:\s*\w"
-    r"|\bon(?:error|load|click|mouseover|focus|begin)\s*=\s*[\"']?\w|<meta\b[^>]*http-equiv",
+    r"<script\b[^>]{0,300}>\s*\S|<script\b[^>]{0,300}\bsrc\s*=|<iframe\b[^>]{0,300}\bsrc"
+    r"|javascript:\s*\w|\bon(?:error|load|click|mouseover|focus|begin)\s*=\s*[\"']?\w"
+    r"|<meta\b[^>]{0,300}http-equiv",
     re.IGNORECASE,
 )
-_ACTIVE_HINTS = ("<", "javascript:", "onerror", "onload", "onclick", "onmouseover", "onfocus")
 _HIDDEN_MARKUP_RE = re.compile(
-    r"<!--|\[//\]\s*:\s*#|style\s*=\s*[\"'][^\"']*(?:display\s*:\s*none|visibility\s*:\s*hidden"
-    r"|font-size\s*:\s*0|opacity\s*:\s*0)|!\[[^\]]*\]\(\s*https?://",
+    r"<!--|\[//\]\s*:\s*#|style\s*=\s*[\"'][^\"']{0,300}(?:display\s*:\s*none|visibility\s*:\s*hidden"
+    r"|font-size\s*:\s*0|opacity\s*:\s*0)",
     re.IGNORECASE,
 )
 
@@ -148,8 +151,11 @@ def _char_checks(f: _Findings, fields: list[tuple[str, str]], blob: str) -> None
             ("encoding_garbage", _GARBLED_RE),
         ]
         if _CYRILLIC_GREEK_RE.search(blob):
-            checks.append(("homoglyphs", _MIXED_SCRIPT_RE))
-    bad_chars = 0
+            for where, text in fields:
+                mixed = mixed_script_words(text)
+                if mixed:
+                    f.add("homoglyphs", f"{where}: mixed-script word {quote(mixed[0])}")
+    bad_chars: dict[str, int] = {}
     for name, rx in checks:
         if rx.search(blob) is None:
             continue
@@ -157,26 +163,31 @@ def _char_checks(f: _Findings, fields: list[tuple[str, str]], blob: str) -> None
             hits = rx.findall(text)
             if hits:
                 f.add(name, f"{where}: {_describe(hits)}")
-                if name != "homoglyphs":
-                    bad_chars += sum(len(h) for h in hits)
-    if bad_chars >= 3 and bad_chars * 10 >= len(blob):
-        f.add("nonprintable_ratio", f"{bad_chars} of {len(blob)} characters are not printable")
+                bad_chars[where] = bad_chars.get(where, 0) + len(hits)
+    for where, text in fields:
+        bad = bad_chars.get(where, 0)
+        if bad >= 3 and bad * 10 >= len(text):
+            f.add("nonprintable_ratio", f"{where}: {bad} of {len(text)} characters")
 
     low = blob.lower()
-    if any(h in low for h in _ACTIVE_HINTS):
+    if (
+        "<" in low
+        or "javascript:" in low
+        or ("=" in low and ("onerror" in low or "onload" in low or "onclick" in low))
+        or "onmouseover" in low
+        or "onfocus" in low
+    ):
         for where, text in fields:
             if _ACTIVE_MARKUP_RE.search(text):
                 f.add("active_markup", f"{where} carries script or event-handler markup")
-    if "<!--" in low or "[//]" in low or "![" in low or ("style" in low and "=" in low):
+    if "<!--" in low or "[//]" in low or ("style" in low and "=" in low):
         for where, text in fields:
             if _HIDDEN_MARKUP_RE.search(text):
                 f.add("hidden_markup", f"{where} carries hidden or remote-loading markup")
 
 
 def _describe(hits: list[str]) -> str:
-    if all(len(h) > 1 for h in hits):
-        return "mixed-script word " + quote(hits[0])
-    codes = sorted({f"U+{ord(c):04X}" for h in hits for c in h})
+    codes = sorted({f"U+{ord(c):04X}" for h in hits[:200] for c in h})
     more = "…" if len(codes) > 4 else ""
     return f"{len(''.join(hits))}× " + " ".join(codes[:4]) + more
 
@@ -185,23 +196,21 @@ def _describe(hits: list[str]) -> str:
 
 
 def _injection(f: _Findings, fields: list[tuple[str, str]], blob: str) -> None:
-    folded = fold(blob)
-    families = scan_folded(folded)
-    if families:
+    found = scan(blob)
+    if found is None:
+        return
+    how, families = found
+    if how == "phrase":
         where = "across fields"
         for name, text in fields:
             if scan_folded(fold(text)):
                 where = name
                 break
-        f.add("prompt_injection", f"{', '.join(families)} in {where}")
-        return
-    how = scan_compact(folded)
-    if how:
+        f.add("prompt_injection", f"{families} in {where}")
+    elif how == "base64":
+        f.add("prompt_injection", f"{families} hidden in base64")
+    else:
         f.add("prompt_injection", f"instruction-override phrase written {how}")
-        return
-    encoded = scan_encoded(blob)
-    if encoded:
-        f.add("prompt_injection", f"{encoded} hidden in base64")
 
 
 # --- Score ---------------------------------------------------------------------------------
@@ -212,11 +221,12 @@ def _text_fields(a: Assertion) -> list[tuple[str, str]]:
     obj = a.object
     if isinstance(obj, str):
         fields.append(("object", obj))
-    elif isinstance(obj, dict | list):
-        fields.extend(object_strings(obj))
+    elif isinstance(obj, (dict, list)):
+        fields += object_strings(obj)
     if a.context:
         fields.append(("context", a.context))
-    fields.extend((f"evidence[{i}]", e) for i, e in enumerate(a.evidence))
+    if a.evidence:
+        fields += [(f"evidence[{i}]", e) for i, e in enumerate(a.evidence)]
     return fields
 
 
@@ -224,13 +234,13 @@ def score_quality(a: Assertion, t: Thresholds) -> QualityReport:
     """Score one assertion; ``t.confidence_threshold`` decides when evidence is expected."""
     f = _Findings()
     fields = _text_fields(a)
-    blob = "\n".join(text for _, text in fields)
+    blob = "\n".join([text for _, text in fields])
     obj = a.object
 
     core = [("subject", a.subject, SUBJECT), ("predicate", a.predicate, PREDICATE)]
     if isinstance(obj, str):
         core.append(("object", obj, OBJECT))
-    elif isinstance(obj, dict | list):
+    elif isinstance(obj, (dict, list)):
         if not has_substance(obj):
             f.add("empty_text", "object holds no values")
         else:
@@ -262,7 +272,7 @@ def score_quality(a: Assertion, t: Thresholds) -> QualityReport:
             " with no usable evidence",
         )
 
-    if isinstance(obj, str | dict | list):
+    if isinstance(obj, (str, dict, list)):
         size = len(obj.encode()) + 2 if isinstance(obj, str) else len(orjson.dumps(obj))
         if size > OVERSIZE_MINOR_BYTES:
             f.add(

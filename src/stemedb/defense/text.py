@@ -18,8 +18,7 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
-from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import unquote
 
 _LEET_FROM = "013457@$`"
@@ -58,9 +57,8 @@ _CONFUSABLES = str.maketrans(
         **dict(zip("αεικνορτυχ", "aeikvoptux", strict=True)),
     }
 )
-_MIXED_WORD_RE = re.compile(
-    r"\b(?=[^\W\d_]*[a-z])(?=[^\W\d_]*[\u0370-\u03ff\u0400-\u04ff])[^\W\d_]+\b"
-)
+_LATIN_RE = re.compile("[a-zA-Z]")
+_LOOKALIKE_RE = re.compile("[\u0400-\u04ffαεικνορτυχΑΒΕΖΗΙΚΜΝΟΡΤΥΧ]")
 _TRANSLATE = str.maketrans(
     {
         **dict(zip(_LEET_FROM, _LEET_TO, strict=True)),
@@ -81,8 +79,20 @@ def _decode_tags(m: re.Match[str]) -> str:
     return " " + "".join(chr(ord(c) - 0xE0000) for c in m.group()) + " "
 
 
+def _is_mixed(word: str) -> bool:
+    return bool(not word.isascii() and _LATIN_RE.search(word) and _LOOKALIKE_RE.search(word))
+
+
 def _unmix(m: re.Match[str]) -> str:
-    return m.group().translate(_CONFUSABLES)
+    w = m.group()
+    return w.translate(_CONFUSABLES) if _is_mixed(w) else w
+
+
+def mixed_script_words(s: str) -> list[str]:
+    """Words mixing Latin letters with Cyrillic or Greek look-alikes ("Pаris")."""
+    if s.isascii() or not _CYRILLIC_GREEK_RE.search(s):
+        return []
+    return [w for w in _LETTER_RUN_RE.findall(s) if _is_mixed(w)]
 
 
 def decode_escapes(s: str) -> str:
@@ -103,8 +113,30 @@ def fold(s: str) -> str:
         s = _TAG_RE.sub(_decode_tags, s)
     s = _DROP_RE.sub("", unicodedata.normalize("NFKD", s)).casefold()
     if not s.isascii() and _CYRILLIC_GREEK_RE.search(s):
-        s = _MIXED_WORD_RE.sub(_unmix, s)
+        s = _LETTER_RUN_RE.sub(_unmix, s)
     return s.translate(_TRANSLATE)
+
+
+class View(NamedTuple):
+    """A folded text with its letter runs and its letters only, computed together."""
+
+    text: str
+    words: set[str]
+    letters: str
+
+
+def view(s: str) -> View:
+    """``fold(s)`` with ``words`` and ``compact`` of it; ASCII takes byte tables throughout."""
+    s = decode_escapes(s)
+    if s.isascii():
+        fb = s.encode().translate(_ASCII_FOLD, _ASCII_CONTROLS)
+        return View(
+            fb.decode(),
+            set(fb.translate(_TO_SPACE_BUT_LETTERS).decode().split()),
+            fb.translate(None, _NON_LETTER_BYTES).decode(),
+        )
+    folded = fold(s)
+    return View(folded, words(folded), compact(folded))
 
 
 def words(folded: str) -> set[str]:
@@ -131,22 +163,29 @@ def fold_literal(s: str) -> str:
     return fold_pattern(s).casefold().translate(_TRANSLATE)
 
 
-def object_strings(value: Any) -> Iterator[tuple[str, str]]:
+def object_strings(value: Any) -> list[tuple[str, str]]:
     """Every string inside a JSON value, keys included, with a short path."""
-    yield from _walk(value, "object", 0)
+    out: list[tuple[str, str]] = []
+    _collect(value, "object", 0, out)
+    return out
 
 
-def _walk(value: Any, path: str, depth: int) -> Iterator[tuple[str, str]]:
+_CONTAINERS = (str, dict, list)
+
+
+def _collect(value: Any, path: str, depth: int, out: list[tuple[str, str]]) -> None:
     if isinstance(value, str):
-        yield path, value
+        out.append((path, value))
     elif isinstance(value, dict):
         for k, v in value.items():
             p = f"{path}.{k}" if depth < 4 else path
-            yield f"{p}#key", str(k)
-            yield from _walk(v, p, depth + 1)
+            out.append((f"{p}#key", str(k)))
+            if isinstance(v, _CONTAINERS):
+                _collect(v, p, depth + 1, out)
     elif isinstance(value, list):
         for i, v in enumerate(value):
-            yield from _walk(v, f"{path}[{i}]" if depth < 4 else path, depth + 1)
+            if isinstance(v, _CONTAINERS):
+                _collect(v, f"{path}[{i}]" if depth < 4 else path, depth + 1, out)
 
 
 def has_substance(value: Any) -> bool:

@@ -34,6 +34,12 @@ class Thresholds:
 
     def validated(self) -> Thresholds:
         """Return self, or raise ``ValidationFailed`` naming every out-of-range field."""
+        errors = self._errors()
+        if errors:
+            raise ValidationFailed(errors)
+        return self
+
+    def _errors(self) -> list[dict[str, str]]:
         errors: list[dict[str, str]] = []
         for name in ("quality_threshold", "confidence_threshold", "untrusted_confidence_threshold"):
             value = getattr(self, name)
@@ -53,9 +59,7 @@ class Thresholds:
                     "message": f"must be more than 0 and at most {MAX_LOOKBACK_HOURS:g}",
                 }
             )
-        if errors:
-            raise ValidationFailed(errors)
-        return self
+        return errors
 
     def to_dict(self) -> dict[str, float]:
         return {k: float(v) for k, v in asdict(self).items()}
@@ -81,9 +85,12 @@ class Thresholds:
                 errors.append({"field": key, "message": problem})
                 continue
             changes[key] = float(value)
+        result = replace(base if base is not None else cls(), **changes)
+        named = {e["field"] for e in errors}
+        errors += [e for e in result._errors() if e["field"] not in named]
         if errors:
             raise ValidationFailed(errors)
-        return replace(base if base is not None else cls(), **changes).validated()
+        return result
 
 
 def _number_problem(value: Any) -> str:

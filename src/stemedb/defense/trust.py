@@ -61,6 +61,6 @@ def trust_score(c: TrustCounts) -> float:
 
 
 def is_trusted(c: TrustCounts) -> bool:
-    """Trusted: trust at least ``TRUST_THRESHOLD`` over at least ``MIN_GOOD_OUTCOMES`` good writes."""
+    """Trust at least ``TRUST_THRESHOLD`` and at least ``MIN_GOOD_OUTCOMES`` good writes."""
     enough = max(0, c.accepted) + max(0, c.approved) >= MIN_GOOD_OUTCOMES
     return enough and trust_score(c) >= TRUST_THRESHOLD
