@@ -520,9 +520,11 @@ def _replay(
         remove_index(data_dir)
     replay.index_from = index_from
     on_index_from(index_from)
-    store = IndexStore(index_path)
+    store = IndexStore(index_path, bulk=index_from == 0)  # a fresh file: build it in bulk
     try:
-        replayed = store.rebuild_from(replay.entries(1 if index_from == 0 else last_segment))
+        replayed = store.rebuild_from(replay.entries(1 if index_from == 0 else last_segment),
+                                      batch=10_000)
+        store.finish_bulk()
         w = replay.walk
         if w.last is not None:
             if store.applied() != (w.last.lsn, w.last.hash):
