@@ -229,8 +229,11 @@ class Admin:
             raise _invalid("body", "give at least one threshold")
         merged = Thresholds.from_dict(values, base=self.db.defense.thresholds).validated()
         changed = {k: merged.to_dict()[k] for k in values}
-        await self.db.append_admin([records.admin_record("thresholds.set", by, values=changed,
-                                                         source=source)])
+        try:
+            await self.db.append_admin([records.admin_record("thresholds.set", by,
+                                                             values=changed, source=source)])
+        finally:
+            self.db.defense.invalidate()
         return self.thresholds()
 
     async def sync_config_thresholds(self) -> None:
@@ -242,8 +245,11 @@ class Admin:
         recorded = q.get_state(self.db.index, "config_thresholds") or Thresholds().to_dict()
         if recorded != wanted:
             Thresholds.from_dict(wanted).validated()
-            await self.db.append_admin([records.admin_record(
-                "thresholds.set", "config", values=wanted, source="config")])
+            try:
+                await self.db.append_admin([records.admin_record(
+                    "thresholds.set", "config", values=wanted, source="config")])
+            finally:
+                self.db.defense.invalidate()
 
     async def purge_rejected(self) -> int:
         """Retention: rejected items decided more than ``rejected_retention_days`` ago

@@ -37,12 +37,21 @@ def agent_trust_counts(db: Database, agent_id: str) -> TrustCounts:
 class DefenseGate:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._thresholds: Thresholds | None = None
 
     @property
     def thresholds(self) -> Thresholds:
-        """Config values, overridden by the journaled runtime changes."""
-        state = q.get_state(self.db.index, "thresholds") or {}
-        return Thresholds.from_dict({**config_thresholds(self.db), **state})
+        """Config values, overridden by the journaled runtime changes (cached; the admin
+        service calls ``invalidate`` after journaling a change)."""
+        cached = self._thresholds
+        if cached is None:
+            state = q.get_state(self.db.index, "thresholds") or {}
+            cached = self._thresholds = Thresholds.from_dict({**config_thresholds(self.db),
+                                                              **state})
+        return cached
+
+    def invalidate(self) -> None:
+        self._thresholds = None
 
     def verdict(self, a: Assertion) -> dict[str, Any] | None:
         index = self.db.index
