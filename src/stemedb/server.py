@@ -141,7 +141,10 @@ def run(settings: Settings) -> None:
                         "url": f"http://{s.host}:{s.dashboard_port}/quarantine",
                     },
                 )
-            asyncio.run(serve_all(servers))
+            # The event loop uvicorn.run would use (uvloop when installed).
+            factory = servers[0][0].config.get_loop_factory()
+            with asyncio.Runner(loop_factory=factory) as runner:
+                runner.run(serve_all(servers))
         finally:
             for _, sock in servers:
                 sock.close()
