@@ -20,18 +20,21 @@ from .routes import metrics as metrics_routes
 
 
 def create_app(database: Database, *, close_on_shutdown: bool = True,
-               metrics: Metrics | None = None) -> FastAPI:
+               metrics: Metrics | None = None, with_metrics: bool = True) -> FastAPI:
     """Build the API app around an open Database (closed on shutdown unless told not to).
-    Metrics live on their own registry per app (``app.state.metrics``)."""
+    Metrics live on their own registry per app (``app.state.metrics``); ``with_metrics=
+    False`` leaves them out entirely (the benchmark's A/B of their cost)."""
     metrics = metrics if metrics is not None else Metrics()
-    metrics.bind(database)
+    if with_metrics:
+        metrics.bind(database)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await database.start()
         yield
         await database.stop()
-        metrics.unbind()
+        if with_metrics:
+            metrics.unbind()
         if close_on_shutdown:
             database.close()
 
@@ -41,10 +44,13 @@ def create_app(database: Database, *, close_on_shutdown: bool = True,
     app.state.metrics = metrics
     app.state.admin_token = admin_token(database.settings)
     problems.install(app)
-    for module in (writes, reads, beliefs, agents, admin, health, metrics_routes):
+    for module in (writes, reads, beliefs, agents, admin, health):
         app.include_router(module.router)
+    if with_metrics:
+        app.include_router(metrics_routes.router)
     app.add_middleware(AddressLimitMiddleware, database=database,
                        admin_token=app.state.admin_token)
     app.add_middleware(RequestIdMiddleware)  # every answer carries the id
-    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: times everything
+    if with_metrics:
+        app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: times everything
     return app

@@ -176,6 +176,12 @@ def list_quarantine(store: IndexStore, *, status: str | None, agent_prefix: str 
     if status:
         where.append("q.status = ?")
         params.append(status)
+    if agent_prefix and len(agent_prefix) < 64:
+        # A prefix of one agent (the usual case) becomes an equality, which the
+        # (status, agent_id, lsn) index answers in LSN order without sorting.
+        found = agents_with_prefix(store, agent_prefix)
+        if len(found) == 1:
+            agent_prefix = found[0]
     if agent_prefix:
         if len(agent_prefix) == 64:
             where.append("q.agent_id = ?")

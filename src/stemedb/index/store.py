@@ -9,8 +9,8 @@ read connection per reading thread (WAL mode lets them run beside the writer).
 from __future__ import annotations
 
 import hashlib
-import re
 import logging
+import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
