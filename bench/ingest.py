@@ -1,5 +1,5 @@
 """Ingest figures: single-assertion ingest against its ceiling, batch ingest against
-signature verification alone, and a sampling profile of the server under single ingest.
+signature verification alone, and sampling profiles of the server under both.
 
 Bodies are signed right before each run (timestamps must be within the server's clock
 skew window) and each is sent once: a warm-up run estimates the rate, then enough bodies
@@ -22,13 +22,14 @@ import orjson
 from stemedb.signing import decode_signature
 
 from . import loadgen, profile
+from .ceiling_app import server_loop
 from .context import Context, log
 from .loadgen import LoadError, WrkResult
 from .servers import (
     CeilingServer,
     Process,
     StemeServer,
-    cpu_seconds,
+    cpu_split,
     machine_busy_seconds,
     scrape_group_commit,
     wait_idle,
@@ -70,14 +71,17 @@ def measured_run(server: Process, request_file: Path, connections: int, seconds:
     """One wrk run, plus the CPU (in cores) the server, wrk and everything else on the
     machine used meanwhile and, when the server exports it, the mean group-commit size."""
     gc_before = scrape_group_commit(server.url)
-    cpu_before = cpu_seconds(server.pid)
+    user_before, sys_before = cpu_split(server.pid)
     busy_before = machine_busy_seconds()
     r = loadgen.run_wrk(server.url, request_file, connections=connections, duration_s=seconds,
                         mode=mode, timeout_s=timeout_s)
-    server_cpu = cpu_seconds(server.pid) - cpu_before
+    user_after, sys_after = cpu_split(server.pid)
+    server_cpu = (user_after - user_before) + (sys_after - sys_before)
     other = machine_busy_seconds() - busy_before - server_cpu - r.loadgen_cpu_s
     server.check_alive()
-    info = {"server_cpu_cores": round(server_cpu / r.duration_s, 2),
+    info = {"server_cpu_s": round(server_cpu, 3),
+            "server_cpu_cores": round(server_cpu / r.duration_s, 2),
+            "server_kernel_share": round((sys_after - sys_before) / max(server_cpu, 1e-9), 2),
             "loadgen_cpu_cores": round(r.loadgen_cpu_s / r.duration_s, 2),
             "other_cpu_cores": round(max(0.0, other) / r.duration_s, 2)}
     gc_after = scrape_group_commit(server.url) if gc_before is not None else None
@@ -87,18 +91,19 @@ def measured_run(server: Process, request_file: Path, connections: int, seconds:
     return r, info
 
 
-def measure_single(ctx: Context, server: StemeServer, name: str,
-                   warm_rate: float | None = None) -> Measured:
+def cpu_us(info: dict[str, float], count: int) -> float:
+    """Server CPU microseconds per operation in a run (all threads, user + system)."""
+    return info["server_cpu_s"] * 1e6 / max(1, count)
+
+
+def measure_single(ctx: Context, server: StemeServer, name: str) -> Measured:
     """Warm-up, then a measured run of single signed writes at 32 connections."""
-    rate = warm_rate
-    if rate is None:
-        warm = ctx.signer.sign(_bodies_needed(3000, ctx.warmup_s, 4000))
-        f = ctx.work / f"{name}-warm.txt"
-        loadgen.write_posts(f, "/v1/assert", warm)
-        w = loadgen.run_wrk(server.url, f, connections=SINGLE_CONNECTIONS,
-                            duration_s=ctx.warmup_s)
-        rate = w.new_writes_rate
-        wait_idle(server.pid)
+    warm = ctx.signer.sign(_bodies_needed(3000, ctx.warmup_s, 4000))
+    f = ctx.work / f"{name}-warm.txt"
+    loadgen.write_posts(f, "/v1/assert", warm)
+    w = loadgen.run_wrk(server.url, f, connections=SINGLE_CONNECTIONS, duration_s=ctx.warmup_s)
+    rate = w.new_writes_rate
+    wait_idle(server.pid)
     bodies = ctx.signer.sign(_bodies_needed(rate, ctx.duration_s, 5000))
     f = ctx.work / f"{name}.txt"
     loadgen.write_posts(f, "/v1/assert", bodies)
@@ -116,6 +121,7 @@ def run_single(ctx: Context, server: StemeServer) -> list[Signed]:
     ctx.put("ingest_single.rate", r.new_writes_rate)
     ctx.put("ingest_single.p50_ms", r.lat_p50_ms, "{:.2f}")
     ctx.put("ingest_single.p99_ms", r.lat_p99_ms, "{:.2f}")
+    ctx.put("ingest_single.server_cpu_us", cpu_us(m.info, r.c201 + r.c202))
     if "records_per_fsync" in m.info:
         ctx.put("ingest_single.records_per_fsync", m.info["records_per_fsync"], "{:.2f}")
     ctx.notes["ingest_single"] = {"requests": r.requests, "stored_201": r.c201,
@@ -133,14 +139,20 @@ def run_ceiling(ctx: Context, bodies: list[Signed]) -> None:
         loadgen.run_wrk(c.url, f, connections=SINGLE_CONNECTIONS, duration_s=ctx.warmup_s)
         wait_idle(c.pid)
         r, info = measured_run(c, f, SINGLE_CONNECTIONS, ctx.duration_s)
-    ctx.notes["ingest_single_ceiling"] = {"requests": r.requests, **info}
+    ctx.notes["ingest_single_ceiling"] = {"requests": r.requests, "loop": server_loop(), **info}
     log("  ceiling: " + ", ".join(f"{k} {v}" for k, v in info.items()))
     ctx.put("ingest_single.ceiling_rate", r.c201 / r.duration_s)
     ctx.put("ingest_single.ceiling_p99_ms", r.lat_p99_ms, "{:.2f}")
+    ctx.put("ingest_single.ceiling_cpu_us", cpu_us(info, r.c201))
     if "ingest_single.rate" in ctx.results:
         ctx.put("ingest_single.ratio",
                 ctx.results["ingest_single.rate"] / ctx.results["ingest_single.ceiling_rate"],
                 "{:.3f}")
+        # Both servers are CPU-bound on one core (the GIL), so on an idle machine the rate
+        # ratio is about the inverse CPU-per-request ratio; this one holds on a busy one.
+        ctx.put("ingest_single.cpu_ratio",
+                ctx.results["ingest_single.ceiling_cpu_us"]
+                / ctx.results["ingest_single.server_cpu_us"], "{:.3f}")
 
 
 def run_profile(ctx: Context, server: StemeServer, seconds: float = 8.0) -> list[Path]:
@@ -181,10 +193,13 @@ def run_batch_profile(ctx: Context, server: StemeServer, seconds: float = 8.0) -
     rec = profile.Recording(server.pid, seconds, out)
     time.sleep(0.5)
     r = loadgen.run_wrk(server.url, f, connections=BATCH_CONNECTIONS, duration_s=seconds + 1,
-                        mode="items", timeout_s=30)
+                        mode="items", timeout_s=30, check=False)
+    if r.errors_status or r.cother:
+        loadgen.check_errors(r, "batch profile run")
     wait_idle(server.pid)
     if rec.wait():
-        log(f"  profile (batch, threads) at {r.items / r.duration_s:,.0f} items/s -> {out.name}")
+        log(f"  profile (batch, threads) at {r.items / r.duration_s:,.0f} items/s "
+            f"-> {out.name}")
         return [out]
     return []
 
@@ -219,6 +234,7 @@ def run_batch(ctx: Context, server: StemeServer) -> list[Signed]:
                             "were not stored (item errors inside 200 answers)")
     ctx.put("ingest_batch.rate", r.items / r.duration_s)
     ctx.put("ingest_batch.request_p50_ms", r.lat_p50_ms, "{:.1f}")
+    ctx.put("ingest_batch.server_cpu_us", cpu_us(info, r.items))
     ctx.notes["ingest_batch"] = {"requests": r.requests, "items_stored": r.items,
                                  "connections": BATCH_CONNECTIONS,
                                  "items_per_request": BATCH_ITEMS, **info}
@@ -227,9 +243,10 @@ def run_batch(ctx: Context, server: StemeServer) -> list[Signed]:
 
 
 def verify_only_rate(bodies: list[Signed], seconds: float = 3.0,
-                     threads: int | None = None) -> float:
+                     threads: int | None = None) -> tuple[float, dict[str, float]]:
     """Ed25519 verifications per second with PyNaCl alone, one thread per core, over the
-    given bodies (keys built and signatures decoded beforehand)."""
+    given bodies (keys built and signatures decoded beforehand), and the CPU (in cores)
+    this process and everything else used meanwhile."""
     threads = threads or os.cpu_count() or 2
     keys: dict[str, nacl.signing.VerifyKey] = {}
     items = []
@@ -243,9 +260,8 @@ def verify_only_rate(bodies: list[Signed], seconds: float = 3.0,
     lock = threading.Lock()
     position = 0
     done = [0] * threads
-    deadline = time.perf_counter() + seconds
 
-    def worker(w: int) -> None:
+    def worker(w: int, deadline: float) -> None:
         nonlocal position
         while time.perf_counter() < deadline:
             with lock:
@@ -256,24 +272,24 @@ def verify_only_rate(bodies: list[Signed], seconds: float = 3.0,
                 key.verify(body, sig)
             done[w] += len(part)
 
-    started = time.perf_counter()
-    pool = [threading.Thread(target=worker, args=(w,)) for w in range(threads)]
+    busy, own, started = machine_busy_seconds(), time.process_time(), time.perf_counter()
+    pool = [threading.Thread(target=worker, args=(w, started + seconds))
+            for w in range(threads)]
     for t in pool:
         t.start()
     for t in pool:
         t.join()
-    return sum(done) / (time.perf_counter() - started)
-
-
-def run_verify_only(ctx: Context, bodies: list[Signed]) -> None:
-    busy, own, started = machine_busy_seconds(), time.process_time(), time.perf_counter()
-    rate = verify_only_rate(bodies[:50_000])
     elapsed = time.perf_counter() - started
     own = time.process_time() - own
     other = max(0.0, machine_busy_seconds() - busy - own)
-    ctx.notes["ingest_batch_verify_only"] = {"threads": os.cpu_count() or 2,
-                                             "cpu_cores": round(own / elapsed, 2),
-                                             "other_cpu_cores": round(other / elapsed, 2)}
+    return sum(done) / elapsed, {"threads": threads, "cpu_cores": round(own / elapsed, 2),
+                                 "other_cpu_cores": round(other / elapsed, 2)}
+
+
+def run_verify_only(ctx: Context, bodies: list[Signed]) -> None:
+    rate, info = verify_only_rate(bodies[:50_000])
+    ctx.notes["ingest_batch_verify_only"] = info
+    log("  verify only: " + ", ".join(f"{k} {v}" for k, v in info.items()))
     ctx.put("ingest_batch.verify_only_rate", rate)
     if "ingest_batch.rate" in ctx.results:
         ctx.put("ingest_batch.ratio", ctx.results["ingest_batch.rate"] / rate, "{:.3f}")

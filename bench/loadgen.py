@@ -94,7 +94,8 @@ def wrk_version() -> str:
     if exe is None:
         return "missing"
     out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=10)
-    return (out.stdout + out.stderr).splitlines()[0].strip() if (out.stdout + out.stderr) else "?"
+    text = (out.stdout + out.stderr).strip()
+    return " ".join(text.split()[:2]) if text else "?"  # "wrk 4.1.0-..." without the notice
 
 
 def run_wrk(url: str, request_file: Path, *, connections: int, duration_s: float,

@@ -11,7 +11,7 @@ import orjson
 
 from . import loadgen, profile
 from .context import Context, log
-from .ingest import measured_run
+from .ingest import cpu_us, measured_run
 from .loadgen import LoadError
 from .servers import StemeServer, wait_idle
 
@@ -53,6 +53,7 @@ def run_reads(ctx: Context, server: StemeServer) -> list[str]:
     ctx.put("read.p50_ms", r.lat_p50_ms, "{:.2f}")
     ctx.put("read.p99_ms", r.lat_p99_ms, "{:.2f}")
     ctx.put("read.rate", r.rate)
+    ctx.put("read.server_cpu_us", cpu_us(info, r.requests))
     wait_idle(server.pid)
     # The same at one connection: latency without queueing behind 31 other requests.
     r1 = loadgen.run_wrk(server.url, f, connections=1, duration_s=min(5.0, ctx.duration_s),

@@ -3,7 +3,7 @@
 Runs on the data directory the HTTP figures filled (server stopped), topped up with
 signed records written straight to the journal when it holds fewer than MIN_RECORDS.
 A child process times ``stemedb.ops.reindex.reindex`` - what ``stemedb reindex`` runs -
-without the progress bar; a second child is profiled for a few seconds.
+without the progress bar; a second child is profiled (the whole rebuild, up to 30 s).
 
 Child: ``python -m bench.reindex DATA_DIR`` prints ``{"records": n, "seconds": s}``.
 """
@@ -21,6 +21,7 @@ from .context import Context, log
 from .servers import ROOT
 
 MIN_RECORDS = 150_000
+PROFILE_MAX_S = 30
 
 
 def _child(data_dir: Path) -> subprocess.Popen[str]:
@@ -46,9 +47,11 @@ def run_reindex(ctx: Context, data_dir: Path) -> list[Path]:
     path.unlink(missing_ok=True)
     child = _child(data_dir)
     try:
-        time.sleep(1.0)  # past interpreter start and journal recovery
-        rec = profile.Recording(child.pid, 6, path)
-        ok = rec.wait()
+        time.sleep(0.5)  # past interpreter start-up
+        # The whole rebuild (py-spy stops when the child exits), at most PROFILE_MAX_S.
+        seconds = min(PROFILE_MAX_S, d["seconds"] + 2)
+        rec = profile.Recording(child.pid, seconds, path)
+        ok = rec.wait(timeout=seconds + 60)
     finally:
         if child.poll() is None:
             child.terminate()

@@ -1,17 +1,22 @@
 """Runs the benchmarks and writes bench/results/latest.json and latest.md.
 
     python -m bench.run                      # everything but scale (a few minutes)
-    python -m bench.run --scale              # plus the 5M-assertion scale figure (long)
+    python -m bench.run --scale              # plus the scale figures (long)
     python -m bench.run --only ingest,read   # some groups; other keys keep old values
 
-Groups: guards (bench/guards_bench.py, when present), group_commit, ingest (single +
-ceiling + profile), batch (batch + verify-only), read, reindex, scale. Exits non-zero, leaving the previous results in place, when a
-server answered errors or a step failed.
+Groups: group_commit, ingest (single + ceiling), batch (batch + verify-only), read,
+reindex, one group per figure module ``bench/<group>_bench.py`` (``run()`` returns its
+keys, ``run_scale()`` the --scale ones; e.g. guards, ops, dashboard, beliefs), and scale.
+
+A group that fails (a server answered errors, a process died, a step raised) is reported
+and the others still run; their results are written, the failed group's keys keep their
+previous values, ``meta.failed`` names it, and the exit status is 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import os
 import platform
@@ -21,27 +26,42 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from . import group_commit, ingest, loadgen, profile, reads, reindex, report, scale
 from .context import Context, log
 from .servers import ROOT, StemeServer
-from .signer import Signer
+from .signer import Signed, Signer
 
-GROUPS = ("guards", "group_commit", "ingest", "batch", "read", "reindex", "scale")
-DEFAULT_GROUPS = GROUPS[:-1]
+
+def figure_modules() -> dict[str, str]:
+    """Figure modules beside the harness: every ``bench/<group>_bench.py``, whose ``run()``
+    returns {key: number}, optional ``run_scale()`` the --scale ones, optional
+    ``TARGETS`` {key: (">=" or "<=", value)}."""
+    here = Path(__file__).resolve().parent
+    return {p.stem.removesuffix("_bench"): f"bench.{p.stem}"
+            for p in sorted(here.glob("*_bench.py"))}
+
+
+MODULES = figure_modules()
+GROUPS = ("group_commit", "ingest", "batch", "read", "reindex", *MODULES, "scale")
+DEFAULT_GROUPS = tuple(g for g in GROUPS if g != "scale")
+SERVER_GROUPS = ("ingest", "batch", "read")
 RESULTS = Path(__file__).resolve().parent / "results"
 DOCS = ROOT / "docs" / "benchmarks.md"
+
+T = TypeVar("T")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--scale", action="store_true", help="also run the scale figure")
+    p.add_argument("--scale", action="store_true", help="also run the scale figures")
     p.add_argument("--scale-records", type=int, default=scale.RECORDS,
-                   help="assertions stored for the scale figure (default 5,000,000)")
+                   help="assertions stored for scale.ratio_* (default 5,000,000)")
     p.add_argument("--only", default="", help=f"comma-separated groups of {', '.join(GROUPS)}")
     p.add_argument("--duration", type=float, default=10.0, help="seconds per measured run")
     p.add_argument("--warmup", type=float, default=2.0, help="seconds per warm-up run")
@@ -59,6 +79,112 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"unknown groups: {', '.join(unknown)}")
     args.groups = groups
     return args
+
+
+class Runner:
+    """Runs groups one by one; a failing group is recorded and the run goes on."""
+
+    def __init__(self, ctx: Context, groups: list[str], scale_records: int) -> None:
+        self.ctx = ctx
+        self.groups = groups
+        self.scale_records = scale_records
+        self.failed: dict[str, str] = {}
+        self.profiles: list[tuple[str, Path]] = []
+
+    def attempt(self, group: str, phase: str, fn: Callable[[], T]) -> T | None:
+        if group in self.failed:
+            return None
+        try:
+            with self.ctx.phase(phase):
+                return fn()
+        except Exception as e:
+            traceback.print_exc()
+            self.failed[group] = f"{type(e).__name__}: {e}"[:1000]
+            log(f"[{phase}] FAILED: {self.failed[group]}")
+            return None
+
+    def run(self) -> None:
+        ctx, groups = self.ctx, self.groups
+        if "group_commit" in groups:
+            self.attempt("group_commit", "group commit",
+                         functools.partial(group_commit.run_group_commit, ctx))
+        data = ctx.work / "data"
+        batch_bodies = self.server_groups(data)
+        if batch_bodies:
+            self.attempt("batch", "verify only",
+                         functools.partial(ingest.run_verify_only, ctx, batch_bodies))
+        batch_bodies = []
+        if "reindex" in groups:
+            data.mkdir(parents=True, exist_ok=True)
+            found = self.attempt("reindex", "reindex", lambda: reindex.run_reindex(ctx, data))
+            self.profiles += [("reindex", p) for p in found or []]
+        shutil.rmtree(data, ignore_errors=True)
+        for group, module in MODULES.items():
+            if group in groups:
+                self.attempt(group, group, functools.partial(self.module, module, "run"))
+        if "scale" in groups:
+            self.attempt("scale", "scale", lambda: scale.run_scale(ctx, self.scale_records))
+            for group, module in MODULES.items():
+                if group in groups:
+                    self.attempt(f"scale:{group}", f"scale {group}",
+                                 functools.partial(self.module, module, "run_scale"))
+
+    def server_groups(self, data: Path) -> list[Signed]:
+        """Single ingest, ceiling, batch, reads and their profiles on one server."""
+        ctx = self.ctx
+        wanted = [g for g in SERVER_GROUPS if g in self.groups]
+        batch_bodies: list[Signed] = []
+        if not wanted:
+            return batch_bodies
+        server = StemeServer(data)
+        try:
+            server.start()
+        except Exception as e:
+            traceback.print_exc()
+            for g in wanted:
+                self.failed[g] = f"server did not start: {e}"[:1000]
+            return batch_bodies
+        with server:
+            if "ingest" in wanted:
+                bodies = self.attempt("ingest", "single ingest",
+                                      lambda: ingest.run_single(ctx, server))
+                if bodies:
+                    self.attempt("ingest", "single ingest ceiling",
+                                 lambda: ingest.run_ceiling(ctx, bodies))
+                del bodies
+            if "batch" in wanted:
+                batch_bodies = self.attempt("batch", "batch ingest",
+                                            lambda: ingest.run_batch(ctx, server)) or []
+            if "read" in wanted:
+                self.attempt("read", "reads", lambda: reads.run_reads(ctx, server))
+            if ctx.profile and profile.py_spy() is not None:
+                runs = {"ingest": ("single ingest", ingest.run_profile),
+                        "batch": ("batch ingest", ingest.run_batch_profile),
+                        "read": ("point reads", reads.run_read_profile)}
+                for g in wanted:
+                    what, fn = runs[g]
+                    # A failed profile is reported on its own; the figures stand.
+                    found = self.attempt(f"profile:{g}", f"profile {what}",
+                                         functools.partial(fn, ctx, server))
+                    self.profiles += [(what, p) for p in found or []]
+        return batch_bodies
+
+    def module(self, name: str, function: str) -> None:
+        """A figure module's ``run()`` / ``run_scale()``; skipped when it is absent."""
+        try:
+            mod = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name != name:
+                raise
+            log(f"  {name} not present; skipped")
+            return
+        fn = getattr(mod, function, None)
+        if fn is None:
+            log(f"  {name} has no {function}(); skipped")
+            return
+        report.TARGETS.update(getattr(mod, "TARGETS", {}))
+        for key, value in fn().items():
+            self.ctx.put(key, value, "{:,.3f}")
 
 
 def _git(*argv: str) -> str:
@@ -85,69 +211,6 @@ def _machine() -> dict[str, Any]:
         mem = 0.0
     return {"cores": os.cpu_count(), "cpu": cpu, "memory_gib": round(mem, 1),
             "kernel": platform.release()}
-
-
-def run_groups(ctx: Context, groups: list[str], scale_records: int) -> list[tuple[str, Path]]:
-    profiles: list[tuple[str, Path]] = []
-    if "guards" in groups:
-        with ctx.phase("guards"):
-            run_guards(ctx)
-    if "group_commit" in groups:
-        with ctx.phase("group commit"):
-            group_commit.run_group_commit(ctx)
-    data = ctx.work / "data"
-    batch_bodies = []
-    if {"ingest", "batch", "read"} & set(groups):
-        with StemeServer(data) as server:
-            server.start()
-            if "ingest" in groups:
-                with ctx.phase("single ingest"):
-                    bodies = ingest.run_single(ctx, server)
-                with ctx.phase("single ingest ceiling"):
-                    ingest.run_ceiling(ctx, bodies)
-                del bodies
-            if "batch" in groups:
-                with ctx.phase("batch ingest"):
-                    batch_bodies = ingest.run_batch(ctx, server)
-            if "read" in groups:
-                with ctx.phase("reads"):
-                    reads.run_reads(ctx, server)
-            if ctx.profile:
-                with ctx.phase("profiles"):
-                    if "ingest" in groups:
-                        profiles += [("single ingest", p) for p in ingest.run_profile(ctx, server)]
-                    if "batch" in groups:
-                        profiles += [("batch ingest", p)
-                                     for p in ingest.run_batch_profile(ctx, server)]
-                    if "read" in groups:
-                        profiles += [("point reads", p) for p in reads.run_read_profile(ctx, server)]
-    if batch_bodies:
-        with ctx.phase("verify only"):
-            ingest.run_verify_only(ctx, batch_bodies)
-        del batch_bodies
-    if "reindex" in groups:
-        with ctx.phase("reindex"):
-            data.mkdir(parents=True, exist_ok=True)
-            profiles += [("reindex", p) for p in reindex.run_reindex(ctx, data)]
-    shutil.rmtree(data, ignore_errors=True)
-    if "scale" in groups:
-        with ctx.phase("scale"):
-            scale.run_scale(ctx, scale_records)
-    return profiles
-
-
-def run_guards(ctx: Context) -> None:
-    """The rate limiter and breaker figures of bench/guards_bench.py (``run()`` returns
-    its keys), skipped when that module is absent."""
-    try:
-        guards_bench = importlib.import_module("bench.guards_bench")
-    except ModuleNotFoundError as e:
-        if e.name != "bench.guards_bench":
-            raise
-        log("  bench/guards_bench.py not present; skipped")
-        return
-    for key, value in guards_bench.run().items():
-        ctx.put(key, value, "{:,.3f}")
 
 
 def write_profiles(ctx: Context, profiles: list[tuple[str, Path]]) -> None:
@@ -183,20 +246,20 @@ def main(argv: list[str] | None = None) -> int:
     log(f"groups: {', '.join(args.groups)}; load average {load_start[0]:.2f}")
     if load_start[0] > 0.5:
         log("warning: something else is using the CPU; the figures will be lower than on "
-            "an idle machine")
+            "an idle machine (see other_cpu_cores in meta.notes)")
     work = Path(tempfile.mkdtemp(prefix="stemedb-bench-", dir=args.work_dir))
     signer = Signer()
     args.out.mkdir(parents=True, exist_ok=True)
     ctx = Context(work=work, results_dir=args.out, signer=signer, duration_s=args.duration,
                   warmup_s=args.warmup, profile=not args.no_profile)
+    runner = Runner(ctx, args.groups, args.scale_records)
     started = time.perf_counter()
     try:
-        profiles = run_groups(ctx, args.groups, args.scale_records)
-    except (Exception, KeyboardInterrupt) as e:
-        traceback.print_exc()
-        print(f"\nBENCHMARK FAILED: {e}\nmeasured so far (not written): {ctx.results}",
+        runner.run()
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; nothing written. measured so far: {ctx.results}",
               file=sys.stderr)
-        return 1
+        return 130
     finally:
         signer.close()
         if args.keep_work:
@@ -211,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
         "wrk": loadgen.wrk_version(),
         "groups": args.groups,
+        "failed": runner.failed,
         "measured_run_s": args.duration,
         "warmup_s": args.warmup,
         "durations_s": ctx.timings,
@@ -220,13 +284,17 @@ def main(argv: list[str] | None = None) -> int:
         "notes": ctx.notes,
     }
     data = report.write(args.out, ctx.results, meta)
-    write_profiles(ctx, profiles)
+    write_profiles(ctx, runner.profiles)
     if args.out.resolve() == RESULTS and report.update_docs(DOCS, data):
         log(f"table updated in {DOCS.relative_to(ROOT)}")
     print()
     print(report.table(data))
     print(f"\nwrote {args.out / 'latest.json'} and {args.out / 'latest.md'} "
           f"in {meta['total_s']:.0f} s")
+    if runner.failed:
+        print("\nBENCHMARK FAILED in: " + "; ".join(f"{g}: {e}" for g, e in runner.failed.items()),
+              file=sys.stderr)
+        return 1
     return 0
 
 

@@ -127,19 +127,24 @@ class StemeServer(Process):
 class CeilingServer(Process):
     """``python -m bench.ceiling_app``: the trivial handler on the same stack."""
 
-    def __init__(self, log_dir: Path) -> None:
-        argv = [sys.executable, "-m", "bench.ceiling_app", "--port", "{port}"]
-        super().__init__(argv, log_dir / "ceiling-server.log")
+    def __init__(self, log_dir: Path, loop: str = "server") -> None:
+        argv = [sys.executable, "-m", "bench.ceiling_app", "--port", "{port}", "--loop", loop]
+        super().__init__(argv, log_dir / f"ceiling-{loop}-server.log")
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process (all its threads), from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0, 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / ticks, int(fields[12]) / ticks
 
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process (all its threads), from /proc."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
+    return sum(cpu_split(pid))
 
 
 def wait_idle(pid: int, max_s: float = 30.0, busy: float = 0.05) -> float:
