@@ -402,11 +402,11 @@ _rule(
 _rule(
     "jailbreak",
     r"\bjailbr(?:eak|oken|eaking)\b[^.\n]{0,40}?\b(?:ai|assistant|model|llm|chatbot|"
-    r"chatgpt|gpt|claude|gemini|prompt|persona)\b"
-    r"|\b(?:ai|assistant|model|llm|chatbot|chatgpt|gpt|claude|gemini)\b[^.\n]{0,30}?"
+    r"gpt|prompt|persona)\b"
+    r"|\b(?:ai|assistant|model|llm|chatbot|gpt)\b[^.\n]{0,30}?"
     r"\bjailbr(?:eak|oken)\b",
     words="jailbreak jailbroken jailbreaking",
-    also=("ai assistant model llm chatbot chatgpt gpt claude gemini prompt persona",),
+    also=("ai assistant model llm chatbot gpt prompt persona",),
 )
 _rule(
     "jailbreak",
@@ -427,14 +427,14 @@ _rule(
 )
 _AI_WORDS = (
     "ai llm llms model models assistant assistants agent agents bot bots chatbot chatbots "
-    "gpt chatgpt claude gemini language"
+    "gpt language"
 )
 _rule(
     "agent_address",
     r"\b(?:attention|note|message|instructions?|reminder|notice|important|warning|hey|hello|"
     r"dear|psa)\s*(?:to|for)?\s+(?:all\s+|any\s+|the\s+|every\s+)?(?:ai|a\.i\.|llms?|"
-    r"language\s+models?|assistants?|agents?|models?|bots?|chatbots?|gpt|chatgpt|claude|"
-    r"gemini|ai\s+(?:models?|agents?|assistants?|systems?))\s*[:,!\-]"
+    r"language\s+models?|assistants?|agents?|models?|bots?|chatbots?|gpt|"
+    r"ai\s+(?:models?|agents?|assistants?|systems?))\s*[:,!\-]"
     r"|\bif\s+you\s+are\s+(?:an?\s+)?(?:ai|llm|language\s+model|large\s+language\s+model|"
     r"assistant|chatbot|gpt|ai\s+(?:model|agent|assistant))\b(?!\s+(?:researcher|engineer|"
     r"developer|scientist|student|enthusiast|company|startup|ethicist|expert))",
@@ -454,7 +454,7 @@ _rule(
     also=(
         (
             "ai llm llms model models assistant assistants agent agents bot bots chatbot chatbots "
-            "gpt chatgpt claude gemini language"
+            "gpt language"
         ),
         "this these",
     ),
