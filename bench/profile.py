@@ -7,6 +7,7 @@ most self time (leaf frame) and the most inclusive time (anywhere on the stack).
 
 from __future__ import annotations
 
+import gzip
 import re
 import shutil
 import subprocess
@@ -55,6 +56,15 @@ class Recording:
         if self.proc.returncode != 0 and not self.out.exists():
             print(f"py-spy failed: {err.decode(errors='replace')[-500:]}", flush=True)
         return self.out.exists() and self.out.stat().st_size > 0
+
+
+def compress(raw: Path) -> Path:
+    """Replaces ``x.folded`` by ``x.folded.gz`` (a tenth of the size) and returns it."""
+    out = raw.with_name(raw.name + ".gz")
+    with open(raw, "rb") as src, gzip.open(out, "wb", compresslevel=9) as dst:
+        shutil.copyfileobj(src, dst)
+    raw.unlink()
+    return out
 
 
 @dataclass(frozen=True)

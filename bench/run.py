@@ -218,7 +218,8 @@ def write_profiles(ctx: Context, profiles: list[tuple[str, Path]]) -> None:
         return
     parts = ["# Where the time goes (py-spy)", "",
              "Written by `make bench`; the analysis is in `docs/benchmarks.md`. "
-             "`*.folded` files hold the raw stacks (flamegraph.pl / speedscope can draw them).",
+             "`profile-*.folded.gz` hold the raw stacks (`zcat` them into flamegraph.pl or "
+             "speedscope).",
              "",
              "Server threads: `MainThread` runs the event loop (HTTP parsing, routing, "
              "middleware, the engine's checks); `stemedb-journal` is the group-commit thread "
@@ -232,6 +233,7 @@ def write_profiles(ctx: Context, profiles: list[tuple[str, Path]]) -> None:
         note = ("Only samples of the thread holding the GIL: what serialises the server."
                 if gil else "Every thread that was running or runnable.")
         parts.append(profile.to_markdown(title, profile.summarise(path), note))
+        profile.compress(path)
     report.write_atomic(ctx.results_dir / "profile.md", "\n".join(parts))
     log(f"profile summary -> {ctx.results_dir / 'profile.md'}")
 

@@ -50,6 +50,8 @@ def bind(host: str, port: int, what: str) -> socket.socket:
             "choose another port (--port / --dashboard-port, 0 disables "
             "the dashboard)",
         ) from None
+    # Answers go out at once whatever the event loop (no Nagle wait on delayed ACKs).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.set_inheritable(True)
     return sock
 
