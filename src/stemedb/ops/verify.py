@@ -6,8 +6,6 @@ applied LSN, so a group commit being written at that moment is not mistaken for 
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,10 +14,11 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
 from .. import records, signing
-from ..engine import INDEX_FILE, JOURNAL_DIR, DataDirLock
-from ..errors import JournalCorrupt, Unavailable
+from ..engine import INDEX_FILE, JOURNAL_DIR
+from ..errors import JournalCorrupt
 from ..journal import Record, scan
 from ..model import write_id
+from .backup import is_live, read_applied
 
 
 @dataclass
@@ -53,39 +52,21 @@ class VerifyReport:
                 console.print(f"  … and {len(self.faults) - 50} more")
 
 
-def check_signature(r: Record) -> str | None:
-    """None when the record is not a signed write or its signature holds."""
+def check_signature(r: Record) -> tuple[bool, str | None]:
+    """(is this a signed write, the fault if its signature does not hold)."""
     data = records.decode(r.payload)
     if data["t"] not in records.SIGNED_KINDS:
-        return None
+        return False, None
     w = records.signed_write(data)
     try:
         agent_id = orjson.loads(w.body)["agent_id"]
         sig = signing.decode_signature(w.signature)
     except Exception:
-        return f"LSN {r.lsn} ({r.segment} @ {r.offset}): signed body or signature unreadable"
+        return True, f"LSN {r.lsn} ({r.segment} @ {r.offset}): signed body or signature unreadable"
     if not signing.verify(agent_id, w.body, sig):
-        return f"LSN {r.lsn} ({r.segment} @ {r.offset}): signature does not verify (write {write_id(w.body)})"
-    return None
-
-
-def _live_limit(data_dir: Path) -> int | None:
-    try:
-        conn = sqlite3.connect(f"file:{data_dir / INDEX_FILE}?mode=ro", uri=True)
-        row = conn.execute("SELECT value FROM meta WHERE key='applied_lsn'").fetchone()
-        conn.close()
-        return int(row[0]) if row else 0
-    except sqlite3.Error:
-        return 0
-
-
-def _until(recs: Iterator[Record], limit: int | None) -> Iterator[Record]:
-    for r in recs:
-        if limit is not None and r.lsn > limit:
-            return
-        yield r
-        if limit is not None and r.lsn == limit:
-            return
+        return True, (f"LSN {r.lsn} ({r.segment} @ {r.offset}): signature does not verify "
+                      f"(write {write_id(w.body)})")
+    return True, None
 
 
 def verify_data_dir(data_dir: Path, progress: bool = True) -> VerifyReport:
@@ -95,12 +76,10 @@ def verify_data_dir(data_dir: Path, progress: bool = True) -> VerifyReport:
         report.faults.append(f"no journal directory at {journal_dir}")
         return report
     limit = None
-    try:
-        lock = DataDirLock(Path(data_dir))
-        lock.release()
-    except Unavailable:
+    if is_live(Path(data_dir)):
         report.live = True
-        limit = _live_limit(Path(data_dir))
+        applied = read_applied(Path(data_dir) / INDEX_FILE)
+        limit = applied[0] if applied is not None else 0
     total = sum(p.stat().st_size for p in journal_dir.glob("*.wal"))
     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
                   TimeRemainingColumn(), disable=not progress, transient=True) as bar:
@@ -111,13 +90,13 @@ def verify_data_dir(data_dir: Path, progress: bool = True) -> VerifyReport:
             bar.update(task, completed=n)
 
         try:
-            for r in _until(scan(journal_dir, progress=advance), limit):
+            for r in scan(journal_dir, to_lsn=limit, progress=advance):
                 report.records += 1
                 report.last_lsn = r.lsn
-                fault = check_signature(r)
+                signed, fault = check_signature(r)
                 if fault:
                     report.faults.append(fault)
-                elif records.decode(r.payload)["t"] in records.SIGNED_KINDS:
+                elif signed:
                     report.signed += 1
         except JournalCorrupt as e:
             report.faults.append(f"{e.detail}; {e.hint}")
