@@ -319,6 +319,14 @@ class Database:
             self._judge(agent, admission, e.status < 500 if e.status != 429 else True)
             raise
 
+    def _stored(self, kind: str, agent: str, admission: Admission,
+                verdict: dict[str, Any] | None) -> None:
+        """A new write is durable: judge it for the breaker and report it."""
+        self._judge(agent, admission, verdict is not None)
+        self.on_write(kind, "quarantined" if verdict else "accepted")
+        if verdict:
+            self.on_quarantined(agent, verdict["reason"])
+
     def _judge(self, agent: str, admission: Admission, failure: bool | None) -> None:
         """Feed a write's outcome to the agent's breaker (None: not judged, e.g. a replay)."""
         breakers = self.guards.breakers
@@ -443,10 +451,7 @@ class Database:
         except BaseException:
             self._judge(agent, admission, None)
             raise
-        self._judge(agent, admission, checked.verdict is not None)
-        self.on_write(kind, "quarantined" if checked.verdict else "accepted")
-        if checked.verdict:
-            self.on_quarantined(agent, checked.verdict["reason"])
+        self._stored(kind, agent, admission, checked.verdict)
         return WriteResult(202 if checked.verdict else 201, out)
 
     async def write_batch(self, items: Sequence[tuple[bytes, str]]) -> list[dict[str, Any]]:
@@ -494,10 +499,7 @@ class Database:
                     results[i] = {"index": i, "status": "error", "error": problem_of(e)}
                     continue
                 if code == 201:
-                    self._judge(agent, admission, p.verdict is not None)
-                    self.on_write(records.ASSERT, "quarantined" if p.verdict else "accepted")
-                    if p.verdict:
-                        self.on_quarantined(agent, p.verdict["reason"])
+                    self._stored(records.ASSERT, agent, admission, p.verdict)
                 else:
                     self._judge(agent, admission, None)
                 results[i] = {"index": i, **out,
