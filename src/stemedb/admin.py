@@ -229,11 +229,8 @@ class Admin:
             raise _invalid("body", "give at least one threshold")
         merged = Thresholds.from_dict(values, base=self.db.defense.thresholds).validated()
         changed = {k: merged.to_dict()[k] for k in values}
-        try:
-            await self.db.append_admin([records.admin_record("thresholds.set", by,
-                                                             values=changed, source=source)])
-        finally:
-            self.db.defense.invalidate()
+        await self.db.append_admin([records.admin_record("thresholds.set", by,
+                                                         values=changed, source=source)])
         return self.thresholds()
 
     async def sync_config_thresholds(self) -> None:
@@ -245,11 +242,8 @@ class Admin:
         recorded = q.get_state(self.db.index, "config_thresholds") or Thresholds().to_dict()
         if recorded != wanted:
             Thresholds.from_dict(wanted).validated()
-            try:
-                await self.db.append_admin([records.admin_record(
-                    "thresholds.set", "config", values=wanted, source="config")])
-            finally:
-                self.db.defense.invalidate()
+            await self.db.append_admin([records.admin_record(
+                "thresholds.set", "config", values=wanted, source="config")])
 
     async def purge_rejected(self) -> int:
         """Retention: rejected items decided more than ``rejected_retention_days`` ago

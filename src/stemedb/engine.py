@@ -44,7 +44,15 @@ from .errors import (
 )
 from .gate import DefenseGate
 from .guards import Admission, BreakerState, Guards, retry_after_header
-from .index import AssertionFilter, Entry, IndexStore, list_assertions, row_to_assertion, search
+from .index import (
+    AssertionFilter,
+    Entry,
+    IndexStore,
+    list_assertions,
+    lookups,
+    row_to_assertion,
+    search,
+)
 from .journal import Journal, Record
 from .model import (
     Assertion,
@@ -225,9 +233,13 @@ class Database:
             await asyncio.sleep(every_seconds)
 
     async def append_admin(self, payloads: Sequence[bytes]) -> list[Record]:
-        """Journal admin records (one group commit) and wait until applied."""
+        """Journal admin records (one group commit) and wait until applied. The write
+        path's cached thresholds and allowlist are reloaded afterwards."""
         self._check_writable()
-        return await asyncio.wrap_future(self.journal.submit(payloads))
+        try:
+            return await asyncio.wrap_future(self.journal.submit(payloads))
+        finally:
+            self.defense.invalidate()
 
     def close(self) -> None:
         self.journal.close()
@@ -296,11 +308,8 @@ class Database:
             raise SignatureInvalid("the signature does not match the body and agent_id")
         return parsed, signing.encode_signature(sig)
 
-    def _guarded_reserve(self, kind: str, body: bytes, sig_b64: str,
-                         parsed: Assertion | Retraction) -> tuple[_Pending | WriteResult, Admission]:
-        """The agent's rate limit and breaker (429), then the checks before the journal.
-        A 4xx found after the signature proved the agent counts as a breaker failure."""
-        agent = parsed.agent_id
+    def _admit(self, agent: str) -> Admission:
+        """The agent's rate limit and breaker (429), before any check of the write."""
         decision = self.guards.limit("assert", agent)
         if decision is not None and not decision.allowed:
             self.on_rate_limited("assert")
@@ -313,11 +322,23 @@ class Database:
                               f"{admission.state.value}",
                               retry_after=retry_after_header(admission.retry_after),
                               state=admission.state.value)
+        return admission
+
+    def _guarded_reserve(self, kind: str, body: bytes, sig_b64: str,
+                         parsed: Assertion | Retraction,
+                         known: dict[tuple[str, str], tuple[str, str]] | None = None,
+                         ) -> tuple[_Pending | WriteResult, Admission]:
+        """Admission, then the checks before the journal (without content defense).
+        A 4xx found after the signature proved the agent counts as a breaker failure."""
+        admission = self._admit(parsed.agent_id)
         try:
-            return self._reserve(kind, body, sig_b64, parsed), admission
+            return self._reserve(kind, body, sig_b64, parsed, known), admission
         except StemeError as e:
-            self._judge(agent, admission, e.status < 500 if e.status != 429 else True)
+            self._judge_error(parsed.agent_id, admission, e)
             raise
+
+    def _judge_error(self, agent: str, admission: Admission, e: StemeError) -> None:
+        self._judge(agent, admission, e.status < 500 if e.status != 429 else True)
 
     def _stored(self, kind: str, agent: str, admission: Admission,
                 verdict: dict[str, Any] | None) -> None:
@@ -340,28 +361,53 @@ class Database:
             if view.state == BreakerState.OPEN and not view.manual:
                 self.on_breaker_opened("automatic")
 
-    def _reserve(self, kind: str, body: bytes, sig_b64: str,
-                 parsed: Assertion | Retraction) -> _Pending | WriteResult:
+    def _reserve(self, kind: str, body: bytes, sig_b64: str, parsed: Assertion | Retraction,
+                 known: dict[tuple[str, str], tuple[str, str]] | None = None,
+                 ) -> _Pending | WriteResult:
+        """Idempotency (200), clock skew (422), nonce replay (409), references; then the
+        write's nonce is reserved. ``known`` holds the index's answer for the nonce when
+        the caller looked many up at once.
+
+        The in-flight table is consulted before the index: a write leaves the table only
+        after its index rows are committed, so one of the two always sees it. Only the
+        event-loop thread adds entries, so check-then-add needs no lock held between."""
         wid = write_id(body)
+        key = (parsed.agent_id, parsed.nonce)
         with self._inflight_lock:
-            key = (parsed.agent_id, parsed.nonce)
             pending = self._inflight.get(key)
-            if pending is not None:
-                if pending.id == wid:
-                    return pending  # a retry racing its original: share its outcome
-                raise NonceReused(f"nonce {parsed.nonce!r} is already used by write {pending.id}")
-            seen = self.index.get_write(wid)
-            if seen is not None:
-                return WriteResult(200, orjson.loads(seen["outcome"]))
-            self._check_skew(parsed)
-            owner = self.index.nonce_owner(parsed.agent_id, parsed.nonce)
-            if owner is not None:
-                raise NonceReused(f"nonce {parsed.nonce!r} is already used by write {owner}")
-            self._check_references(kind, parsed)
-            verdict = self.defense.verdict(parsed) if isinstance(parsed, Assertion) else None
-            p = _Pending(kind, body, sig_b64, parsed, wid, verdict)
+        if pending is not None:
+            if pending.id == wid:
+                return pending  # a retry racing its original: share its outcome
+            raise NonceReused(f"nonce {parsed.nonce!r} is already used by write {pending.id}")
+        seen = (lookups.writes_by_nonce(self.index, [key]) if known is None else known).get(key)
+        if seen is not None and seen[0] == wid:
+            return WriteResult(200, orjson.loads(seen[1]))
+        self._check_skew(parsed)
+        if seen is not None:
+            raise NonceReused(f"nonce {parsed.nonce!r} is already used by write {seen[0]}")
+        self._check_references(kind, parsed)
+        p = _Pending(kind, body, sig_b64, parsed, wid)
+        with self._inflight_lock:
             self._inflight[key] = p
-            return p
+        return p
+
+    def _defend(self, staged: Sequence[tuple[int, _Pending, Admission]]
+                ) -> list[tuple[int, _Pending, Admission, StemeError | None]]:
+        """Content defense for reserved, not yet journaled assertions: sets each verdict,
+        or releases the write with the error that refused it (pending cap, 429)."""
+        asserts = [(p, adm, p.parsed) for _, p, adm in staged if isinstance(p.parsed, Assertion)]
+        verdicts = self.defense.verdicts([a for _, _, a in asserts])
+        refused: dict[int, StemeError] = {}
+        for (p, adm, _), v in zip(asserts, verdicts, strict=True):
+            if isinstance(v, StemeError):
+                refused[id(p)] = v
+                self._judge_error(p.parsed.agent_id, adm, v)
+                p.future.set_exception(v)
+                p.future.exception()  # retrieved: whoever shares it sees the error
+                self._release(p)
+            else:
+                p.verdict = v
+        return [(i, p, adm, refused.get(id(p))) for i, p, adm in staged]
 
     def _check_skew(self, parsed: Assertion | Retraction) -> None:
         skew = self.settings.server.max_clock_skew_seconds
@@ -445,6 +491,9 @@ class Database:
         if checked.submitted:  # an identical request is in flight: share its outcome
             self._judge(agent, admission, None)
             return WriteResult(200, await asyncio.wrap_future(checked.future))
+        ((_, _, _, refused),) = self._defend([(0, checked, admission)])
+        if refused is not None:
+            raise refused
         try:
             self._submit([checked])
             out = await asyncio.wrap_future(checked.future)
@@ -456,54 +505,68 @@ class Database:
 
     async def write_batch(self, items: Sequence[tuple[bytes, str]]) -> list[dict[str, Any]]:
         """POST /v1/assert/batch: each item checked on its own; all accepted items share
-        one journal submission. One bad item never fails the others."""
+        one journal submission. One bad item never fails the others.
+
+        Signatures are verified on the verify pool; the index is asked about every
+        item's nonce, and content defense about every reserved item, in one go each."""
         self._check_writable()
         loop = asyncio.get_running_loop()
         parsed = await loop.run_in_executor(None, self._verify_all, items)
         results: list[dict[str, Any] | None] = [None] * len(items)
-        new: list[tuple[int, _Pending, Admission]] = []
+
+        def fail(i: int, e: StemeError) -> None:
+            results[i] = {"index": i, "status": "error", "error": problem_of(e)}
+
+        known = lookups.writes_by_nonce(
+            self.index, [(x[0].agent_id, x[0].nonce) for x in parsed if not isinstance(x, StemeError)])
+        staged: list[tuple[int, _Pending, Admission]] = []
         shared: list[tuple[int, _Pending, Admission]] = []
+        mine: set[int] = set()  # ids of the pendings this batch reserved
         for i, (body, _) in enumerate(items):
             item = parsed[i]
             try:
                 if isinstance(item, StemeError):
                     raise item
                 a, sig_b64 = item
-                checked, admission = self._guarded_reserve(records.ASSERT, body, sig_b64, a)
+                checked, admission = self._guarded_reserve(records.ASSERT, body, sig_b64, a, known)
             except StemeError as e:
                 self.on_write(records.ASSERT, e.type)
-                results[i] = {"index": i, "status": "error", "error": problem_of(e)}
+                fail(i, e)
                 continue
             if isinstance(checked, WriteResult):
                 self._judge(a.agent_id, admission, None)
                 results[i] = {"index": i, **checked.body, "http_status": 200}
-            elif checked.submitted:
+            elif checked.submitted or id(checked) in mine:  # the same write again
                 shared.append((i, checked, admission))
             else:
-                new.append((i, checked, admission))
+                mine.add(id(checked))
+                staged.append((i, checked, admission))
+        new: list[tuple[int, _Pending, Admission]] = []
+        for i, p, admission, refused in self._defend(staged):
+            if refused is None:
+                new.append((i, p, admission))
+            else:
+                self.on_write(records.ASSERT, refused.type)
+                fail(i, refused)
         if new:
-            try:
-                self._submit([p for _, p, _ in new])
+            try:  # one wait for the whole submission: every item's future is set by then
+                await asyncio.wrap_future(self._submit([p for _, p, _ in new]))
             except StemeError as e:
                 for i, p, admission in new:
                     self._judge(p.parsed.agent_id, admission, None)
-                    results[i] = {"index": i, "status": "error", "error": problem_of(e)}
+                    fail(i, e)
                 new = []
-        for group, code in ((new, 201), (shared, 200)):
-            for i, p, admission in group:
-                agent = p.parsed.agent_id
-                try:
-                    out = await asyncio.wrap_future(p.future)
-                except StemeError as e:
-                    self._judge(agent, admission, None)
-                    results[i] = {"index": i, "status": "error", "error": problem_of(e)}
-                    continue
-                if code == 201:
-                    self._stored(records.ASSERT, agent, admission, p.verdict)
-                else:
-                    self._judge(agent, admission, None)
-                results[i] = {"index": i, **out,
-                              "http_status": 202 if code == 201 and p.verdict else code}
+        for i, p, admission in new:
+            self._stored(records.ASSERT, p.parsed.agent_id, admission, p.verdict)
+            results[i] = {"index": i, **p.future.result(), "http_status": 202 if p.verdict else 201}
+        for i, p, admission in shared:
+            self._judge(p.parsed.agent_id, admission, None)
+            try:
+                out = await asyncio.wrap_future(p.future)
+            except StemeError as e:
+                fail(i, e)
+                continue
+            results[i] = {"index": i, **out, "http_status": 200}
         return [r for r in results if r is not None]
 
     def _verify_all(self, items: Sequence[tuple[bytes, str]]

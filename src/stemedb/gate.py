@@ -1,14 +1,22 @@
 """The content-defense gate of the write path: allowlist, duplicates, trust, thresholds,
 and the per-agent cap on pending quarantine items. Returns the verdict to journal with
-the write (``None`` = accept)."""
+each write (``None`` = accept).
+
+The gate answers for many writes at once (a batch asks the index a few questions, not a
+few per write); a single write is a batch of one. Thresholds and the allowlist are kept
+in memory and reloaded after the admin service journals a change to either.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .defense import Thresholds, TrustCounts, decide, is_trusted, trust_score
-from .errors import TooManyRequests
+from .defense.verdict import duplicate_key
+from .errors import StemeError, TooManyRequests
 from .index import admin as q
+from .index import lookups
 from .model import Assertion
 from .records import now_us
 
@@ -16,6 +24,8 @@ if TYPE_CHECKING:
     from .engine import Database
 
 HOUR_US = 3_600_000_000
+
+Verdict = dict[str, Any] | None
 
 
 def config_thresholds(db: Database) -> dict[str, float]:
@@ -27,22 +37,20 @@ def config_thresholds(db: Database) -> dict[str, float]:
 
 
 def agent_trust_counts(db: Database, agent_id: str) -> TrustCounts:
-    c = q.agent_counts(db.index, agent_id)
-    if c is None:
-        return TrustCounts()
-    return TrustCounts(accepted=c["accepted"], quarantined=c["quarantined"],
-                       approved=c["approved"], rejected=c["rejected"], retracted=c["retracted"])
+    c = lookups.trust_counters(db.index, [agent_id]).get(agent_id)
+    return TrustCounts() if c is None else TrustCounts(*c)
 
 
 class DefenseGate:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._thresholds: Thresholds | None = None
+        self._allowlist: dict[str, int] | None = None
 
     @property
     def thresholds(self) -> Thresholds:
-        """Config values, overridden by the journaled runtime changes (cached; the admin
-        service calls ``invalidate`` after journaling a change)."""
+        """Config values, overridden by the journaled runtime changes (cached until the
+        next admin record is journaled: ``Database.append_admin`` calls ``invalidate``)."""
         cached = self._thresholds
         if cached is None:
             state = q.get_state(self.db.index, "thresholds") or {}
@@ -50,30 +58,72 @@ class DefenseGate:
                                                               **state})
         return cached
 
-    def invalidate(self) -> None:
-        self._thresholds = None
+    @property
+    def allowlist(self) -> dict[str, int]:
+        """Allowlisted agent → expiry (unix µs), cached like the thresholds."""
+        cached = self._allowlist
+        if cached is None:
+            cached = self._allowlist = lookups.allowlist_expiry(self.db.index)
+        return cached
 
-    def verdict(self, a: Assertion) -> dict[str, Any] | None:
-        index = self.db.index
+    def invalidate(self) -> None:
+        """Forget the cached thresholds and allowlist (after an admin change to either)."""
+        self._thresholds = None
+        self._allowlist = None
+
+    def verdict(self, a: Assertion) -> Verdict:
+        """The verdict for one write; raises 429 when the agent's pending cap is full."""
+        v = self.verdicts([a])[0]
+        if isinstance(v, StemeError):
+            raise v
+        return v
+
+    def verdicts(self, items: Sequence[Assertion]) -> list[Verdict | StemeError]:
+        """Verdicts for writes checked together, in order. A write repeating an earlier
+        one of the same call counts as its duplicate, and quarantined writes count
+        towards their agent's pending cap as they are decided."""
         now = now_us()
-        until = q.allowlisted_until(index, a.agent_id)
-        if until is not None and until > now:
-            return None
+        allow = self.allowlist
+        judged = [a for a in items if allow.get(a.agent_id, 0) <= now]
+        if not judged:
+            return [None] * len(items)
+        index = self.db.index
         t = self.thresholds
         since = now - int(t.duplicate_lookback_hours * HOUR_US)
-        dup = q.is_duplicate(index, a.agent_id, a.subject_key, a.predicate_key, a.object_json,
-                             a.context_key, since)
-        counts = agent_trust_counts(self.db, a.agent_id)
-        v = decide(a, thresholds=t, is_duplicate=dup, trusted=is_trusted(counts),
-                   trust=trust_score(counts))
-        if v.accepted:
-            return None
+        dups = lookups.duplicates(index, [duplicate_key(a) for a in judged], since)
+        counters = lookups.trust_counters(index, (a.agent_id for a in judged))
+        trust: dict[str, tuple[bool, float]] = {}
+        pending: dict[str, int] = {}
         cap = self.db.settings.content_defense.max_pending_per_agent
-        if q.pending_count(index, a.agent_id) >= cap:
-            raise TooManyRequests(
-                f"agent {a.agent_id[:16]} already has {cap} quarantined writes pending review",
-                retry_after=300)
-        breakdown: dict[str, Any] = v.breakdown()
-        breakdown["reason"] = v.reason
-        breakdown["score"] = v.score
-        return breakdown
+        out: list[Verdict | StemeError] = []
+        for a in items:
+            agent = a.agent_id
+            if allow.get(agent, 0) > now:
+                out.append(None)
+                continue
+            if agent not in trust:
+                c = counters.get(agent)
+                counts = TrustCounts() if c is None else TrustCounts(*c)
+                trust[agent] = (is_trusted(counts), trust_score(counts))
+            trusted, score = trust[agent]
+            key = duplicate_key(a)
+            v = decide(a, thresholds=t, is_duplicate=key in dups, trusted=trusted, trust=score)
+            if v.accepted:
+                dups.add(key)
+                out.append(None)
+                continue
+            n = pending.get(agent)
+            if n is None:
+                n = q.pending_count(index, agent)
+            if n >= cap:
+                out.append(TooManyRequests(
+                    f"agent {agent[:16]} already has {cap} quarantined writes pending review",
+                    retry_after=300))
+                continue
+            pending[agent] = n + 1
+            dups.add(key)
+            breakdown: dict[str, Any] = v.breakdown()
+            breakdown["reason"] = v.reason
+            breakdown["score"] = v.score
+            out.append(breakdown)
+        return out

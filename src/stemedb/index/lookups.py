@@ -1,0 +1,82 @@
+"""Point lookups of the write path, each answering for many writes in one query.
+
+A batch of 1,000 writes asks SQLite a handful of questions instead of several per
+write: which (agent, nonce) pairs are taken, which duplicate keys exist, what each agent's
+trust counters are. A single write asks the same questions with one key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from .store import IndexStore
+
+# Keys per statement: well under SQLite's limit of bound parameters (32,766).
+CHUNK = 500
+
+NonceKey = tuple[str, str]  # (agent_id, nonce)
+DuplicateKey = tuple[str, str, str, str, str]  # agent, subject, predicate, object, context
+
+
+def _values(width: int, n: int) -> str:
+    row = "(" + ",".join("?" * width) + ")"
+    return ",".join([row] * n)
+
+
+def _chunks(keys: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(keys), CHUNK):
+        yield keys[i:i + CHUNK]
+
+
+def writes_by_nonce(store: IndexStore, keys: Sequence[NonceKey]) -> dict[NonceKey, tuple[str, str]]:
+    """For each (agent_id, nonce) already used: (write id, its original outcome JSON)."""
+    if len(keys) == 1:
+        row = store.reader.execute("SELECT id, outcome FROM writes WHERE agent_id=? AND nonce=?",
+                                   keys[0]).fetchone()
+        return {} if row is None else {keys[0]: (row[0], row[1])}
+    found: dict[NonceKey, tuple[str, str]] = {}
+    for part in _chunks(list(dict.fromkeys(keys))):
+        sql = ("WITH k(agent_id, nonce) AS (VALUES " + _values(2, len(part)) + ") "
+               "SELECT w.agent_id, w.nonce, w.id, w.outcome FROM k "
+               "JOIN writes w ON w.agent_id = k.agent_id AND w.nonce = k.nonce")
+        for r in store.reader.execute(sql, [v for key in part for v in key]):
+            found[(r[0], r[1])] = (r[2], r[3])
+    return found
+
+
+def duplicates(store: IndexStore, keys: Sequence[DuplicateKey], since_us: int
+               ) -> set[DuplicateKey]:
+    """The keys for which an assertion recorded at or after ``since_us`` exists (rejected
+    ones do not count)."""
+    found: set[DuplicateKey] = set()
+    for part in _chunks(list(dict.fromkeys(keys))):
+        sql = ("WITH k(agent_id, subject, predicate, object_json, context) AS (VALUES "
+               + _values(5, len(part)) + ") "
+               "SELECT DISTINCT a.agent_id, a.subject, a.predicate, a.object_json, a.context "
+               "FROM k JOIN assertions a ON a.agent_id = k.agent_id AND a.subject = k.subject"
+               " AND a.predicate = k.predicate AND a.object_json = k.object_json"
+               " AND a.context = k.context AND a.recorded_at >= ? AND a.status != 'rejected'")
+        for r in store.reader.execute(sql, [*(v for key in part for v in key), since_us]):
+            found.add((r[0], r[1], r[2], r[3], r[4]))
+    return found
+
+
+COUNTERS = ("accepted", "quarantined", "approved", "rejected", "retracted")
+
+
+def trust_counters(store: IndexStore, agent_ids: Iterable[str]) -> dict[str, tuple[int, ...]]:
+    """Each known agent's counters, in the order of ``COUNTERS``."""
+    out: dict[str, tuple[int, ...]] = {}
+    for part in _chunks(list(dict.fromkeys(agent_ids))):
+        sql = ("SELECT agent_id, " + ", ".join(COUNTERS) + " FROM agents WHERE agent_id IN ("
+               + ",".join("?" * len(part)) + ")")
+        for r in store.reader.execute(sql, part):
+            out[r[0]] = tuple(r[1:])
+    return out
+
+
+def allowlist_expiry(store: IndexStore) -> dict[str, int]:
+    """Every allowlist entry: agent id → expiry in unix microseconds."""
+    return {r[0]: int(r[1])
+            for r in store.reader.execute("SELECT agent_id, expires_us FROM allowlist")}
