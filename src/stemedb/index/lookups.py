@@ -50,6 +50,12 @@ def duplicates(store: IndexStore, keys: Sequence[DuplicateKey], since_us: int
     """The keys for which an assertion recorded at or after ``since_us`` exists (rejected
     ones do not count)."""
     found: set[DuplicateKey] = set()
+    if len(keys) == 1:
+        row = store.reader.execute(
+            "SELECT 1 FROM assertions WHERE agent_id=? AND subject=? AND predicate=?"
+            " AND object_json=? AND context=? AND recorded_at >= ? AND status != 'rejected'"
+            " LIMIT 1", (*keys[0], since_us)).fetchone()
+        return found if row is None else {keys[0]}
     for part in _chunks(list(dict.fromkeys(keys))):
         sql = ("WITH k(agent_id, subject, predicate, object_json, context) AS (VALUES "
                + _values(5, len(part)) + ") "
