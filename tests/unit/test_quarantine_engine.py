@@ -150,3 +150,54 @@ def test_untrusted_high_confidence(tmp_path: Path, confidence: float, code: int)
 
     _run(db, scenario)
     db.close()
+
+
+async def _batch(c: httpx.AsyncClient, key: AgentKey, bodies: list[bytes]) -> list[dict[str, Any]]:
+    items = [{"body": b.decode(), "signature": key.sign_b64(b)} for b in bodies]
+    r = await c.post("/v1/assert/batch", json={"items": items})
+    assert r.status_code == 200, r.text
+    results: list[dict[str, Any]] = r.json()["results"]
+    return results
+
+
+def test_a_batch_checks_its_items_against_each_other(tmp_path: Path) -> None:
+    """Within one batch, a repeat of an earlier item's content is its Duplicate, and the
+    pending cap counts the batch's own quarantined items."""
+    db = _db(tmp_path / "d", STEMEDB_MAX_PENDING_PER_AGENT="2")
+    key = AgentKey.generate()
+    fact = {"subject": "oslo", "predicate": "capital_of", "object": "norway"}
+    bodies = [assertion_body(key, **fact), assertion_body(key, **fact),
+              *(assertion_body(key, **JUNK, context=f"c{i}") for i in range(3))]
+
+    async def scenario(c: httpx.AsyncClient, auth: dict[str, str]) -> None:
+        results = await _batch(c, key, bodies)
+        assert [r["status"] for r in results] == ["accepted", "quarantined", "quarantined",
+                                                  "error", "error"]
+        assert results[1]["reason"] == "Duplicate"
+        assert [r["error"]["status"] for r in results[3:]] == [429, 429]
+        listed = (await c.get("/v1/admin/quarantine", headers=auth)).json()
+        assert listed["total"] == 2
+        # nothing of the refused items was stored: the same writes later are new writes
+        assert db.index.count("writes") == 3
+
+    _run(db, scenario)
+    db.close()
+
+
+def test_an_allowlist_change_applies_to_the_next_write(tmp_path: Path) -> None:
+    db = _db(tmp_path / "d")
+    key = AgentKey.generate()
+
+    async def scenario(c: httpx.AsyncClient, auth: dict[str, str]) -> None:
+        assert (await _post(c, key, **JUNK)).status_code == 202
+        r = await c.post("/v1/admin/content_defense/allowlist", headers=auth, json={
+            "agent_id": key.agent_id, "expires_at": "2099-01-01T00:00:00Z", "reason": "bulk"})
+        assert r.status_code == 201, r.text
+        assert (await _post(c, key, **JUNK, context="x")).status_code == 201
+        r = await c.request("DELETE", f"/v1/admin/content_defense/allowlist/{key.agent_id}", headers=auth,
+                            json={"reason": "done"})
+        assert r.status_code == 200, r.text
+        assert (await _post(c, key, **JUNK, context="y")).status_code == 202
+
+    _run(db, scenario)
+    db.close()
