@@ -7,6 +7,11 @@ its own process.
 - ``beliefs.p50_ms``: median latency at one connection (target ≤ 20 ms);
 - ``beliefs.p99_ms``: 99th percentile at 32 connections (target ≤ 50 ms);
 - ``beliefs.rate``: requests per second at 32 connections;
+- ``beliefs.server_cpu_us``: server CPU (all threads) per request at 32 connections;
+- ``beliefs.open_p99_ms`` (and ``_p50_ms``): latency at a fixed offered load of
+  ``beliefs.open_rate`` requests per second (open loop, bench/openloop.py): the 32-
+  connection figures are a closed loop at saturation, where latency is mostly queueing
+  (mean ≈ 32 / rate);
 - ``beliefs.healthz_p99_ms``: the same 32-connection load on ``/healthz`` right after, the
   floor the server stack and the machine set for any endpoint;
 - ``beliefs.compute_ms``: median time to compute the same answer from the index with no
@@ -41,9 +46,9 @@ import orjson
 
 from stemedb.signing import AgentKey
 
-from . import loadgen
+from . import loadgen, openloop
 from .loadgen import LoadError
-from .servers import StemeServer, wait_idle
+from .servers import StemeServer, cpu_seconds, wait_idle
 from .signer import rfc3339
 
 AGENTS = 200
@@ -54,6 +59,7 @@ CONNECTIONS = 32
 P50_SECONDS = 5.0
 P99_SECONDS = 10.0
 WARMUP_SECONDS = 2.0
+OPEN_RATE = 500.0
 
 
 def _bodies() -> list[dict[str, str]]:
@@ -166,9 +172,13 @@ def run(work: Path | None = None) -> dict[str, float]:
                 server.url, requests, connections=1, duration_s=P50_SECONDS, mode="none"
             )
             wait_idle(server.pid)
+            cpu_before = cpu_seconds(server.pid)
             many = loadgen.run_wrk(
                 server.url, requests, connections=CONNECTIONS, duration_s=P99_SECONDS, mode="none"
             )
+            cpu = cpu_seconds(server.pid) - cpu_before
+            wait_idle(server.pid)
+            fixed = openloop.run(server.url, [_path()], rate=OPEN_RATE, seconds=P99_SECONDS)
             wait_idle(server.pid)
             # The floor on this machine: the same load on a trivial endpoint.
             floor_file = scratch / "healthz.txt"
@@ -183,6 +193,10 @@ def run(work: Path | None = None) -> dict[str, float]:
             "beliefs.p50_ms": round(one.lat_p50_ms, 3),
             "beliefs.p99_ms": round(many.lat_p99_ms, 3),
             "beliefs.rate": round(many.rate, 1),
+            "beliefs.server_cpu_us": round(cpu * 1e6 / max(1, many.requests), 1),
+            "beliefs.open_rate": OPEN_RATE,
+            "beliefs.open_p50_ms": fixed.p50_ms,
+            "beliefs.open_p99_ms": fixed.p99_ms,
             "beliefs.healthz_p99_ms": round(floor.lat_p99_ms, 3),
         }
         out.update(_compute_figures(data, lsn))

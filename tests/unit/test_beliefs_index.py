@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from stemedb.beliefs import aggregate
 from stemedb.engine import Database
 from stemedb.http import create_app
 from stemedb.index import beliefs as ib
@@ -250,6 +251,31 @@ async def _same_as_before(w: World, seen: dict[str, Any]) -> None:
     assert await w.get("/v1/disputes", as_of=f"lsn:{n}") == seen["disputes"]
 
 
+def _reference_beliefs(
+    conn: Any, subject: str, predicate: str | None, context: str | None, n: int
+) -> list[dict[str, Any]]:
+    """The beliefs at ``n`` the plain way: every row of the key read, each agent's latest
+    active claim picked in Python, trust recounted as of ``n``."""
+    sql = f"SELECT {ib._ROW_COLS} FROM assertions WHERE subject = ? AND lsn <= ?"
+    params: list[Any] = [subject, n]
+    if predicate is not None:
+        sql += " AND predicate = ?"
+        params.append(predicate)
+    if context is not None:
+        sql += " AND context = ?"
+        params.append(context)
+    by_predicate: dict[str, list[Any]] = {}
+    for r in conn.execute(sql, params):
+        by_predicate.setdefault(r["predicate"], []).append(r)
+    out = []
+    for p in sorted(by_predicate):
+        claims = [ib._claim(r) for r in ib._latest_active(by_predicate[p], n)]
+        if claims:
+            st = ib.standings(conn, {c.agent_id for c in claims}, n, current=False)
+            out.append({"predicate": p, **ib.belief_dict(aggregate(claims, st))})
+    return out
+
+
 def test_cached_answers_equal_fresh_computation_under_random_writes(tmp_path: Path) -> None:
     """The newest-LSN cache is re-validated on every read; after each random write, the
     served answer must equal one computed from scratch."""
@@ -319,6 +345,13 @@ def test_cached_answers_equal_fresh_computation_under_random_writes(tmp_path: Pa
                 ]
                 assert got == want, (step, params)
                 assert fresh.beliefs == recount.beliefs  # counters == recount at the newest LSN
+                earlier = random.Random(step).randrange(1, n + 1)  # rnd keeps its sequence
+                with ib.snapshot(db.index) as conn:
+                    for at, cur in ((n, True), (earlier, False)):
+                        pred, ctx = params.get("predicate"), params.get("context")
+                        assert ib.compute_beliefs(conn, "danube", pred, ctx, at, cur).beliefs == (
+                            _reference_beliefs(conn, "danube", pred, ctx, at)
+                        ), (step, params, at)
 
     _run(db, scenario)
     db.close()
@@ -511,6 +544,52 @@ def test_objects_are_compared_canonically(tmp_path: Path, variant: str) -> None:
         await w.post(b, subject="lake", predicate="near", object=right, confidence=0.7)
         got = await w.get("/v1/beliefs", subject="lake", predicate="near")
         assert len(got["candidates"]) == 1 and got["candidates"][0]["agents"] == 2
+
+    _run(db, scenario)
+    db.close()
+
+
+def test_fast_routes_answer_as_the_fastapi_routes(tmp_path: Path) -> None:
+    """``/v1/beliefs`` and ``/v1/assertions/{id}`` are served by plain routes ahead of
+    FastAPI's (routes/fast.py) when the query is a plain one; any other query falls
+    through to the FastAPI route. Both must give the same answer, and the fast ones must
+    be labelled with their route template in the metrics."""
+    db = _db(tmp_path / "d")
+    a, b = AgentKey.generate(), AgentKey.generate()
+
+    async def scenario(w: World) -> None:
+        await w.trusted(a)
+        first = await w.post(a, subject="danube", predicate="flows_into", object="black sea",
+                             confidence=0.9, evidence=["https://a.example/"], context="geo")
+        await w.post(b, subject="danube", predicate="flows_into", object="baltic sea",
+                     confidence=0.8)
+        pairs = [
+            ({"subject": "danube", "predicate": "flows_into"}, {"limit": "100"}),
+            ({"subject": "danube", "predicate": "flows_into", "context": "geo"}, {"x": "1"}),
+            ({"subject": "danube", "predicate": "flows_into", "as_of": "lsn:7"}, {"x": "1"}),
+            ({"subject": "danube"}, {"limit": "100"}),
+            ({"subject": "danube", "predicate": "flows_into", "as_of": "soon"}, {"x": "1"}),
+            ({"subject": " ", "predicate": "flows_into"}, {"x": "1"}),
+        ]
+        rid = {"x-request-id": "same-id"}
+        for plain, extra in pairs:
+            for _ in range(2):  # the second answer of the plain query comes from the cache
+                fast = await w.c.get("/v1/beliefs", params=plain, headers=rid)
+                slow = await w.c.get("/v1/beliefs", params={**plain, **extra}, headers=rid)
+                assert (fast.status_code, fast.headers["content-type"], fast.json()) == (
+                    slow.status_code, slow.headers["content-type"], slow.json()), plain
+        aid = first["id"]
+        for path in (f"/v1/assertions/{aid}", f"/v1/assertions/{aid.upper()}", "/v1/assertions/0"):
+            fast = await w.c.get(path, headers=rid)
+            slow = await w.c.get(path, params={"x": "1"}, headers=rid)
+            assert (fast.status_code, fast.json()) == (slow.status_code, slow.json()), path
+        assert (await w.c.head(f"/v1/assertions/{aid}")).status_code == 405
+        assert (await w.c.post(f"/v1/assertions/{aid}")).status_code == 405
+        metrics = (await w.c.get("/metrics")).text
+        for route, status in (("/v1/beliefs", "200"), ("/v1/beliefs", "422"),
+                              ("/v1/assertions/{assertion_id}", "200"),
+                              ("/v1/assertions/{assertion_id}", "404")):
+            assert f'method="GET",route="{route}",status="{status}"' in metrics, route
 
     _run(db, scenario)
     db.close()

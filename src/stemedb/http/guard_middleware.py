@@ -18,6 +18,7 @@ from ..errors import RateLimited
 from ..guards import retry_after_header
 
 EXEMPT = frozenset({"/healthz", "/readyz", "/metrics"})
+_KEYS_CACHED = 4096
 
 
 class AddressLimitMiddleware:
@@ -25,6 +26,7 @@ class AddressLimitMiddleware:
         self.app = app
         self.db = database
         self.admin_token = admin_token
+        self._keys: dict[tuple[str | None, str | None], str] = {}  # (peer, forwarded) -> key
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in EXEMPT:
@@ -45,7 +47,13 @@ class AddressLimitMiddleware:
             await self.app(scope, receive, send)
             return
         client = scope.get("client")
-        key = guards.address(client[0] if client else None, forwarded)
+        peer = client[0] if client else None
+        key = self._keys.get((peer, forwarded))
+        if key is None:  # parsing addresses costs more than the limiter itself
+            key = guards.address(peer, forwarded)
+            if len(self._keys) >= _KEYS_CACHED:
+                self._keys.clear()
+            self._keys[(peer, forwarded)] = key
         decision = guards.limiters[cls].check(key)
         if decision.allowed:
             await self.app(scope, receive, send)

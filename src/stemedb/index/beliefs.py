@@ -8,11 +8,14 @@ counters had at N. The formula itself is pure, in ``stemedb.beliefs``.
 
 Answers at the newest LSN are cached per subject/predicate/context and re-validated on
 each read: reused only when no row of that key was added and no counter of any agent that
-ever wrote on it changed (those are the only things the answer depends on).
+ever wrote on it changed (those are the only things the answer depends on). An entry
+remembers the LSN it was last found valid at, and the serialised answer for that LSN:
+while the index has not moved, a read is one look-up (``cached_belief_json``).
 """
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import threading
 import weakref
@@ -43,6 +46,7 @@ from .store import IndexStore
 _CHUNK = 500  # agent ids per IN (...) list
 _BELIEF_CACHE_SIZE = 1024
 _DISPUTE_CACHE_SIZE = 4
+_COMPUTE_LOCKS = 64
 
 _ROW_COLS = (
     "id, agent_id, predicate, object_json, context, confidence, evidence, recorded_at,"
@@ -94,18 +98,32 @@ def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
         yield items[i : i + _CHUNK]
 
 
-def current_counts(conn: sqlite3.Connection, agents: Iterable[str]) -> dict[str, TrustCounts]:
-    """The ``agents`` counters: the trust inputs at the newest LSN."""
-    out: dict[str, TrustCounts] = {}
+def current_counts(conn: sqlite3.Connection, agents: Iterable[str]) -> dict[str, tuple[int, ...]]:
+    """The ``agents`` counters, the trust inputs at the newest LSN, as plain tuples in
+    ``_COUNTERS`` order (cheap to compare and to key a cache with)."""
+    out: dict[str, tuple[int, ...]] = {}
     ids = sorted(set(agents))
     for chunk in _chunks(ids):
         marks = ",".join("?" * len(chunk))
-        for r in conn.execute(
+        for r in _tuples(
+            conn,
             f"SELECT agent_id, {', '.join(_COUNTERS)} FROM agents WHERE agent_id IN ({marks})",
             chunk,
         ):
-            out[r[0]] = TrustCounts(*r[1:])
+            out[r[0]] = r[1:]
     return out
+
+
+def _tuples(conn: sqlite3.Connection, sql: str, params: Any) -> list[tuple[Any, ...]]:
+    """Rows as plain tuples (the store's connections make ``sqlite3.Row`` objects)."""
+    cur = conn.cursor()
+    cur.row_factory = None
+    return cur.execute(sql, params).fetchall()
+
+
+@functools.lru_cache(maxsize=4096)
+def _standing(counts: tuple[int, ...]) -> Standing:
+    return Standing.of(TrustCounts(*counts))
 
 
 def trust_counts_as_of(
@@ -122,6 +140,13 @@ def trust_counts_as_of(
     Rejected items forgotten by the retention purge are no longer in the rows; they are
     counted (as quarantined and rejected) when ``n`` is at or after the last purge.
     """
+    return {a: TrustCounts(*c) for a, c in _counts_as_of(conn, agents, n).items()}
+
+
+def _counts_as_of(
+    conn: sqlite3.Connection, agents: Iterable[str], n: int
+) -> dict[str, tuple[int, ...]]:
+    """``trust_counts_as_of`` as plain tuples (in ``_COUNTERS`` order)."""
     ids = sorted(set(agents))
     acc: dict[str, list[int]] = {a: [0, 0, 0, 0, 0] for a in ids}
     purge = conn.execute(
@@ -156,14 +181,14 @@ def trust_counts_as_of(
                 if purged and purged > 0:
                     acc[agent][1] += purged
                     acc[agent][3] += purged
-    return {a: TrustCounts(*v) for a, v in acc.items()}
+    return {a: tuple(v) for a, v in acc.items()}
 
 
 def standings(
     conn: sqlite3.Connection, agents: Iterable[str], n: int, current: bool
 ) -> dict[str, Standing]:
-    counts = current_counts(conn, agents) if current else trust_counts_as_of(conn, agents, n)
-    return {a: Standing.of(c) for a, c in counts.items()}
+    counts = current_counts(conn, agents) if current else _counts_as_of(conn, agents, n)
+    return {a: _standing(c) for a, c in counts.items()}
 
 
 # -- rows to claims ---------------------------------------------------------------------
@@ -246,11 +271,12 @@ def belief_dict(b: Belief) -> dict[str, Any]:
 
 @dataclass
 class _Cached:
-    n: int
+    n: int  # the LSN the entry was computed or last found valid at
     max_lsn: int
     watched: tuple[str, ...]
     counts: tuple[tuple[int, ...], ...]
     beliefs: list[dict[str, Any]]  # one per predicate, sorted by predicate
+    body: bytes | None = None  # the serialised ``belief`` answer at ``n``
 
 
 class _Caches:
@@ -260,6 +286,12 @@ class _Caches:
         self.lock = threading.Lock()
         self.beliefs: OrderedDict[tuple[Any, ...], _Cached] = OrderedDict()
         self.disputes: OrderedDict[tuple[Any, ...], list[dict[str, Any]]] = OrderedDict()
+        # One computation per key at a time: when a write invalidates a busy key, the
+        # readers queued behind the first find its fresh answer instead of each redoing it.
+        self.computing = [threading.Lock() for _ in range(_COMPUTE_LOCKS)]
+
+    def computing_lock(self, key: tuple[Any, ...]) -> threading.Lock:
+        return self.computing[hash(key) % _COMPUTE_LOCKS]
 
 
 _caches: weakref.WeakKeyDictionary[IndexStore, _Caches] = weakref.WeakKeyDictionary()
@@ -302,13 +334,35 @@ def _key_where(
     return " AND ".join(where), params
 
 
-def _counts_tuple(
-    counts: dict[str, TrustCounts], agents: Sequence[str]
-) -> tuple[tuple[int, ...], ...]:
-    return tuple(
-        (c.accepted, c.quarantined, c.approved, c.rejected, c.retracted) if c else ()
-        for c in (counts.get(a) for a in agents)
-    )
+def _key_lsn(conn: sqlite3.Connection, subject: str, predicate: str | None, n: int) -> int:
+    """The greatest LSN of any row on the subject (and predicate) up to ``n``, whatever its
+    context: one step down a covering index. A cached answer on a key is stale when this
+    moved (a context-filtered answer may so be recomputed needlessly, never kept wrongly)."""
+    if predicate is None:
+        sql = "SELECT max(lsn) FROM assertions WHERE subject = ? AND lsn <= ?"
+        params: tuple[Any, ...] = (subject, n)
+    else:
+        sql = "SELECT max(lsn) FROM assertions WHERE subject = ? AND predicate = ? AND lsn <= ?"
+        params = (subject, predicate, n)
+    return int(conn.execute(sql, params).fetchone()[0] or 0)
+
+
+# Per predicate and agent with any row on the key up to :n, its latest claim active at :n:
+# with exactly one max() in an aggregate query, SQLite takes the other (bare) columns from
+# the row that holds the maximum (https://sqlite.org/lang_select.html#bare_columns_in_an_
+# aggregate_query). An agent with no active row gets NULL: not a supporter, but its
+# counters are watched (a later approval or write of it changes the answer).
+_LATEST = f"""
+SELECT k.predicate, k.agent_id, k.lsn, k.id, k.object_json, k.context, k.confidence,
+       k.evidence, k.recorded_at{{counts}}
+FROM (
+    SELECT predicate, agent_id, max(CASE WHEN {_ACTIVE} THEN lsn END) AS lsn, id, object_json,
+           context, confidence, evidence, recorded_at
+    FROM assertions WHERE {{where}} AND lsn <= :n GROUP BY predicate, agent_id
+) k{{join}}
+"""
+_WITH_COUNTS = "".join(f", g.{c}" for c in _COUNTERS)
+_JOIN_COUNTS = " LEFT JOIN agents g ON g.agent_id = k.agent_id"
 
 
 def compute_beliefs(
@@ -324,26 +378,27 @@ def compute_beliefs(
     counters are the trust inputs (and are remembered for re-validation)."""
     where, params = _key_where(subject, predicate, context)
     params["n"] = n
-    # Per predicate and agent: its latest active claim (only that one counts), and every
-    # agent with any row on the key (whose counters the cached answer depends on).
-    per_agent = conn.execute(
-        f"SELECT agent_id, max(lsn), max(CASE WHEN {_ACTIVE} THEN lsn END) FROM assertions"
-        f" WHERE {where} AND lsn <= :n GROUP BY predicate, agent_id",
-        params,
-    ).fetchall()
-    watched = tuple(sorted({r[0] for r in per_agent}))
-    latest = sorted(r[2] for r in per_agent if r[2] is not None)
+    sql = _LATEST.format(where=where, counts=_WITH_COUNTS if current else "",
+                         join=_JOIN_COUNTS if current else "")
+    rows = _tuples(conn, sql, params)
     by_predicate: dict[str, list[Claim]] = {}
-    for chunk in _chunks(latest):
-        marks = ",".join("?" * len(chunk))
-        for r in conn.execute(f"SELECT {_ROW_COLS} FROM assertions WHERE lsn IN ({marks})", chunk):
-            by_predicate.setdefault(r["predicate"], []).append(_claim(r))
-    supporters = {c.agent_id for claims in by_predicate.values() for c in claims}
+    counts: dict[str, tuple[int, ...]] = {}
+    for r in rows:
+        if current and r[9] is not None:
+            counts[r[1]] = r[9:]
+        if r[2] is None:  # no claim of this agent is active at n
+            continue
+        ev = orjson.loads(r[7])
+        by_predicate.setdefault(r[0], []).append(
+            Claim(r[3], r[1], object_key(r[4]), float(r[6]),
+                  tuple(e for e in ev if isinstance(e, str)), r[5], int(r[8]), int(r[2]))
+        )
+    watched = tuple(sorted({r[1] for r in rows}))
     if current:
-        counts = current_counts(conn, watched)
-        st = {a: Standing.of(counts[a]) for a in supporters if a in counts}
-        counts_t = _counts_tuple(counts, watched)
+        st = {a: _standing(c) for a, c in counts.items()}
+        counts_t = tuple(counts.get(a, ()) for a in watched)
     else:
+        supporters = {c.agent_id for claims in by_predicate.values() for c in claims}
         st = standings(conn, supporters, n, current=False)
         counts_t = ()
     out = []
@@ -351,7 +406,7 @@ def compute_beliefs(
         out.append({"predicate": p, **belief_dict(aggregate(by_predicate[p], st))})
     return _Cached(
         n=n,
-        max_lsn=max((int(r[1]) for r in per_agent), default=0),
+        max_lsn=_key_lsn(conn, subject, predicate, n),
         watched=watched,
         counts=counts_t,
         beliefs=out,
@@ -359,13 +414,18 @@ def compute_beliefs(
 
 
 def _still_valid(
-    conn: sqlite3.Connection, e: _Cached, subject: str, predicate: str | None, context: str | None
+    conn: sqlite3.Connection, e: _Cached, subject: str, predicate: str | None, n: int
 ) -> bool:
-    where, params = _key_where(subject, predicate, context)
-    max_lsn = conn.execute(f"SELECT max(lsn) FROM assertions WHERE {where}", params).fetchone()[0]
-    if int(max_lsn or 0) != e.max_lsn:
+    if _key_lsn(conn, subject, predicate, n) != e.max_lsn:
         return False
-    return _counts_tuple(current_counts(conn, e.watched), e.watched) == e.counts
+    counts = current_counts(conn, e.watched)
+    return tuple(counts.get(a, ()) for a in e.watched) == e.counts
+
+
+def _belief_key(
+    subject: str, predicate: str | None, context: str | None, n: int, current: bool
+) -> tuple[Any, ...]:
+    return (subject, predicate, context) if current else (subject, predicate, context, n)
 
 
 def _beliefs_at(
@@ -375,30 +435,43 @@ def _beliefs_at(
     predicate: str | None,
     context: str | None,
     as_of: int | None,
-) -> tuple[int, list[dict[str, Any]]]:
+) -> tuple[int, _Cached]:
     n, current = pin(conn, as_of)
     caches = _caches_of(store)
-    key: tuple[Any, ...] = (
-        (subject, predicate, context) if current else (subject, predicate, context, n)
-    )
+    key = _belief_key(subject, predicate, context, n, current)
     with caches.lock:
         hit: _Cached | None = _lru_get(caches.beliefs, key)
     if hit is not None and (
-        hit.n == n or (current and _still_valid(conn, hit, subject, predicate, context))
+        hit.n == n or (current and _still_valid(conn, hit, subject, predicate, n))
     ):
         if hit.n != n:
             hit = _Cached(n, hit.max_lsn, hit.watched, hit.counts, hit.beliefs)
             with caches.lock:
                 _lru_put(caches.beliefs, key, hit, _BELIEF_CACHE_SIZE)
-        return n, hit.beliefs
+        return n, hit
     fresh = compute_beliefs(conn, subject, predicate, context, n, current)
     with caches.lock:
         _lru_put(caches.beliefs, key, fresh, _BELIEF_CACHE_SIZE)
-    return n, fresh.beliefs
+    return n, fresh
 
 
 def _key(value: str) -> str:
     return nfc(value.strip())
+
+
+def _belief_answer(
+    subject: str, predicate: str, context: str | None, n: int, beliefs: list[dict[str, Any]]
+) -> dict[str, Any]:
+    b = beliefs[0] if beliefs else {"candidates": [], "contested": False, "contention": 0.0}
+    return {
+        "subject": subject,
+        "predicate": predicate,
+        "context": context,
+        "as_of_lsn": n,
+        "candidates": b["candidates"],
+        "contested": b["contested"],
+        "contention": b["contention"],
+    }
 
 
 def belief(
@@ -413,17 +486,54 @@ def belief(
     s, p = _key(subject), _key(predicate)
     ctx = nfc(context) if context is not None else None
     with snapshot(store) as conn:
-        n, beliefs = _beliefs_at(store, conn, s, p, ctx, as_of)
-    b = beliefs[0] if beliefs else {"candidates": [], "contested": False, "contention": 0.0}
-    return {
-        "subject": s,
-        "predicate": p,
-        "context": ctx,
-        "as_of_lsn": n,
-        "candidates": b["candidates"],
-        "contested": b["contested"],
-        "contention": b["contention"],
-    }
+        n, entry = _beliefs_at(store, conn, s, p, ctx, as_of)
+    return _belief_answer(s, p, ctx, n, entry.beliefs)
+
+
+def belief_json(
+    store: IndexStore,
+    subject: str,
+    predicate: str,
+    context: str | None = None,
+    as_of: int | None = None,
+) -> bytes:
+    """``belief`` serialised, and kept with its cache entry for ``cached_belief_json``."""
+    s, p = _key(subject), _key(predicate)
+    ctx = nfc(context) if context is not None else None
+    caches = _caches_of(store)
+    # The key without the LSN: a write moves the newest LSN, and the readers of one key
+    # should still wait for one computation, not race to do it each.
+    with caches.computing_lock((s, p, ctx)), snapshot(store) as conn:
+        n, entry = _beliefs_at(store, conn, s, p, ctx, as_of)
+    body = entry.body
+    if body is None or entry.n != n:
+        body = orjson.dumps(_belief_answer(s, p, ctx, n, entry.beliefs))
+        if entry.n == n:
+            entry.body = body
+    return body
+
+
+def cached_belief_json(
+    store: IndexStore,
+    subject: str,
+    predicate: str,
+    context: str | None = None,
+    as_of: int | None = None,
+) -> bytes | None:
+    """The serialised ``belief`` answer when it is cached for the very LSN it would be
+    given at (nothing was applied since it was computed or re-validated), else None.
+    Cheap enough for the event loop: one read of the applied LSN and a look-up."""
+    s, p = _key(subject), _key(predicate)
+    ctx = nfc(context) if context is not None else None
+    applied = _applied(store.reader)
+    n = applied if as_of is None else max(0, min(as_of, applied))
+    key = _belief_key(s, p, ctx, n, n == applied)
+    caches = _caches_of(store)
+    with caches.lock:
+        hit: _Cached | None = _lru_get(caches.beliefs, key)
+    if hit is None or hit.n != n:
+        return None
+    return hit.body
 
 
 def subject_beliefs(
@@ -445,7 +555,8 @@ def subject_beliefs(
         as_of, offset = c.get("a", as_of), c.get("o", 0)
     limit = max(1, min(limit, MAX_LIMIT))
     with snapshot(store) as conn:
-        n, beliefs = _beliefs_at(store, conn, s, None, ctx, as_of)
+        n, entry = _beliefs_at(store, conn, s, None, ctx, as_of)
+    beliefs = entry.beliefs
     page = beliefs[offset : offset + limit]
     more = offset + limit < len(beliefs)
     return {
