@@ -197,3 +197,27 @@ def test_include_router_prefixes_are_part_of_the_template() -> None:
     InProcess(app).get("/api/v1/things/inner/deep/7")
     labels = {"method": "GET", "route": "/api/v1/things/inner/deep/{a}", "status": "200"}
     assert metrics.registry.get_sample_value("stemedb_http_requests_total", labels) == 1
+
+
+def test_writes_and_healthz_are_served_ahead_of_fastapi_with_their_templates(
+    app: FastAPI, client: InProcess, key: AgentKey
+) -> None:
+    """The single/batch write routes and /healthz are plain routes at the front of the
+    routing table (routes/fast.py); they answer as the FastAPI routes do and are labelled
+    with the same templates."""
+    from stemedb.http.routes.fast import FastRoute
+
+    front = {(r.path, r.method) for r in app.router.routes if isinstance(r, FastRoute)}
+    assert {("/v1/assert", "POST"), ("/v1/retract", "POST"), ("/v1/assert/batch", "POST"),
+            ("/healthz", "GET")} <= front
+    body = assertion_body(key)
+    r = client.post("/v1/assert?unused=1", content=body, headers=signed_headers(key, body))
+    assert r.status_code == 201, r.text
+    assert r.headers["x-request-id"]
+    r = client.post("/v1/assert", content=b"{nope", headers=signed_headers(key, b"{nope"))
+    assert r.status_code == 400 and r.headers["content-type"].startswith("application/problem+json")
+    assert client.get("/v1/assert").status_code == 405  # falls through to FastAPI's answer
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert requests_total(client, "POST", "/v1/assert", 201) == 1
+    assert requests_total(client, "POST", "/v1/assert", 400) == 1
+    assert requests_total(client, "GET", "/healthz", 200) == 1

@@ -50,7 +50,8 @@ def create_app(database: Database, *, close_on_shutdown: bool = True,
     for module in (writes, reads, beliefs, agents, admin, health):
         app.include_router(module.router)
     # The hottest routes first, as plain Starlette routes (see routes/fast.py).
-    app.router.routes[:0] = [*writes.fast_routes, *reads.fast_routes, *beliefs.fast_routes]
+    app.router.routes[:0] = [*writes.fast_routes, *reads.fast_routes, *beliefs.fast_routes,
+                             *health.fast_routes]
     if with_metrics:
         app.include_router(metrics_routes.router)
     app.add_middleware(AddressLimitMiddleware, database=database,
