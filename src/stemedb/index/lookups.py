@@ -71,12 +71,14 @@ def duplicates(store: IndexStore, keys: Sequence[DuplicateKey], since_us: int
 COUNTERS = ("accepted", "quarantined", "approved", "rejected", "retracted")
 
 
+_COUNTERS_SQL = "SELECT agent_id, " + ", ".join(COUNTERS) + " FROM agents WHERE agent_id "
+
+
 def trust_counters(store: IndexStore, agent_ids: Iterable[str]) -> dict[str, tuple[int, ...]]:
     """Each known agent's counters, in the order of ``COUNTERS``."""
     out: dict[str, tuple[int, ...]] = {}
     for part in _chunks(list(dict.fromkeys(agent_ids))):
-        sql = ("SELECT agent_id, " + ", ".join(COUNTERS) + " FROM agents WHERE agent_id IN ("
-               + ",".join("?" * len(part)) + ")")
+        sql = _COUNTERS_SQL + ("= ?" if len(part) == 1 else f"IN ({','.join('?' * len(part))})")
         for r in store.reader.execute(sql, part):
             out[r[0]] = tuple(r[1:])
     return out
