@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 
 import orjson
 from fastapi import APIRouter, Request
@@ -13,13 +14,16 @@ from ...engine import parse_batch
 from ...errors import UnsupportedMediaType
 from ...signing import SIGNATURE_HEADER
 from ..deps import db, json_response, read_body, require_json
+from ..middleware import access_log
 from .fast import FastRoute
 
 router = APIRouter(tags=["writes"])
 
 
 def note_agent(request: Request, body: bytes) -> None:
-    """The agent id prefix for the access log (as claimed by the body)."""
+    """The agent id prefix for the access log (as claimed by the body), when it logs."""
+    if not access_log.isEnabledFor(logging.INFO):
+        return
     with contextlib.suppress(orjson.JSONDecodeError, AttributeError, TypeError):
         agent = orjson.loads(body).get("agent_id")
         if isinstance(agent, str):
