@@ -84,10 +84,12 @@ def _purge(c: sqlite3.Connection, lsn: int, d: dict[str, Any]) -> None:
         "SELECT a.rowid, a.subject, a.predicate, a.object_text, q.id FROM quarantine q"
         " JOIN assertions a ON a.id = q.assertion_id"
         " WHERE q.status='rejected' AND q.decided_at < ?", (int(d["before"]),)).fetchall()
+    fts = not getattr(c, "fts_deferred", False)  # else built from the rows left, later
     for rowid, subject, predicate, object_text, qid in rows:
-        c.execute("INSERT INTO assertions_fts (assertions_fts, rowid, subject, predicate,"
-                  " object_text) VALUES ('delete', ?, ?, ?, ?)",
-                  (rowid, subject, predicate, object_text))
+        if fts:
+            c.execute("INSERT INTO assertions_fts (assertions_fts, rowid, subject, predicate,"
+                      " object_text) VALUES ('delete', ?, ?, ?, ?)",
+                      (rowid, subject, predicate, object_text))
         c.execute("DELETE FROM assertions WHERE rowid=?", (rowid,))
         c.execute("DELETE FROM quarantine WHERE id=?", (qid,))
 
@@ -276,15 +278,6 @@ def agents_with_prefix(store: IndexStore, prefix: str, limit: int = 2) -> list[s
 
 def manual_breakers(store: IndexStore) -> list[dict[str, Any]]:
     return [dict(r) for r in store.query("SELECT * FROM breakers ORDER BY lsn", [])]
-
-
-def is_duplicate(store: IndexStore, agent_id: str, subject: str, predicate: str,
-                 object_json: str, context: str, since_us: int) -> bool:
-    rows = store.query(
-        "SELECT 1 FROM assertions WHERE agent_id=? AND subject=? AND predicate=?"
-        " AND object_json=? AND context=? AND recorded_at >= ? AND status != 'rejected' LIMIT 1",
-        [agent_id, subject, predicate, object_json, context, since_us])
-    return bool(rows)
 
 
 def audit_log(store: IndexStore, target: str | None, limit: int) -> list[dict[str, Any]]:

@@ -8,36 +8,42 @@ read connection per reading thread (WAL mode lets them run beside the writer).
 
 from __future__ import annotations
 
+import functools
+import gc
 import hashlib
+import itertools
 import logging
+import queue
 import re
 import sqlite3
+import sys
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
 from .. import records
-from ..model import (
-    Assertion,
-    Retraction,
-    quarantine_id,
-    trusted_assertion,
-    trusted_retraction,
-    write_id,
-)
+from ..model import Assertion, Retraction, canonical_json, nfc, quarantine_id
 from .schema import DDL, SCHEMA_VERSION
 
 log = logging.getLogger("stemedb.index")
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Connection(sqlite3.Connection):
+    """A connection to the index. ``fts_deferred``: a bulk build leaves the full-text
+    index to ``finish_bulk`` (appliers must not touch it)."""
+
+    fts_deferred = False
+
+
+class Entry(NamedTuple):
     """One journal record to apply: its LSN, chain hash, decoded payload, and (on the
-    live path) the already-parsed write so it need not be parsed twice."""
+    live path) the already-parsed write so it need not be parsed twice. (A named tuple:
+    replay makes one per record, and it is cheap to make.)"""
 
     lsn: int
     hash: bytes
@@ -46,48 +52,77 @@ class Entry:
 
 
 _SECONDARY = re.compile(r"CREATE INDEX IF NOT EXISTS (\w+)")
+CACHE_SIZE = -65536  # KiB (negative): SQLite page cache per connection
+REBUILD_SWITCH_INTERVAL = 0.0001  # seconds, while rebuild_from runs (see there)
+BULK_CACHE_KIB = 262144  # while building a fresh file: the random-key indexes stay cached
 
 
 class IndexStore:
     """``bulk=True`` is for building a fresh index file that is swapped in only when
-    complete (reindex, restore): no rollback journal, no syncs, and secondary indexes
-    built once at ``finish_bulk()`` instead of row by row."""
+    complete (reindex, restore): no rollback journal, no syncs, and the secondary indexes
+    and the full-text index built once at ``finish_bulk()`` instead of row by row."""
 
     def __init__(self, path: str | Path, *, bulk: bool = False) -> None:
         self.path = Path(path)
         self.bulk = bulk
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
         self._write = self._connect()
+        self._write.fts_deferred = bulk
         self._write_lock = threading.Lock()
         self._migrate()
         if bulk:
             self._write.execute("PRAGMA journal_mode=OFF")
             self._write.execute("PRAGMA synchronous=OFF")
+            self._write.execute(f"PRAGMA cache_size=-{BULK_CACHE_KIB}")
+            self._write.execute("PRAGMA temp_store=MEMORY")
             for name in _SECONDARY.findall(DDL):
                 self._write.execute(f"DROP INDEX IF EXISTS {name}")
 
-    def finish_bulk(self) -> None:
-        """Build the secondary indexes and return to the normal, crash-safe mode."""
+    def finish_bulk(self, *, digest: bool = False) -> str | None:
+        """Build the secondary indexes and the full-text index and return to the normal,
+        crash-safe mode. With ``digest``, also return ``digest()``: this thread computes
+        it while another builds the indexes (the rows are final already; the build runs
+        inside SQLite, outside the GIL, and in WAL mode a reader reads beside it)."""
         if not self.bulk:
-            return
-        self._write.executescript(DDL)
-        self._write.execute("PRAGMA journal_mode=WAL")
-        self._write.execute("PRAGMA synchronous=NORMAL")
+            return self.digest() if digest else None
+        c = self._write
+        with self._write_lock:
+            c.execute("PRAGMA journal_mode=WAL")
+        result = None
+        if digest:
+            with ThreadPoolExecutor(1, thread_name_prefix="stemedb-index-build") as pool:
+                built = pool.submit(self._build_indexes)
+                result = self.digest()
+                built.result()
+        else:
+            self._build_indexes()
+        with self._write_lock:
+            c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            c.execute(f"PRAGMA cache_size={CACHE_SIZE}")
+            c.execute("PRAGMA temp_store=DEFAULT")
+            c.execute("PRAGMA synchronous=NORMAL")
         self.bulk = False
+        return result
+
+    def _build_indexes(self) -> None:
+        with self._write_lock:
+            self._write.executescript("BEGIN;" + DDL + _REBUILD_FTS + ";COMMIT;")
+            self._write.fts_deferred = False
 
     # -- connections ----------------------------------------------------------------
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self) -> Connection:
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
-                               cached_statements=256)
+                               cached_statements=256, factory=Connection)
         conn.execute("PRAGMA journal_mode=WAL")
         # The index is derived: the journal is durable, the applied LSN is in the same
         # transaction as its rows, so losing the last index transactions on power loss
         # only means catching up again from the journal at start-up.
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=5000")
-        conn.execute("PRAGMA cache_size=-65536")
+        conn.execute(f"PRAGMA cache_size={CACHE_SIZE}")
         conn.execute("PRAGMA mmap_size=268435456")
         conn.row_factory = sqlite3.Row
         return conn
@@ -99,7 +134,7 @@ class IndexStore:
             conn = self._connect()
             conn.execute("PRAGMA query_only=ON")
             self._local.conn = conn
-            with self._write_lock:
+            with self._readers_lock:
                 self._readers.append(conn)
         return conn
 
@@ -111,7 +146,7 @@ class IndexStore:
         self._write.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def close(self) -> None:
-        with self._write_lock:
+        with self._write_lock, self._readers_lock:
             for conn in self._readers:
                 conn.close()
             self._readers.clear()
@@ -138,16 +173,18 @@ class IndexStore:
 
     def apply(self, entries: Sequence[Entry]) -> None:
         """Apply records in LSN order in one transaction, recording the applied LSN."""
-        if not entries:
-            return
+        if entries:
+            self._write_planned(entries, plan(entries))
+
+    def _write_planned(self, entries: Sequence[Entry], planned: list[_Step]) -> None:
+        """The transaction of ``apply``: ``planned`` is ``plan(entries)``."""
         with self._write_lock:
             c = self._write
             c.execute("BEGIN IMMEDIATE")
             try:
-                c.executemany("INSERT OR REPLACE INTO lsn_time (lsn, at) VALUES (?, ?)",
-                              [(e.lsn, int(e.data["at"])) for e in entries])
-                for e in entries:
-                    _APPLY[e.data["t"]](c, e)
+                _insert(c, "INSERT OR REPLACE INTO lsn_time (lsn, at) VALUES (?,?)",
+                        [(e.lsn, int(e.data["at"])) for e in entries])
+                _write_steps(c, planned)
                 last = entries[-1]
                 c.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                               [("applied_lsn", str(last.lsn)), ("applied_hash", last.hash.hex())])
@@ -157,17 +194,59 @@ class IndexStore:
                 raise
 
     def rebuild_from(self, entries: Iterable[Entry], batch: int = 2000) -> int:
-        """Apply a stream of entries in transactions of ``batch`` records."""
+        """Apply a stream of entries in transactions of ``batch`` records.
+
+        Two stages overlap on two cores: this thread reads the stream and plans each
+        batch's rows (``plan``: Python), a writer thread writes the batch before it (SQLite,
+        which releases the GIL while it inserts). Batches are written one at a time, in
+        order, each exactly as ``apply`` writes it, so the result is the same. While it
+        runs, the thread switch interval is shortened (the writer needs the GIL back
+        briefly after every statement; the default 5 ms would leave it waiting) and the
+        cyclic garbage collector is paused (planned rows are acyclic, and collections
+        would only rescan the batches in flight).
+        """
+        handoff: queue.Queue[tuple[list[Entry], list[_Step]] | None] = queue.Queue(maxsize=2)
+        failed: list[BaseException] = []
+
+        def write() -> None:
+            try:
+                while (item := handoff.get()) is not None:
+                    self._write_planned(*item)
+            except BaseException as e:  # reported by the reading thread
+                failed.append(e)
+                while handoff.get() is not None:  # never leave the reader blocked
+                    pass
+
+        writer = threading.Thread(target=write, name="stemedb-index-rebuild", daemon=True)
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(REBUILD_SWITCH_INTERVAL)
+        collecting = gc.isenabled()
+        gc.disable()
+        writer.start()
         n = 0
-        chunk: list[Entry] = []
-        for e in entries:
-            chunk.append(e)
-            if len(chunk) >= batch:
-                self.apply(chunk)
-                n += len(chunk)
-                chunk = []
-        self.apply(chunk)
-        return n + len(chunk)
+        try:
+            chunk: list[Entry] = []
+            for e in entries:
+                chunk.append(e)
+                if len(chunk) >= batch:
+                    handoff.put((chunk, plan(chunk)))
+                    n += len(chunk)
+                    chunk = []
+                    if failed:
+                        break
+            else:
+                if chunk:
+                    handoff.put((chunk, plan(chunk)))
+                    n += len(chunk)
+        finally:
+            handoff.put(None)
+            writer.join()
+            sys.setswitchinterval(switch)
+            if collecting:
+                gc.enable()
+        if failed:
+            raise failed[0]
+        return n
 
     # -- reads ------------------------------------------------------------------------
 
@@ -204,110 +283,259 @@ class IndexStore:
         return int(self.reader.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
     def canonical_dump(self) -> Iterator[bytes]:
-        """Every row of every base table in a fixed order: what ``digest`` hashes."""
-        conn = self.reader
+        """Every row of every base table in a fixed order, one JSON array per line
+        (``[table, *row]``, newline-terminated): what ``digest`` hashes."""
+        cur = self.reader.cursor()
+        cur.row_factory = None  # plain tuples: ``[table, *row]`` comes from the SELECT
+        line = functools.partial(orjson.dumps, option=orjson.OPT_APPEND_NEWLINE)
         for table, order in (("meta", "key"), ("lsn_time", "lsn"), ("writes", "id"),
                              ("assertions", "id"), ("retractions", "id"), ("quarantine", "id"),
                              ("allowlist", "agent_id"), ("state", "key"), ("audit", "lsn"),
                              ("breakers", "agent_id"), ("agents", "agent_id")):
-            for row in conn.execute(f"SELECT * FROM {table} ORDER BY {order}"):
-                yield orjson.dumps([table, *tuple(row)])
+            yield from map(line, cur.execute(f"SELECT '{table}', * FROM {table} ORDER BY {order}"))
         # The FTS index is part of the state a reader sees.
-        for row in conn.execute(
-            "SELECT rowid, subject, predicate, object_text FROM assertions_fts ORDER BY rowid"
-        ):
-            yield orjson.dumps(["fts", *tuple(row)])
+        yield from map(line, cur.execute(
+            "SELECT 'fts', rowid, subject, predicate, object_text FROM assertions_fts"
+            " ORDER BY rowid"))
 
     def digest(self) -> str:
+        """SHA-256 of ``canonical_dump``, read in one transaction (one snapshot)."""
         h = hashlib.sha256()
-        for line in self.canonical_dump():
-            h.update(line)
-            h.update(b"\n")
+        conn = self.reader
+        conn.execute("BEGIN")
+        try:
+            for line in self.canonical_dump():
+                h.update(line)
+        finally:
+            conn.execute("COMMIT")
         return h.hexdigest()
 
 
-# -- record appliers (pure functions of the record and the current rows) --------------
+# -- applying records --------------------------------------------------------------------
+#
+# A signed write (assertion or retraction) becomes its rows first: ``_plan`` is a pure
+# function of the record. A run of signed writes between two admin records is then
+# written a table at a time (``_write_run``), and admin records are applied one by one
+# between runs. The rows come out exactly as if every record were applied alone, in LSN
+# order:
+#
+# - ``writes`` is inserted first, in LSN order, with INSERT OR IGNORE: the rows kept are
+#   the ones one-by-one application keeps. A record whose write (or nonce) was journaled
+#   before changes nothing, so when fewer rows were inserted than planned, the records
+#   whose ``writes`` row is not their own are dropped from the run.
+# - assertion rowids are assigned in insertion order (LSN order), as one by one.
+# - ``end_assertion`` only touches assertions recorded at or before the ending record,
+#   so running the ends after the run's inserts, in LSN order, sees what it would have
+#   seen one by one.
+# - per-agent counts are summed per run; ``first_seen`` is the time of the agent's first
+#   counted record, ``last_seen`` the greatest time, as one upsert per record gives.
+
+_INSERT_WRITE = ("INSERT OR IGNORE INTO writes (id, agent_id, nonce, kind, lsn, outcome)"
+                 " VALUES (?,?,?,?,?,?)")
+_INSERT_ASSERTION = (
+    "INSERT INTO assertions (id, lsn, agent_id, subject, predicate, object_json, object_text,"
+    " object_raw, context, confidence, evidence, valid_from, valid_until, supersedes,"
+    " timestamp, nonce, recorded_at, status, active_lsn, body, signature)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+_INSERT_RETRACTION = ("INSERT INTO retractions (id, lsn, agent_id, retracts, reason,"
+                      " recorded_at, body, signature) VALUES (?,?,?,?,?,?,?,?)")
+_INSERT_QUARANTINE = ("INSERT INTO quarantine (id, assertion_id, agent_id, reason, score,"
+                      " verdict, status, lsn, created_at) VALUES (?,?,?,?,?,?,'pending',?,?)")
+_INDEX_FTS = ("INSERT INTO assertions_fts (rowid, subject, predicate, object_text)"
+              " SELECT rowid, subject, predicate, object_text FROM assertions WHERE rowid > ?")
+_COUNT_AGENTS = (
+    "INSERT INTO agents (agent_id, accepted, quarantined, retracted, first_seen, last_seen)"
+    " VALUES (?,?,?,?,?,?) ON CONFLICT (agent_id) DO UPDATE SET"
+    " accepted = accepted + excluded.accepted, quarantined = quarantined + excluded.quarantined,"
+    " retracted = retracted + excluded.retracted, last_seen = max(last_seen, excluded.last_seen)"
+)
+_REBUILD_FTS = "INSERT INTO assertions_fts (assertions_fts) VALUES ('rebuild')"
+_COUNTED = {"accepted": 1, "quarantined": 2, "retracted": 3}  # column in _COUNT_AGENTS
 
 
-def _apply_assert(c: sqlite3.Connection, e: Entry) -> None:
-    w = records.signed_write(e.data)
-    a: Assertion = e.parsed if isinstance(e.parsed, Assertion) else trusted_assertion(w.body)
-    aid = write_id(w.body)
-    v = w.verdict
-    if v is None:
-        outcome = orjson.dumps({"id": aid, "status": "accepted", "lsn": e.lsn}).decode()
+@dataclass(slots=True)
+class _Plan:
+    """The rows one signed write adds, and what it may end."""
+
+    lsn: int
+    write: tuple[Any, ...]  # writes row
+    row: tuple[Any, ...]  # assertions or retractions row
+    is_assert: bool
+    quarantine: tuple[Any, ...] | None
+    agent: str
+    counter: str  # accepted | quarantined | retracted (only if ``end`` took effect)
+    at: int
+    end: tuple[str, str, str, int, str] | None  # end_assertion(aid, agent, status, lsn, by)
+
+
+_Step = list[_Plan] | Entry  # a run of signed writes, or an admin record
+
+
+def plan(entries: Sequence[Entry]) -> list[_Step]:
+    """The rows of a batch of records, ready to write: pure, no database access."""
+    steps: list[_Step] = []
+    run: list[_Plan] = []
+    for e in entries:
+        if e.data["t"] == records.ADMIN:
+            if run:
+                steps.append(run)
+                run = []
+            steps.append(e)
+        else:
+            run.append(_plan(e))
+    if run:
+        steps.append(run)
+    return steps
+
+
+def _write_steps(c: Connection, steps: list[_Step]) -> None:
+    from .admin import apply_admin
+
+    fts = not c.fts_deferred
+    for step in steps:
+        if isinstance(step, Entry):
+            apply_admin(c, step)
+        else:
+            _write_run(c, step, fts)
+
+
+def _plan(e: Entry) -> _Plan:
+    d = e.data
+    body_text: str = d["body"]
+    body = body_text.encode("utf-8")
+    wid = hashlib.sha256(body).hexdigest()  # write_id(body)
+    if d["t"] == records.ASSERT:
+        return _plan_assert(e, d, body_text, body, wid)
+    if d["t"] == records.RETRACT:
+        return _plan_retract(e, d, body_text, body, wid)
+    raise KeyError(d["t"])
+
+
+def _plan_assert(e: Entry, d: dict[str, Any], body_text: str, body: bytes, wid: str) -> _Plan:
+    # The fields as journaled: the parsed write on the live path, else the signed body
+    # as it was validated before it was journaled (what ``trusted_assertion`` holds).
+    f = e.parsed.__dict__ if isinstance(e.parsed, Assertion) else orjson.loads(body)
+    lsn, at, v = e.lsn, int(d["at"]), d.get("v")
+    agent, nonce, obj = f["agent_id"], f["nonce"], f["object"]
+    if isinstance(obj, str):  # the common case, without canonical_json's walk
+        object_text = _nfc(obj)
+        object_json = orjson.dumps(object_text).decode()
+        object_raw = object_json if object_text is obj else orjson.dumps(obj).decode()
     else:
-        outcome = orjson.dumps({"id": aid, "status": "quarantined", "lsn": e.lsn,
-                                "quarantine_id": quarantine_id(aid),
-                                "reason": v["reason"]}).decode()
-    cur = c.execute(
-        "INSERT OR IGNORE INTO writes (id, agent_id, nonce, kind, lsn, outcome) "
-        "VALUES (?, ?, ?, 'assert', ?, ?)",
-        (aid, a.agent_id, a.nonce, e.lsn, outcome),
-    )
-    if cur.rowcount == 0:  # the same write, or its nonce, was journaled before: no-op
-        return
-    object_text = a.object_text
-    cur = c.execute(
-        "INSERT INTO assertions (id, lsn, agent_id, subject, predicate, object_json, object_text,"
-        " object_raw, context, confidence, evidence, valid_from, valid_until, supersedes,"
-        " timestamp, nonce, recorded_at, status, active_lsn, body, signature)"
-        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (aid, e.lsn, a.agent_id, a.subject_key, a.predicate_key, a.object_json, object_text,
-         orjson.dumps(a.object).decode(), a.context_key, a.confidence,
-         orjson.dumps(a.evidence).decode(), a.valid_from, a.valid_until, a.supersedes,
-         a.timestamp, a.nonce, w.at, "active" if v is None else "quarantined",
-         e.lsn if v is None else None, w.body.decode("utf-8"), w.signature),
-    )
-    c.execute(
-        "INSERT INTO assertions_fts (rowid, subject, predicate, object_text) VALUES (?,?,?,?)",
-        (cur.lastrowid, a.subject_key, a.predicate_key, object_text),
-    )
-    if v is not None:
-        c.execute(
-            "INSERT INTO quarantine (id, assertion_id, agent_id, reason, score, verdict, status,"
-            " lsn, created_at) VALUES (?,?,?,?,?,?,'pending',?,?)",
-            (quarantine_id(aid), aid, a.agent_id, v["reason"], float(v.get("score", 0.0)),
-             orjson.dumps(v).decode(), e.lsn, w.at),
-        )
-        count_agent(c, a.agent_id, "quarantined", w.at)
-        return
-    count_agent(c, a.agent_id, "accepted", w.at)
-    if a.supersedes:
-        end_assertion(c, a.supersedes, a.agent_id, "superseded", e.lsn, aid)
+        object_json = object_text = canonical_json(obj)
+        object_raw = orjson.dumps(obj).decode()
+    context = f.get("context")
+    supersedes = f.get("supersedes")
+    end = None
+    quarantine = None
+    if v is None:
+        outcome = f'{{"id":"{wid}","status":"accepted","lsn":{lsn}}}'
+        status, active_lsn, counter = "active", lsn, "accepted"
+        if supersedes:
+            end = (supersedes, agent, "superseded", lsn, wid)
+    else:
+        qid = quarantine_id(wid)
+        outcome = orjson.dumps({"id": wid, "status": "quarantined", "lsn": lsn,
+                                "quarantine_id": qid, "reason": v["reason"]}).decode()
+        status, active_lsn, counter = "quarantined", None, "quarantined"
+        quarantine = (qid, wid, agent, v["reason"], float(v.get("score", 0.0)),
+                      orjson.dumps(v).decode(), lsn, at)
+    row = (wid, lsn, agent, _nfc(f["subject"].strip()), _nfc(f["predicate"].strip()), object_json,
+           object_text, object_raw, _nfc(context) if context is not None else "", f["confidence"],
+           orjson.dumps(f.get("evidence", [])).decode(), f.get("valid_from"),
+           f.get("valid_until"), supersedes, f["timestamp"], nonce, at, status, active_lsn,
+           body_text, d["sig"])
+    return _Plan(lsn, (wid, agent, nonce, "assert", lsn, outcome), row, True, quarantine,
+                 agent, counter, at, end)
 
 
-def _apply_retract(c: sqlite3.Connection, e: Entry) -> None:
-    w = records.signed_write(e.data)
-    r: Retraction = e.parsed if isinstance(e.parsed, Retraction) else trusted_retraction(w.body)
-    rid = write_id(w.body)
+def _plan_retract(e: Entry, d: dict[str, Any], body_text: str, body: bytes, wid: str) -> _Plan:
+    f = e.parsed.__dict__ if isinstance(e.parsed, Retraction) else orjson.loads(body)
+    lsn, at = e.lsn, int(d["at"])
+    agent, retracts = f["agent_id"], f["retracts"]
     outcome = orjson.dumps(
-        {"id": rid, "status": "retracted", "retracts": r.retracts, "lsn": e.lsn}
+        {"id": wid, "status": "retracted", "retracts": retracts, "lsn": lsn}
     ).decode()
-    cur = c.execute(
-        "INSERT OR IGNORE INTO writes (id, agent_id, nonce, kind, lsn, outcome) "
-        "VALUES (?, ?, ?, 'retract', ?, ?)",
-        (rid, r.agent_id, r.nonce, e.lsn, outcome),
-    )
-    if cur.rowcount == 0:
-        return
-    c.execute(
-        "INSERT INTO retractions (id, lsn, agent_id, retracts, reason, recorded_at, body,"
-        " signature) VALUES (?,?,?,?,?,?,?,?)",
-        (rid, e.lsn, r.agent_id, r.retracts, r.reason, w.at, w.body.decode("utf-8"), w.signature),
-    )
-    if end_assertion(c, r.retracts, r.agent_id, "retracted", e.lsn, rid):
-        count_agent(c, r.agent_id, "retracted", w.at)
+    row = (wid, lsn, agent, retracts, f.get("reason", ""), at, body_text, d["sig"])
+    return _Plan(lsn, (wid, agent, f["nonce"], "retract", lsn, outcome), row, False, None,
+                 agent, "retracted", at, (retracts, agent, "retracted", lsn, wid))
+
+
+def _nfc(s: str) -> str:
+    """``model.nfc``; an ASCII string is its own NFC form."""
+    return s if s.isascii() else nfc(s)
+
+
+def _write_run(c: sqlite3.Connection, plans: list[_Plan], fts: bool) -> None:
+    """Writes the rows of a run of signed writes (see the comment above ``_Plan``)."""
+    if _insert(c, _INSERT_WRITE, [p.write for p in plans]) != len(plans):
+        plans = [p for p in plans if _owns_write(c, p)]
+    top = 0
+    if fts:
+        top = c.execute("SELECT max(rowid) FROM assertions").fetchone()[0] or 0
+    _insert(c, _INSERT_ASSERTION, [p.row for p in plans if p.is_assert])
+    _insert(c, _INSERT_RETRACTION, [p.row for p in plans if not p.is_assert])
+    _insert(c, _INSERT_QUARANTINE, [p.quarantine for p in plans if p.quarantine is not None])
+    if fts:
+        c.execute(_INDEX_FTS, (top,))
+    counts: dict[str, list[Any]] = {}
+    for p in plans:
+        if p.end is not None and not end_assertion(c, *p.end) and not p.is_assert:
+            continue  # a retraction that ended nothing is not counted
+        n = counts.get(p.agent)
+        if n is None:
+            counts[p.agent] = n = [p.agent, 0, 0, 0, p.at, p.at]
+        n[_COUNTED[p.counter]] += 1
+        if p.at > n[5]:
+            n[5] = p.at
+    c.executemany(_COUNT_AGENTS, list(counts.values()))
+
+
+ROWS_PER_STATEMENT = 64
+
+
+@functools.cache
+def _rows_statement(sql: str, n: int) -> str:
+    """``sql`` (an INSERT with one VALUES tuple) inserting ``n`` rows at once."""
+    head, values = sql.split(" VALUES ")
+    return head + " VALUES " + ",".join([values] * n)
+
+
+def _insert(c: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]) -> int:
+    """Inserts ``rows`` in order with ``sql``; returns how many were inserted.
+
+    Rows go ROWS_PER_STATEMENT to a statement (one multi-row VALUES): one call into
+    SQLite per group instead of per row, so fewer crossings of the GIL (SQLite releases
+    it while it works) and less per-row overhead. The rows are inserted one after
+    another exactly as with one statement per row.
+    """
+    k = ROWS_PER_STATEMENT
+    whole = len(rows) - len(rows) % k
+    n = 0
+    if whole:
+        chain = itertools.chain.from_iterable
+        n += c.executemany(_rows_statement(sql, k),
+                           [tuple(chain(rows[i:i + k])) for i in range(0, whole, k)]).rowcount
+    if whole < len(rows):
+        n += c.executemany(sql, rows[whole:]).rowcount
+    return n
+
+
+def _owns_write(c: sqlite3.Connection, p: _Plan) -> bool:
+    """Whether the ``writes`` row of this record's id is its own (its insert was kept)."""
+    row = c.execute("SELECT lsn FROM writes WHERE id=?", (p.write[0],)).fetchone()
+    return row is not None and row[0] == p.lsn
 
 
 def end_assertion(c: sqlite3.Connection, aid: str, agent_id: str | None, status: str, lsn: int,
                   by: str) -> bool:
-    """End an active assertion (of ``agent_id`` when given); no-op otherwise, so replay
-    is deterministic. True when it took effect."""
+    """End an active assertion (of ``agent_id`` when given) recorded at or before ``lsn``;
+    no-op otherwise, so replay is deterministic. True when it took effect."""
     cur = c.execute(
         "UPDATE assertions SET status=?, ended_lsn=?, ended_by=? "
-        "WHERE id=? AND (? IS NULL OR agent_id=?) AND status='active'",
-        (status, lsn, by, aid, agent_id, agent_id),
+        "WHERE id=? AND (? IS NULL OR agent_id=?) AND status='active' AND lsn <= ?",
+        (status, lsn, by, aid, agent_id, agent_id, lsn),
     )
     return cur.rowcount > 0
 
@@ -323,13 +551,3 @@ def count_agent(c: sqlite3.Connection, agent_id: str, counter: str, at: int) -> 
         "last_seen = max(last_seen, excluded.last_seen)",
         (agent_id, at, at),
     )
-
-
-def _apply_admin(c: sqlite3.Connection, e: Entry) -> None:
-    from .admin import apply_admin
-
-    apply_admin(c, e)
-
-
-_APPLY = {records.ASSERT: _apply_assert, records.RETRACT: _apply_retract,
-          records.ADMIN: _apply_admin}

@@ -13,9 +13,9 @@ from stemedb.journal.segment import (
     Fault,
     check_header,
     header_prev_hash,
-    iter_frames,
     list_segments,
     segment_name,
+    walk_frames,
 )
 
 Progress = Callable[[int], None]
@@ -52,17 +52,19 @@ def read_records(
         consumed += SEGMENT_HEADER_SIZE
         if progress is not None:
             progress(consumed)
-        for frame in iter_frames(data, SEGMENT_HEADER_SIZE, first_lsn, expect_hash):
+        name = path.name
+        for frame in walk_frames(data, SEGMENT_HEADER_SIZE, first_lsn, expect_hash):
             if isinstance(frame, Fault):
                 raise JournalCorrupt(str(path), frame.offset, frame.what)
-            consumed += frame.end - frame.offset
+            lsn, _prev, payload, chain, offset, end = frame
             if progress is not None:
+                consumed += end - offset
                 progress(consumed)
-            if frame.lsn >= from_lsn:
-                yield Record(frame.lsn, frame.payload, frame.hash, path.name, frame.offset)
-            if frame.lsn == to_lsn:
+            if lsn >= from_lsn:
+                yield Record(lsn, payload, chain, name, offset)
+            if lsn == to_lsn:
                 return
-            expect_lsn, expect_hash = frame.lsn + 1, frame.hash
+            expect_lsn, expect_hash = lsn + 1, chain
     if to_lsn is not None and expect_lsn <= to_lsn:
         raise JournalError(f"journal ends at lsn {expect_lsn - 1}, before lsn {to_lsn}")
 

@@ -14,6 +14,7 @@ import hashlib
 import struct
 import zlib
 from dataclasses import dataclass
+from typing import NamedTuple
 
 FRAME_HEADER = struct.Struct("<IIQ32s")
 FRAME_HEADER_SIZE = FRAME_HEADER.size  # 48
@@ -24,9 +25,9 @@ _LSN = struct.Struct("<Q")
 MAX_LSN = 2**64 - 1
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    """A durable journal record."""
+class Record(NamedTuple):
+    """A durable journal record. (A named tuple: replay makes one per record, and a
+    tuple is several times cheaper to make than a frozen dataclass.)"""
 
     lsn: int
     payload: bytes

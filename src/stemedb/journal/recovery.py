@@ -28,9 +28,9 @@ from stemedb.journal.segment import (
     Fsync,
     check_header,
     fsync_dir,
-    iter_frames,
     list_segments,
     segment_name,
+    walk_frames,
     write_all,
 )
 
@@ -88,10 +88,10 @@ def _walk(data: bytes, first_lsn: int, prev: bytes) -> tuple[int, bytes, Fault |
     """Returns the last good (lsn, hash) of a segment whose header checked out, and the
     fault after it, if any."""
     lsn = first_lsn - 1
-    for frame in iter_frames(data, SEGMENT_HEADER_SIZE, first_lsn, prev):
+    for frame in walk_frames(data, SEGMENT_HEADER_SIZE, first_lsn, prev):
         if isinstance(frame, Fault):
             return lsn, prev, frame
-        lsn, prev = frame.lsn, frame.hash
+        lsn, _, _, prev, _, _ = frame  # its hash is what the next frame links to
     return lsn, prev, None
 
 

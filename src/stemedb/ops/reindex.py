@@ -32,8 +32,9 @@ def rebuild_index(journal: Journal, target: Path, progress: bool = False) -> tup
                 n = store.rebuild_from(tick(entries_from(journal.read(1))), batch=10_000)
         else:
             n = store.rebuild_from(entries_from(journal.read(1)), batch=10_000)
-        store.finish_bulk()
-        return n, store.digest()
+        digest = store.finish_bulk(digest=True)
+        assert digest is not None
+        return n, digest
     finally:
         store.close()
 
