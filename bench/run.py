@@ -224,8 +224,9 @@ def write_profiles(ctx: Context, profiles: list[tuple[str, Path]]) -> None:
              "Server threads: `MainThread` runs the event loop (HTTP parsing, routing, "
              "middleware, the engine's checks); `stemedb-journal` is the group-commit thread "
              "(write, fsync, index apply); `stemedb-verify` verifies batch signatures; "
-             "`AnyIO worker thread` runs sync routes. In the reindex profile `MainThread` is "
-             "the rebuild loop.",
+             "`AnyIO worker thread` runs sync routes. In the reindex profile `MainThread` "
+             "decodes records into rows (and digests at the end), `stemedb-index-rebuild` "
+             "writes them and `stemedb-index-build` builds the indexes.",
              ""]
     for what, path in profiles:
         gil = path.name.endswith("-gil.folded")
