@@ -27,6 +27,7 @@ import orjson
 
 from . import records, signing
 from .admin import Admin
+from .defense.verdict import duplicate_key
 from .errors import (
     BreakerOpen,
     Conflict,
@@ -91,6 +92,8 @@ class _Pending:
     parsed: Assertion | Retraction
     id: str
     verdict: dict[str, Any] | None = None
+    # What content defense needs from the index, when read together with the nonce.
+    facts: tuple[set[lookups.DuplicateKey], dict[str, tuple[int, ...]]] | None = None
     submitted: bool = False
     future: concurrent.futures.Future[Any] = field(default_factory=concurrent.futures.Future)
 
@@ -332,7 +335,15 @@ class Database:
         A 4xx found after the signature proved the agent counts as a breaker failure."""
         admission = self._admit(parsed.agent_id)
         try:
-            return self._reserve(kind, body, sig_b64, parsed, known), admission
+            facts = None
+            if known is None and isinstance(parsed, Assertion):  # one read for all checks
+                known, dups, counters = lookups.assertion_facts(
+                    self.index, parsed.nonce, duplicate_key(parsed), self.defense.duplicate_since())
+                facts = (dups, counters)
+            checked = self._reserve(kind, body, sig_b64, parsed, known)
+            if facts is not None and isinstance(checked, _Pending) and not checked.submitted:
+                checked.facts = facts
+            return checked, admission
         except StemeError as e:
             self._judge_error(parsed.agent_id, admission, e)
             raise
@@ -396,7 +407,8 @@ class Database:
         """Content defense for reserved, not yet journaled assertions: sets each verdict,
         or releases the write with the error that refused it (pending cap, 429)."""
         asserts = [(p, adm, p.parsed) for _, p, adm in staged if isinstance(p.parsed, Assertion)]
-        verdicts = self.defense.verdicts([a for _, _, a in asserts])
+        known = asserts[0][0].facts if len(asserts) == 1 else None
+        verdicts = self.defense.verdicts([a for _, _, a in asserts], known)
         refused: dict[int, StemeError] = {}
         for (p, adm, _), v in zip(asserts, verdicts, strict=True):
             if isinstance(v, StemeError):

@@ -17,6 +17,7 @@ from .defense.verdict import duplicate_key
 from .errors import StemeError, TooManyRequests
 from .index import admin as q
 from .index import lookups
+from .index.lookups import DuplicateKey
 from .model import Assertion
 from .records import now_us
 
@@ -78,10 +79,17 @@ class DefenseGate:
             raise v
         return v
 
-    def verdicts(self, items: Sequence[Assertion]) -> list[Verdict | StemeError]:
+    def duplicate_since(self) -> int:
+        """Oldest recorded time (unix µs) an earlier write counts as a duplicate from."""
+        return now_us() - int(self.thresholds.duplicate_lookback_hours * HOUR_US)
+
+    def verdicts(self, items: Sequence[Assertion],
+                 known: tuple[set[DuplicateKey], dict[str, tuple[int, ...]]] | None = None,
+                 ) -> list[Verdict | StemeError]:
         """Verdicts for writes checked together, in order. A write repeating an earlier
         one of the same call counts as its duplicate, and quarantined writes count
-        towards their agent's pending cap as they are decided."""
+        towards their agent's pending cap as they are decided. ``known``: the duplicate
+        keys found and the agents' counters, when the caller already read them."""
         now = now_us()
         allow = self.allowlist
         judged = [a for a in items if allow.get(a.agent_id, 0) <= now]
@@ -89,9 +97,12 @@ class DefenseGate:
             return [None] * len(items)
         index = self.db.index
         t = self.thresholds
-        since = now - int(t.duplicate_lookback_hours * HOUR_US)
-        dups = lookups.duplicates(index, [duplicate_key(a) for a in judged], since)
-        counters = lookups.trust_counters(index, (a.agent_id for a in judged))
+        if known is not None:
+            dups, counters = set(known[0]), known[1]
+        else:
+            since = now - int(t.duplicate_lookback_hours * HOUR_US)
+            dups = lookups.duplicates(index, [duplicate_key(a) for a in judged], since)
+            counters = lookups.trust_counters(index, (a.agent_id for a in judged))
         trust: dict[str, tuple[bool, float]] = {}
         pending: dict[str, int] = {}
         cap = self.db.settings.content_defense.max_pending_per_agent

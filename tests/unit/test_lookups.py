@@ -1,0 +1,52 @@
+"""The write path's index lookups: the one-statement read of a single assertion's facts
+answers exactly what the separate many-key lookups answer."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from stemedb.defense.verdict import duplicate_key
+from stemedb.engine import Database
+from stemedb.index import lookups
+from stemedb.model import parse_assertion
+from stemedb.settings import load_settings
+from stemedb.signing import AgentKey
+from tests.helpers import assertion_body
+
+JUNK = {"subject": "asdfasdf", "predicate": "qwerty", "object": "!!!!!!!!!!!!!!!!"}
+
+
+def test_assertion_facts_agree_with_the_separate_lookups(tmp_path: Path) -> None:
+    db = Database(load_settings(env={}, overrides={"server.data_dir": str(tmp_path / "d")}))
+    try:
+        a, b, stranger = AgentKey.generate(), AgentKey.generate(), AgentKey.generate()
+        stored = [assertion_body(a, subject="oslo", predicate="capital_of", object="norway"),
+                  assertion_body(a, **JUNK), assertion_body(b, subject="rome", predicate="in",
+                                                            object="italy")]
+
+        async def write() -> None:
+            for body, key in zip(stored, (a, a, b), strict=True):
+                r = await db.write("assert", body, key.sign_b64(body))
+                assert r.status in (201, 202)
+
+        asyncio.run(write())
+        probes = [*stored,  # the same writes again: nonce taken, duplicate key present
+                  assertion_body(a, subject="oslo", predicate="capital_of", object="norway"),
+                  assertion_body(a, subject="bergen", predicate="in", object="norway"),
+                  assertion_body(stranger, subject="oslo", predicate="capital_of",
+                                 object="norway")]
+        since = db.defense.duplicate_since()
+        for body in probes:
+            p = parse_assertion(body)
+            key = duplicate_key(p)
+            nonce_key = (p.agent_id, p.nonce)
+            expected = (lookups.writes_by_nonce(db.index, [nonce_key, ("x" * 64, "n")]),
+                        lookups.duplicates(db.index, [key, ("x",) * 5], since),  # type: ignore[list-item]
+                        lookups.trust_counters(db.index, [p.agent_id, "y" * 64]))
+            assert lookups.assertion_facts(db.index, p.nonce, key, since) == expected
+        # a later lookback start: the stored duplicates fall out of the window
+        p = parse_assertion(stored[0])
+        assert lookups.assertion_facts(db.index, p.nonce, duplicate_key(p), since + 10**12)[1] == set()
+    finally:
+        db.close()
