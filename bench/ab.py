@@ -33,7 +33,8 @@ ROUNDS = 5
 ENV = {"STEMEDB_RATE_LIMIT_ASSERT_RATE": "0", "STEMEDB_RATE_LIMIT_QUERY_RATE": "0",
        "STEMEDB_LOG_LEVEL": "WARNING"}
 
-# Builds the app for one side around an open Database: (database) -> ASGI app.
+# Builds the app for one side around an open Database: (database) -> ASGI app, or
+# (app, undo) when the side patched something that ``undo`` puts back after the run.
 MakeApp = Callable[[Any], Any]
 
 
@@ -100,8 +101,11 @@ def side(make_app: MakeApp, tag: str) -> tuple[float, float]:
     warm, measured = bodies(WARMUP, f"{tag}w"), bodies(WRITES, tag)
     with tempfile.TemporaryDirectory() as d:
         db = Database(load_settings(env=ENV, overrides={"server.data_dir": str(Path(d))}))
+        undo: Callable[[], None] | None = None
         try:
             app = make_app(db)
+            if isinstance(app, tuple):
+                app, undo = app
 
             async def go() -> tuple[float, float]:
                 await drive(app, warm)
@@ -109,6 +113,8 @@ def side(make_app: MakeApp, tag: str) -> tuple[float, float]:
 
             return asyncio.run(go())
         finally:
+            if undo is not None:
+                undo()
             db.close()
 
 

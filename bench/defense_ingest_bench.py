@@ -2,9 +2,10 @@
 app with the defense gate and with it bypassed, measured by the shared A/B runner
 (``bench/ab.py``: alternating pairs on fresh data directories, medians).
 
-"Bypassed" replaces the gate's ``verdicts`` in the benchmark process with one that
-accepts everything (no allowlist, duplicate, trust or quality work); the writes are ones
-the defense accepts, so both sides store the same rows.
+"Bypassed" replaces, in the benchmark process, the gate's ``verdicts`` with one that
+accepts everything (no allowlist, duplicate, trust or quality work) and the single
+write's combined index read with the nonce lookup alone (no duplicate key or counters);
+the writes are ones the defense accepts, so both sides store the same rows.
 
 ``run()`` returns ``defense.ingest_cost_ratio`` = median over pairs of 1 − rate_with /
 rate_without: how much the defense lowers single-ingest throughput (target ≤ 0.10), the
@@ -23,10 +24,23 @@ TARGETS = {"defense.ingest_cost_ratio": ("<=", 0.10)}
 def _app(with_defense: bool) -> ab.MakeApp:
     def make(db: Any) -> Any:
         from stemedb.http import create_app
+        from stemedb.index import lookups
 
-        if not with_defense:
-            db.defense.verdicts = lambda items: [None] * len(items)
-        return create_app(db, close_on_shutdown=False)
+        app = create_app(db, close_on_shutdown=False)
+        if with_defense:
+            return app
+        db.defense.verdicts = lambda items, known=None: [None] * len(items)
+        facts = lookups.assertion_facts
+
+        def nonce_only(store: Any, nonce: str, key: Any, since: int) -> Any:
+            return lookups.writes_by_nonce(store, [(key[0], nonce)]), set(), {}
+
+        lookups.assertion_facts = nonce_only
+
+        def undo() -> None:
+            lookups.assertion_facts = facts
+
+        return app, undo
 
     return make
 
