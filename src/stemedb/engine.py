@@ -166,6 +166,7 @@ class Database:
             )
             self.index = IndexStore(self.data_dir / INDEX_FILE)
             self._catch_up()
+            self.index.start_checkpointer()
             self.defense = DefenseGate(self)
             self.admin = Admin(self)
             self._restore_manual_breakers()

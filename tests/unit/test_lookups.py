@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from stemedb.defense.verdict import duplicate_key
 from stemedb.engine import Database
 from stemedb.index import lookups
@@ -50,3 +52,39 @@ def test_assertion_facts_agree_with_the_separate_lookups(tmp_path: Path) -> None
         assert lookups.assertion_facts(db.index, p.nonce, duplicate_key(p), since + 10**12)[1] == set()
     finally:
         db.close()
+
+
+def test_the_index_wal_is_checkpointed_off_the_commit_thread(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writer never checkpoints (autocheckpoint off); the checkpoint thread copies
+    the WAL into the database file once it is past its size, and stops on close."""
+    import threading
+    import time
+
+    from stemedb.index import store
+
+    monkeypatch.setattr(store, "CHECKPOINT_WAL_BYTES", 64 << 10)
+    monkeypatch.setattr(store, "CHECKPOINT_EVERY_S", 0.02)
+    data = tmp_path / "d"
+    db = Database(load_settings(env={"STEMEDB_RATE_LIMIT_ASSERT_RATE": "0"},
+                                overrides={"server.data_dir": str(data)}))
+    try:
+        assert db.index._write.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        main_file = data / "index.sqlite3"
+        before = main_file.stat().st_size
+        key = AgentKey.generate()
+        bodies = [assertion_body(key, subject=f"station {i}", predicate="located_in",
+                                 object=f"region {i}") for i in range(600)]
+
+        async def write() -> None:
+            results = await db.write_batch([(b, key.sign_b64(b)) for b in bodies])
+            assert all(r["status"] in ("accepted", "quarantined") for r in results)
+
+        asyncio.run(write())
+        deadline = time.monotonic() + 10
+        while main_file.stat().st_size <= before and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert main_file.stat().st_size > before  # pages reached the database file
+    finally:
+        db.close()
+    assert not [t for t in threading.enumerate() if t.name == "stemedb-checkpoint"]

@@ -55,6 +55,8 @@ _SECONDARY = re.compile(r"CREATE INDEX IF NOT EXISTS (\w+)")
 CACHE_SIZE = -65536  # KiB (negative): SQLite page cache per connection
 REBUILD_SWITCH_INTERVAL = 0.0001  # seconds, while rebuild_from runs (see there)
 BULK_CACHE_KIB = 262144  # while building a fresh file: the random-key indexes stay cached
+CHECKPOINT_WAL_BYTES = 4 << 20  # the background checkpointer runs past this WAL size ...
+CHECKPOINT_EVERY_S = 0.2  # ... looking this often
 
 
 class IndexStore:
@@ -68,6 +70,8 @@ class IndexStore:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        self._checkpointer: threading.Thread | None = None
+        self._stop_checkpoints = threading.Event()
         self._write = self._connect()
         self._write.fts_deferred = bulk
         self._write_lock = threading.Lock()
@@ -145,7 +149,38 @@ class IndexStore:
         self._write.executescript(DDL)
         self._write.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
+    def start_checkpointer(self) -> None:
+        """Checkpoint the WAL on a thread of its own instead of inside the commit that
+        crosses SQLite's 1,000-page mark: the journal's commit thread, which applies
+        every batch, then never copies pages into the database file or waits for its
+        fsync. A PASSIVE checkpoint neither blocks nor waits for readers or the writer."""
+        if self.bulk or self._checkpointer is not None:
+            return
+        with self._write_lock:
+            self._write.execute("PRAGMA wal_autocheckpoint=0")
+        conn = self._connect()
+        wal = Path(str(self.path) + "-wal")
+
+        def loop() -> None:
+            try:
+                while not self._stop_checkpoints.wait(CHECKPOINT_EVERY_S):
+                    try:
+                        if wal.stat().st_size > CHECKPOINT_WAL_BYTES:
+                            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    except (OSError, sqlite3.Error) as e:  # try again next round
+                        log.warning("index checkpoint failed: %s", e)
+            finally:
+                conn.close()
+
+        self._checkpointer = threading.Thread(target=loop, name="stemedb-checkpoint",
+                                              daemon=True)
+        self._checkpointer.start()
+
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._stop_checkpoints.set()
+            self._checkpointer.join()
+            self._checkpointer = None
         with self._write_lock, self._readers_lock:
             for conn in self._readers:
                 conn.close()
