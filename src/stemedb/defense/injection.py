@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Collection
 
 from . import rules_i18n  # noqa: F401  (registers the rules of other languages)
 from .rules import RULES as _RULES
@@ -39,6 +40,14 @@ for _i, _r in enumerate(_RULES):
             _SUB_ONLY[_s] = (*_SUB_ONLY.get(_s, ()), _i)
 _ASCII_SUB_ONLY = tuple((s, ids) for s, ids in _SUB_ONLY.items() if s.isascii())
 _OTHER_SUB_ONLY = tuple((s, ids) for s, ids in _SUB_ONLY.items() if not s.isascii())
+# Every ASCII trigger substring contains one of these characters, which are rare in facts:
+# text without them skips the substring loop.
+_SUB_GATE = tuple(sorted({"<", "[", "#"} & {c for s, _ in _ASCII_SUB_ONLY for c in s}))
+if not all(any(c in s for c in _SUB_GATE) for s, _ in _ASCII_SUB_ONLY):
+    raise RuntimeError("an ASCII trigger substring escapes the gate characters")
+# The other ones (Cyrillic, CJK, kana, Hangul) are many: one search tells whether any is
+# present (in C, and it skips at once over characters none of them starts with).
+_OTHER_SUB_RE = re.compile("|".join(re.escape(s) for s, _ in _OTHER_SUB_ONLY))
 RULE_COUNT = len(_RULES)
 
 
@@ -47,19 +56,24 @@ def scan_folded(folded: str) -> list[str]:
     return _families(folded, words(folded))
 
 
-def _families(folded: str, present: set[str]) -> list[str]:
+def _families(folded: str, runs: Collection[str]) -> list[str]:
+    """``runs``: the letter runs of ``folded`` (any collection; made a set when needed)."""
     candidates: set[int] = set()
-    for w in present & _TRIGGER_WORDS:
+    for w in _TRIGGER_WORDS.intersection(runs):
         candidates.update(_BY_WORD[w])
-    for s, ids in _ASCII_SUB_ONLY:
-        if s in folded:
-            candidates.update(ids)
-    if not folded.isascii():
+    for c in _SUB_GATE:
+        if c in folded:
+            for s, ids in _ASCII_SUB_ONLY:
+                if s in folded:
+                    candidates.update(ids)
+            break
+    if not folded.isascii() and _OTHER_SUB_RE.search(folded):
         for s, ids in _OTHER_SUB_ONLY:
             if s in folded:
                 candidates.update(ids)
     if not candidates:
         return []
+    present = runs if isinstance(runs, (set, frozenset)) else set(runs)
     found: list[str] = []
     for i in sorted(candidates):
         rule = _RULES[i]
@@ -75,7 +89,7 @@ def scan(raw: str) -> tuple[str, str] | None:
     (a classic phrase in the letters-only text), or "base64".
     """
     v = view(raw)
-    families = _families(v.text, v.words)
+    families = _families(v.text, v.runs)
     if families:
         return "phrase", ", ".join(families)
     how = _compact_how(v.letters)
@@ -148,7 +162,8 @@ _ROT13 = str.maketrans("abcdefghijklmnopqrstuvwxyz", "nopqrstuvwxyzabcdefghijklm
 _TURNED_ANCHORS = tuple(
     t for a in ("instruc", "systemprompt") for t in (a[::-1], a.translate(_ROT13))
 )
-_ANCHORS = _COMPACT_ANCHORS + _TURNED_ANCHORS + _OTHER_ANCHORS
+_ASCII_ANCHORS = _COMPACT_ANCHORS + _TURNED_ANCHORS
+_ANCHORS = _ASCII_ANCHORS + _OTHER_ANCHORS
 
 
 def scan_compact(folded: str) -> str | None:
@@ -159,15 +174,22 @@ def scan_compact(folded: str) -> str | None:
 def _compact_how(letters: str) -> str | None:
     if len(letters) < 10:
         return None
-    for anchor in _ANCHORS:
+    for anchor in _ASCII_ANCHORS if letters.isascii() else _ANCHORS:
         if anchor in letters:
             break
     else:
         return None
-    forms = (letters, letters[::-1], letters.translate(_ROT13))
-    for form, how in ((0, "split"), (1, "reversed"), (2, "rot13")):
-        if any(p in forms[form] for p in _COMPACT_PHRASES):
-            return how
+    for p in _COMPACT_PHRASES:
+        if p in letters:
+            return "split"
+    turned = letters[::-1]
+    for p in _COMPACT_PHRASES:
+        if p in turned:
+            return "reversed"
+    turned = letters.translate(_ROT13)
+    for p in _COMPACT_PHRASES:
+        if p in turned:
+            return "rot13"
     return None
 
 
@@ -176,8 +198,9 @@ def _compact_how(letters: str) -> str | None:
 _B64_ALNUM = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 _B64_STD_MAP = bytes(ord("b") if c in _B64_ALNUM + b"+/" else 32 for c in range(256))
 _B64_URL_MAP = bytes(ord("b") if c in _B64_ALNUM + b"-_" else 32 for c in range(256))
+_B64_ANY_MAP = bytes(ord("b") if c in _B64_ALNUM + b"+/-_" else 32 for c in range(256))
 _B64_MIN = 20
-_B64_MIN_RUN = b"b" * _B64_MIN
+_B64_MIN_RUN_S = "b" * _B64_MIN
 _B64_RE = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{20,}={0,2}")
 
 
@@ -186,12 +209,19 @@ def scan_encoded(raw: str) -> str | None:
     if not raw.isascii():
         raw = raw.encode("ascii", "replace").decode()
     raw_b = raw.encode()
-    if _B64_MIN_RUN not in raw_b.translate(_B64_STD_MAP) and (
-        _B64_MIN_RUN not in raw_b.translate(_B64_URL_MAP)
+    # Either alphabet's run is a run of their union, which is tested first: one pass for
+    # the usual text, that has none. ``in`` on the decoded str: ``bytes in bytes`` pays for
+    # a TypeError (it tries the needle as an integer first), ``bytes.find`` for its
+    # argument parsing.
+    if _B64_MIN_RUN_S not in raw_b.translate(_B64_ANY_MAP).decode() or (
+        _B64_MIN_RUN_S not in raw_b.translate(_B64_STD_MAP).decode()
+        and _B64_MIN_RUN_S not in raw_b.translate(_B64_URL_MAP).decode()
     ):
         return None
-    runs = (m for tok in raw.split() if len(tok) >= _B64_MIN for m in _B64_RE.finditer(tok))
-    for m in runs:
+    # The runs of every whitespace-separated token, in order: a run cannot hold whitespace
+    # and the look-behind sees whitespace as a boundary, so one pass over the whole text
+    # finds the same ones.
+    for m in _B64_RE.finditer(raw):
         decoded = _b64_text(m.group())
         if decoded is None:
             continue

@@ -8,6 +8,7 @@ analyses run only behind a cheap precheck.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections import Counter
 from typing import NamedTuple
@@ -80,6 +81,15 @@ _TEST_NAME_HEADS = frozenset(
     ["te", "ts", "du", "fa", "mo", "pl", "fo", "ba", "qu", "as", "ex", "sa", "xy", "ab"]
 )
 _TEST_OBJECT_HEADS = frozenset(["te", "as", "du", "pl", "fo", "lo"])
+# Indexed by field kind (SUBJECT, PREDICATE, OBJECT, LEAF).
+_PLACEHOLDERS_BY_KIND = (
+    _SUBJECT_PLACEHOLDERS,
+    _PREDICATE_PLACEHOLDERS,
+    _OBJECT_PLACEHOLDERS,
+    _OBJECT_PLACEHOLDERS,
+)
+_TEST_HEADS_BY_KIND = (_TEST_NAME_HEADS, _TEST_NAME_HEADS, _TEST_OBJECT_HEADS, _TEST_OBJECT_HEADS)
+_TEST_RE_BY_KIND = (_TEST_NAME_RE, _TEST_NAME_RE, _TEST_OBJECT_RE, _TEST_OBJECT_RE)
 _LOREM_RE = re.compile(r"lorem ipsum dolor|dolor sit amet|consectetur adipiscing|sed do eiusmod")
 _TEMPLATE_RE = re.compile(
     r"^(?:\{\{.*\}\}|\$\{.*\}|%[sdrf]|\{\d*\}|(?-i:__[A-Z][A-Z_]*__)|\[\[.*\]\]"
@@ -97,20 +107,24 @@ _CV = bytes(
     for c in range(256)
 )
 _ROW = bytes(
-    ord("2") if chr(c) in "asdfghjkl" else ord("3") if chr(c) in "zxcvbnm" else 32
+    ord("2")
+    if chr(c) in "asdfghjkl"
+    else ord("3")
+    if chr(c) in "zxcvbnm"
+    else c
+    if chr(c) in "qwer"
+    else 32
     for c in range(256)
 )
-# One byte class per character: vowel, consonant, digit, space, anything else.
-_CLASS = bytes(
-    ord("v")
-    if chr(c) in "aeiouyAEIOUY"
-    else ord("c")
-    if chr(c) in "bcdfghjklmnpqrstvwxzBCDFGHJKLMNPQRSTVWXZ"
-    else ord("d")
-    if chr(c) in "0123456789"
+_A = ord("a")
+# ASCII letters to "a", digits to "0", anything else to a space (a plain table: deleting
+# characters in ``bytes.translate`` costs a 256-entry setup on every call).
+_ALNUM_CLASS = bytes(
+    ord("a")
+    if chr(c).isascii() and chr(c).isalpha()
+    else ord("0")
+    if chr(c).isascii() and chr(c).isdigit()
     else ord(" ")
-    if chr(c) in " \t\n\r\x0b\x0c"
-    else ord("s")
     for c in range(256)
 )
 _NON_ALNUM_RE = re.compile(r"[\W_]+")
@@ -141,12 +155,19 @@ def _opaque_out(m: re.Match[str]) -> str:
 _HEX_RE = re.compile(r"\b(?:0x[0-9a-fA-F]+|[0-9a-fA-F]*\d[0-9a-fA-F]*)\b")
 
 
-def _mash_hint(low_b: bytes) -> bool:
-    """Cheap test on lower-cased ASCII bytes: a consonant run or a row run may be present."""
-    if b"ccccc" in low_b.translate(_CV):
+def _mash_hint(low_b: bytes, cv: str | None = None) -> bool:
+    """Cheap test on lower-cased ASCII bytes: a consonant run or a row run may be present.
+    ``cv``: ``low_b`` through the ``_CV`` table, decoded, when the caller has it.
+
+    The tests are ``in`` on decoded text: ``bytes in bytes`` pays for a TypeError (it
+    tries the needle as an integer first) and ``bytes.find`` for its argument parsing."""
+    if cv is None:
+        cv = low_b.translate(_CV).decode()
+    if "ccccc" in cv:
         return True
-    row = low_b.translate(_ROW)  # only a word typed along one row can hold a row run
-    if b"2222" in row or b"3333" in row or b"qwer" in low_b or b"rewq" in low_b:
+    # Only a word typed along one row can hold a row run; q, w, e and r map to themselves.
+    row = low_b.translate(_ROW).decode()
+    if "2222" in row or "3333" in row or "qwer" in row or "rewq" in row:
         return _KEY_RUN_B_RE.search(low_b) is not None
     return False
 
@@ -186,6 +207,7 @@ def _mash(text: str) -> tuple[int, int, str]:
 # --- Repeated filler ---------------------------------------------------------------------------
 
 _CHAR_RUN_RE = re.compile(r"(.)\1{5,}")
+_BYTE_RUN_RE = re.compile(rb"(.)\1{5}", re.DOTALL)  # any byte, as the XOR test counts
 _PUNCT = ".,;:!?\"'()[]"
 _LONG_FIELD = 160
 
@@ -194,25 +216,42 @@ RUNS, REPEATS, PERIODIC = 1, 2, 4
 ALL_FILLER = RUNS | REPEATS | PERIODIC
 
 
-def _has_run(s: str) -> bool:
+def _has_run(s: str, b: bytes | None = None) -> bool:
     """Six equal characters in a row? For ASCII, XOR the text with itself shifted by one:
-    equal neighbours give zero bytes, so a run of six is five zero bytes (all in C)."""
-    if not s.isascii():
-        return _CHAR_RUN_RE.search(s) is not None
-    b = s.encode()
+    equal neighbours give zero bytes, so a run of six is five zero bytes (all in C); short
+    text, the usual field, costs less as one regex search over its bytes.
+    ``b``: ``s`` encoded, when the caller has it (ASCII only)."""
+    if b is None:
+        if not s.isascii():
+            return _CHAR_RUN_RE.search(s) is not None
+        b = s.encode()
+    if len(b) < 48:
+        return _BYTE_RUN_RE.search(b) is not None
     x = int.from_bytes(b[:-1], "big") ^ int.from_bytes(b[1:], "big")
-    return b"\x00\x00\x00\x00\x00" in x.to_bytes(len(b) - 1, "big")
+    return x.to_bytes(len(b) - 1, "big").find(b"\x00\x00\x00\x00\x00") != -1
 
 
 def _periodic(t: str) -> bool:
     """True if a token is one short unit repeated at least four times ("hahahaha")."""
-    n = len(t)
-    return any(t[p] == t[0] and t[p:] == t[:-p] for p in range(2, min(7, n // 4 + 1)))
+    top = min(7, len(t) // 4 + 1)
+    if top <= 2 or t[0] not in t[2:top]:  # a period p repeats the first character at p
+        return False
+    return any(t[p] == t[0] and t[p:] == t[:-p] for p in range(2, top))
 
 
-def filler_hints(low: str) -> int:
-    """Which kinds of inner repetition may be present: a mask of RUNS and PERIODIC."""
-    mask = RUNS if len(low) >= 6 and _has_run(low) else 0
+def filler_hints(low: str, low_b: bytes | None = None, cv: str | None = None) -> int:
+    """Which kinds of inner repetition may be present: a mask of RUNS and PERIODIC.
+    ``low_b``: ``low`` encoded, when the caller has it (ASCII only). ``cv``: ``low`` encoded
+    to ASCII (others as "?") through the ``_CV`` table and decoded, when the caller has
+    it: six equal characters in a row are six equal classes there, and the text of a
+    usual fact has none, so the exact test is skipped."""
+    mask = 0
+    if (
+        len(low) >= 6
+        and (cv is None or "cccccc" in cv or "vvvvvv" in cv or "      " in cv)
+        and _has_run(low, low_b)
+    ):
+        mask = RUNS
     for t in low.split():
         if len(t) >= 8 and (
             (t[2] == t[0] and t[2:] == t[:-2])
@@ -295,20 +334,48 @@ def filler(low: str, mask: int = ALL_FILLER) -> tuple[int, str]:
 # --- Subject, predicate, object ---------------------------------------------------------------
 
 
-def _basic(text: str, low: str, kind: int) -> Finding | None:
+def _basic(text: str, low: str, kind: int, is_ascii: bool) -> Finding | None:
     """Blank, no-letters, placeholder, lorem ipsum and symbol-soup checks of one field."""
     n = len(text)
-    if text.isascii():
-        cls = low.encode().translate(_CLASS)
-        letters = cls.count(b"c") + cls.count(b"v")
-        alnum = letters + cls.count(b"d")
+    # The usual fields take a short path: one word of letters and digits (any script; in
+    # ASCII also with inner underscores), or such words between single spaces. A field like
+    # that is not blank nor a template, is its own normal form, is mostly letters (as many
+    # words as spaces and one more), and only with spaces can it be lorem ipsum.
+    if text.isalnum() or (is_ascii and text.isidentifier() and text[0] != "_"):
+        words = False
+    elif "  " not in text and text.replace(" ", "").isalnum():
+        words = True
     else:
-        alnum = len(_NON_ALNUM_RE.sub("", text))
-        letters = len(_HAS_LETTER_RE.findall(text)) if kind == PREDICATE else alnum
-
+        words = None
+    if words is not None:
+        if kind == PREDICATE and text.replace(" ", "").isdecimal():
+            return Finding("empty_text", False, f"has no letters: {quote(text)}")
+        if n < 64 and (
+            low in _PLACEHOLDERS_BY_KIND[kind]
+            or (low[:2] in _TEST_HEADS_BY_KIND[kind] and _TEST_RE_BY_KIND[kind].match(low))
+            or (kind == PREDICATE and n == 1 and text.isalpha())
+        ):
+            return Finding("placeholder_text", False, f"is a placeholder: {quote(text)}")
+        if words:
+            if ("dolor" in low or "adipiscing" in low or "eiusmod" in low) and _LOREM_RE.search(
+                low
+            ):
+                return Finding("placeholder_text", False, "is lorem ipsum filler")
+        elif n >= 6 and "_" in text:
+            alnum = n - text.count("_")
+            if n - alnum >= 4 and alnum * 4 < n:
+                return Finding("symbol_noise", False, f"is mostly symbols: {quote(text)}")
+        return None
     # Empty: no letters (predicate) or no letters or digits; a short operator such as
     # "+", "->" or a flag emoji is a fine object.
-    if kind == PREDICATE and not letters:
+    if is_ascii:
+        cls = low.encode().translate(_ALNUM_CLASS)
+        alnum = n - cls.count(b" ")
+        no_letters = kind == PREDICATE and _A not in cls  # an int: no TypeError
+    else:
+        alnum = len(_NON_ALNUM_RE.sub("", text))
+        no_letters = kind == PREDICATE and _HAS_LETTER_RE.search(text) is None
+    if no_letters:
         return Finding("empty_text", False, f"has no letters: {quote(text)}")
     if not alnum:
         if n > 3 or set(text) <= _JUNK_PUNCT:
@@ -318,19 +385,12 @@ def _basic(text: str, low: str, kind: int) -> Finding | None:
     # Placeholders, test values, unfilled templates, lorem ipsum.
     if n < 64:
         norm = (" ".join(low.split()) if " " in low else low).strip(_STRIP_CHARS)
-        head = norm[:2]
-        if kind in (OBJECT, LEAF):
-            hit = norm in _OBJECT_PLACEHOLDERS or (
-                head in _TEST_OBJECT_HEADS and _TEST_OBJECT_RE.match(norm) is not None
-            )
-        elif kind == PREDICATE:
-            hit = norm in _PREDICATE_PLACEHOLDERS or (n == 1 and text.isalpha())
-            hit = hit or (head in _TEST_NAME_HEADS and _TEST_NAME_RE.match(norm) is not None)
-        else:
-            hit = norm in _SUBJECT_PLACEHOLDERS or (
-                head in _TEST_NAME_HEADS and _TEST_NAME_RE.match(norm) is not None
-            )
-        if hit or (n >= 2 and text[0] in "{$%<_[" and _TEMPLATE_RE.match(text)):
+        if (
+            norm in _PLACEHOLDERS_BY_KIND[kind]
+            or (norm[:2] in _TEST_HEADS_BY_KIND[kind] and _TEST_RE_BY_KIND[kind].match(norm))
+            or (kind == PREDICATE and n == 1 and text.isalpha())
+            or (n >= 2 and text[0] in "{$%<_[" and _TEMPLATE_RE.match(text))
+        ):
             return Finding("placeholder_text", False, f"is a placeholder: {quote(text)}")
     if ("dolor" in low or "adipiscing" in low or "eiusmod" in low) and _LOREM_RE.search(low):
         return Finding("placeholder_text", False, "is lorem ipsum filler")
@@ -341,6 +401,9 @@ def _basic(text: str, low: str, kind: int) -> Finding | None:
         if visible - alnum >= 4 and alnum * 4 < visible:
             return Finding("symbol_noise", False, f"is mostly symbols: {quote(text)}")
     return None
+
+
+_LOW = operator.itemgetter(2)
 
 
 def check_core(items: list[tuple[str, str, int]]) -> list[tuple[str, Finding]]:
@@ -357,8 +420,9 @@ def check_core(items: list[tuple[str, str, int]]) -> list[tuple[str, Finding]]:
             if kind != LEAF:
                 found.append((where, Finding("empty_text", False, "is blank")))
             continue
-        low = text.lower() if text.isascii() else text.casefold()
-        basic = _basic(text, low, kind)
+        is_ascii = text.isascii()
+        low = text.lower() if is_ascii else text.casefold()
+        basic = _basic(text, low, kind, is_ascii)
         if basic is not None:
             found.append((where, basic))
             if basic.signal != "symbol_noise":
@@ -366,15 +430,22 @@ def check_core(items: list[tuple[str, str, int]]) -> list[tuple[str, Finding]]:
         rest.append((where, text, low))
     if not rest:
         return found
-    joined = "\n".join([low for _, _, low in rest])
-    joined_b = joined.encode() if joined.isascii() else joined.encode("ascii", "replace")
-    if _mash_hint(joined_b):
-        for where, text, _low in rest:
+    joined = "\n".join(map(_LOW, rest))
+    joined_ascii = joined.isascii()
+    joined_b = joined.encode() if joined_ascii else joined.encode("ascii", "replace")
+    cv = joined_b.translate(_CV).decode()
+    if _mash_hint(joined_b, cv):
+        for where, text, low in rest:
+            # A field can hold mash only where its own hint fires (the joined one is an OR).
+            if len(rest) > 1 and not _mash_hint(low.encode("ascii", "replace")):
+                continue
             mash, words, first = _mash(text)
             if mash:
                 minor = mash * 10 < words * 4
                 found.append((where, Finding("keyboard_mash", minor, quote(first))))
-    mask = filler_hints(joined)
+    mask = filler_hints(joined, joined_b if joined_ascii else None, cv)
+    if not mask and joined.count(" ") < 3:
+        return found  # no field holds the four words a repetition needs
     for where, text, low in rest:
         field_mask = mask | REPEATS if low.count(" ") >= 3 and has_repeated_words(low) else mask
         if field_mask:
@@ -406,8 +477,15 @@ def _plain_web_url(text: str) -> bool:
     """The common case without a regex: http(s)://host.tld/... with no whitespace."""
     if " " in text or "\t" in text or "\n" in text:
         return False
-    host = text.partition("//")[2].partition("/")[0].partition("?")[0].partition("#")[0]
-    host = host.rpartition("@")[2].partition(":")[0]
+    host = text.partition("//")[2].partition("/")[0]
+    if "?" in host:
+        host = host.partition("?")[0]
+    if "#" in host:
+        host = host.partition("#")[0]
+    if "@" in host:
+        host = host.rpartition("@")[2]
+    if ":" in host:
+        host = host.partition(":")[0]
     return "." in host[1:-1] and host.replace(".", "").replace("-", "").isalnum()
 
 

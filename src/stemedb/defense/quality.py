@@ -10,6 +10,7 @@ See ``docs/content-defense.md``.
 
 from __future__ import annotations
 
+import operator
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -57,7 +58,11 @@ OVERSIZE_BYTES = 8192
 OPAQUE_BLOB_CHARS = 1024
 
 
-@dataclass(frozen=True)
+# Made on the hot path: the constructors fill the instance dict directly, which costs
+# less than the frozen dataclass's object.__setattr__ per field; instances stay frozen.
+
+
+@dataclass(frozen=True, init=False)
 class Signal:
     """One finding: ``amount`` is the penalty it subtracts from 1.0."""
 
@@ -65,64 +70,95 @@ class Signal:
     amount: float
     detail: str
 
+    def __init__(self, name: str, amount: float, detail: str) -> None:
+        d = self.__dict__
+        d["name"] = name
+        d["amount"] = amount
+        d["detail"] = detail
+
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "amount": self.amount, "detail": self.detail}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class QualityReport:
     score: float
     signals: tuple[Signal, ...]
 
+    def __init__(self, score: float, signals: tuple[Signal, ...]) -> None:
+        d = self.__dict__
+        d["score"] = score
+        d["signals"] = signals
 
-class _Findings:
-    """At most one finding per signal name; the larger amount wins, details accumulate."""
 
-    __slots__ = ("found",)
+class _Findings(dict[str, tuple[float, list[str]]]):
+    """At most one finding per signal name; the larger amount wins, details accumulate.
+    (A dict subclass: made once per write, and a dict is the cheapest thing to make.)"""
 
-    def __init__(self) -> None:
-        self.found: dict[str, tuple[float, list[str]]] = {}
+    __slots__ = ()
 
     def add(self, name: str, detail: str, minor: bool = False) -> None:
         amount = MINOR_AMOUNTS[name] if minor else AMOUNTS[name]
-        prev = self.found.get(name)
+        prev = self.get(name)
         if prev is None:
-            self.found[name] = (amount, [detail])
+            self[name] = (amount, [detail])
             return
         details = prev[1]
         if len(details) < 3 and detail not in details:
             details.append(detail)
         if amount > prev[0]:
-            self.found[name] = (amount, details)
+            self[name] = (amount, details)
 
     def report(self) -> QualityReport:
-        if not self.found:
+        found = self
+        if not found:
             return _CLEAN
+        if len(found) == 1:  # the usual finding: one signal, its score computed at import
+            ((name, (amount, details)),) = found.items()
+            return QualityReport(_SCORE_OF[amount], (Signal(name, amount, "; ".join(details)),))
         signals = tuple(
-            Signal(name, self.found[name][0], "; ".join(self.found[name][1]))
-            for name in SIGNAL_NAMES
-            if name in self.found
+            Signal(name, found[name][0], "; ".join(found[name][1]))
+            for name in (sorted(found, key=_RANK.__getitem__) if len(found) > 1 else found)
         )
-        total = sum(s.amount for s in signals)
-        return QualityReport(round(min(1.0, max(0.0, 1.0 - total)), 6), signals)
+        return QualityReport(_score(sum(s.amount for s in signals)), signals)
+
+
+def _score(total: float) -> float:
+    return round(min(1.0, max(0.0, 1.0 - total)), 6)
 
 
 _CLEAN = QualityReport(1.0, ())
+_RANK = {name: i for i, name in enumerate(SIGNAL_NAMES)}
+_SCORE_OF = {
+    amount: _score(sum([amount])) for amount in (*AMOUNTS.values(), *MINOR_AMOUNTS.values())
+}
 
 # --- Characters ----------------------------------------------------------------------------
 
-_ASCII_CONTROLS_B = bytes([*range(0, 9), 11, 12, *range(14, 32), 127])
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-_INVISIBLE_RE = re.compile(
-    "[\u200b\u2060-\u2064\ufeff\u180e\u202a-\u202e\u2066-\u2069\u115f\u1160\u3164\uffa0"
-    "\U000e0000-\U000e007f]"
+_ASCII_CONTROLS_TO_NUL = bytes(
+    0 if c in (*range(0, 9), 11, 12, *range(14, 32), 127) else c for c in range(256)
 )
+_CONTROL_CLASS = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+_INVISIBLE_CLASS = (
+    "\u200b\u2060-\u2064\ufeff\u180e\u202a-\u202e\u2066-\u2069\u115f\u1160\u3164\uffa0"
+    "\U000e0000-\U000e007f"
+)
+_CONTROL_RE = re.compile(f"[{_CONTROL_CLASS}]")
+_INVISIBLE_RE = re.compile(f"[{_INVISIBLE_CLASS}]")
 # U+FFFD, private-use characters, and UTF-8 read as Windows-1252 ("Ã©", "â€™").
 _CP1252_HIGH = (
     "\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013-\u203a\u20ac\u2122"
 )
 _GARBLED_RE = re.compile(
     f"[\ufffd\ue000-\uf8ff]|Ã[\u0080-\u00bf{_CP1252_HIGH}]|â€[\u0080-\u00bf{_CP1252_HIGH}]"
+)
+# Any character one of the three patterns above can start with: one search clears most
+# non-ASCII text of all three.
+_BAD_CHAR_RE = re.compile(f"[{_CONTROL_CLASS}{_INVISIBLE_CLASS}\ufffd\ue000-\uf8ffÃâ]")
+_NON_ASCII_CHECKS = (
+    ("control_chars", _CONTROL_RE),
+    ("invisible_chars", _INVISIBLE_RE),
+    ("encoding_garbage", _GARBLED_RE),
 )
 _CYRILLIC_GREEK_RE = re.compile("[\u0370-\u04ff]")
 _ACTIVE_MARKUP_RE = re.compile(
@@ -139,17 +175,13 @@ _HIDDEN_MARKUP_RE = re.compile(
 
 
 def _char_checks(f: _Findings, fields: list[tuple[str, str]], blob: str) -> None:
+    checks: tuple[tuple[str, re.Pattern[str]], ...] = ()
     if blob.isascii():
-        if len(blob.encode().translate(None, _ASCII_CONTROLS_B)) == len(blob):
-            checks: list[tuple[str, re.Pattern[str]]] = []
-        else:
-            checks = [("control_chars", _CONTROL_RE)]
+        if "\x00" in blob.encode().translate(_ASCII_CONTROLS_TO_NUL).decode():
+            checks = _NON_ASCII_CHECKS[:1]
     else:
-        checks = [
-            ("control_chars", _CONTROL_RE),
-            ("invisible_chars", _INVISIBLE_RE),
-            ("encoding_garbage", _GARBLED_RE),
-        ]
+        if _BAD_CHAR_RE.search(blob):
+            checks = _NON_ASCII_CHECKS
         if _CYRILLIC_GREEK_RE.search(blob):
             for where, text in fields:
                 mixed = mixed_script_words(text)
@@ -164,10 +196,11 @@ def _char_checks(f: _Findings, fields: list[tuple[str, str]], blob: str) -> None
             if hits:
                 f.add(name, f"{where}: {_describe(hits)}")
                 bad_chars[where] = bad_chars.get(where, 0) + len(hits)
-    for where, text in fields:
-        bad = bad_chars.get(where, 0)
-        if bad >= 3 and bad * 10 >= len(text):
-            f.add("nonprintable_ratio", f"{where}: {bad} of {len(text)} characters")
+    if bad_chars:
+        for where, text in fields:
+            bad = bad_chars.get(where, 0)
+            if bad >= 3 and bad * 10 >= len(text):
+                f.add("nonprintable_ratio", f"{where}: {bad} of {len(text)} characters")
 
     low = blob.lower()
     if (
@@ -216,28 +249,44 @@ def _injection(f: _Findings, fields: list[tuple[str, str]], blob: str) -> None:
 # --- Score ---------------------------------------------------------------------------------
 
 
-def _text_fields(a: Assertion) -> list[tuple[str, str]]:
-    fields = [("subject", a.subject), ("predicate", a.predicate)]
-    obj = a.object
+def _text_fields(
+    subject: str, predicate: str, obj: Any, context: str | None, evidence: list[str]
+) -> list[tuple[str, str]]:
+    fields = [("subject", subject), ("predicate", predicate)]
     if isinstance(obj, str):
         fields.append(("object", obj))
     elif isinstance(obj, (dict, list)):
         fields += object_strings(obj)
-    if a.context:
-        fields.append(("context", a.context))
-    if a.evidence:
-        fields += [(f"evidence[{i}]", e) for i, e in enumerate(a.evidence)]
+    if context:
+        fields.append(("context", context))
+    if evidence:
+        if len(evidence) <= len(_EVIDENCE_NAMES):
+            fields.extend(zip(_EVIDENCE_NAMES, evidence, strict=False))
+        else:
+            fields += [(f"evidence[{i}]", e) for i, e in enumerate(evidence)]
     return fields
+
+
+_EVIDENCE_NAMES = tuple(f"evidence[{i}]" for i in range(32))  # the model's maximum
+_TEXT = operator.itemgetter(1)
 
 
 def score_quality(a: Assertion, t: Thresholds) -> QualityReport:
     """Score one assertion; ``t.confidence_threshold`` decides when evidence is expected."""
+    # Each field is read once: attribute access on a pydantic model goes through its
+    # __getattr__ hook, which costs more than a local.
+    subject, predicate, obj, evidence, confidence = (
+        a.subject,
+        a.predicate,
+        a.object,
+        a.evidence,
+        a.confidence,
+    )
     f = _Findings()
-    fields = _text_fields(a)
-    blob = "\n".join([text for _, text in fields])
-    obj = a.object
+    fields = _text_fields(subject, predicate, obj, a.context, evidence)
+    blob = "\n".join(map(_TEXT, fields))
 
-    core = [("subject", a.subject, SUBJECT), ("predicate", a.predicate, PREDICATE)]
+    core = [("subject", subject, SUBJECT), ("predicate", predicate, PREDICATE)]
     if isinstance(obj, str):
         core.append(("object", obj, OBJECT))
     elif isinstance(obj, (dict, list)):
@@ -257,7 +306,7 @@ def score_quality(a: Assertion, t: Thresholds) -> QualityReport:
 
     usable = 0
     junk: list[str] = []
-    for i, e in enumerate(a.evidence):
+    for i, e in enumerate(evidence):
         why = evidence_junk(e)
         if why is None:
             usable += 1
@@ -265,15 +314,18 @@ def score_quality(a: Assertion, t: Thresholds) -> QualityReport:
             junk.append(f"evidence[{i}] {why}: {quote(e, 30)}")
     if junk:
         f.add("junk_evidence", "; ".join(junk[:3]), minor=usable > 0)
-    if a.confidence > t.confidence_threshold and not usable:
+    if confidence > t.confidence_threshold and not usable:
         f.add(
             "missing_evidence",
-            f"confidence {a.confidence:g} is above {t.confidence_threshold:g}"
+            f"confidence {confidence:g} is above {t.confidence_threshold:g}"
             " with no usable evidence",
         )
 
     if isinstance(obj, (str, dict, list)):
-        size = len(obj.encode()) + 2 if isinstance(obj, str) else len(orjson.dumps(obj))
+        if isinstance(obj, str):
+            size = (len(obj) if obj.isascii() else len(obj.encode())) + 2
+        else:
+            size = len(orjson.dumps(obj))
         if size > OVERSIZE_MINOR_BYTES:
             f.add(
                 "oversize_object",

@@ -10,6 +10,7 @@ Rules for other languages are in ``rules_i18n``.
 from __future__ import annotations
 
 import re
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from .text import fold_literal, fold_pattern
@@ -36,12 +37,13 @@ class Rule:
                 return True
         return False
 
-    def gate(self, present: set[str], folded: str) -> bool:
+    def gate(self, present: AbstractSet[str], folded: str) -> bool:
         """True when every trigger group is present in the text."""
         if self.words and self.words.isdisjoint(present):
             return False
-        if any(group.isdisjoint(present) for group in self.also):
-            return False
+        for group in self.also:  # loops, not any(): this runs for every candidate rule
+            if group.isdisjoint(present):
+                return False
         return not self.subs or any(s in folded for s in self.subs)
 
 

@@ -30,9 +30,11 @@ _ASCII_FOLD = bytes.maketrans(
     b"abcdefghijklmnopqrstuvwxyz" + _LEET_TO.encode(),
 )
 _ASCII_CONTROLS = bytes([*range(0, 9), 11, 12, *range(14, 32), 127])
+# The same with control bytes mapped to NUL, removed after by ``replace``: cheaper than the
+# delete argument of ``bytes.translate``, which builds a 256-entry table on every call.
+_ASCII_FOLD_NUL = bytes(0 if c in _ASCII_CONTROLS else _ASCII_FOLD[c] for c in range(256))
 _LETTERS = bytes(range(ord("a"), ord("z") + 1))
 _TO_SPACE_BUT_LETTERS = bytes(c if c in _LETTERS else 32 for c in range(256))
-_NON_LETTER_BYTES = bytes(c for c in range(256) if c not in _LETTERS)
 
 # Invisible or formatting characters removed before matching (they carry no meaning in a
 # fact and are the usual way to split a keyword so that a filter misses it).
@@ -75,6 +77,14 @@ _TRANSLATE = str.maketrans(
 )
 
 
+# ``str.translate`` looks every character up in a dict: it runs only on text holding one
+# of the characters it maps.
+_TRANSLATED_RE = re.compile("[" + re.escape("".join(map(chr, _TRANSLATE))) + "]")
+# A letter run mixing ASCII letters with others has an ASCII letter next to another letter:
+# text without such a pair holds no mixed-script word.
+_SCRIPT_SEAM_RE = re.compile(r"[a-zA-Z][^\W\d_a-zA-Z]|[^\W\d_a-zA-Z][a-zA-Z]")
+
+
 def _decode_tags(m: re.Match[str]) -> str:
     return " " + "".join(chr(ord(c) - 0xE0000) for c in m.group()) + " "
 
@@ -90,7 +100,7 @@ def _unmix(m: re.Match[str]) -> str:
 
 def mixed_script_words(s: str) -> list[str]:
     """Words mixing Latin letters with Cyrillic or Greek look-alikes ("Pаris")."""
-    if s.isascii() or not _CYRILLIC_GREEK_RE.search(s):
+    if s.isascii() or not _CYRILLIC_GREEK_RE.search(s) or not _SCRIPT_SEAM_RE.search(s):
         return []
     return [w for w in _LETTER_RUN_RE.findall(s) if _is_mixed(w)]
 
@@ -108,35 +118,40 @@ def fold(s: str) -> str:
     """The normalised matching form of ``s`` (see the module docstring)."""
     s = decode_escapes(s)
     if s.isascii():
-        return s.encode().translate(_ASCII_FOLD, _ASCII_CONTROLS).decode()
-    if max(s) >= "\U000e0000":
+        return s.encode().translate(_ASCII_FOLD_NUL).replace(b"\x00", b"").decode()
+    if _TAG_RE.search(s):
         s = _TAG_RE.sub(_decode_tags, s)
     s = _DROP_RE.sub("", unicodedata.normalize("NFKD", s)).casefold()
-    if not s.isascii() and _CYRILLIC_GREEK_RE.search(s):
+    if s.isascii():  # case folded and controls dropped already: only leetspeak is left
+        return s.encode().translate(_ASCII_FOLD).decode()
+    if _CYRILLIC_GREEK_RE.search(s) and _SCRIPT_SEAM_RE.search(s):
         s = _LETTER_RUN_RE.sub(_unmix, s)
-    return s.translate(_TRANSLATE)
+    return s.translate(_TRANSLATE) if _TRANSLATED_RE.search(s) else s
 
 
 class View(NamedTuple):
-    """A folded text with its letter runs and its letters only, computed together."""
+    """A folded text with its letter runs (in order, repeats kept: a set is built only
+    when a rule needs one) and its letters only, computed together."""
 
     text: str
-    words: set[str]
+    runs: list[str]
     letters: str
 
 
 def view(s: str) -> View:
-    """``fold(s)`` with ``words`` and ``compact`` of it; ASCII takes byte tables throughout."""
-    s = decode_escapes(s)
+    """``fold(s)`` with the letter runs and ``compact`` of it; ASCII takes byte tables."""
+    if "&" in s or "%" in s:
+        s = decode_escapes(s)
     if s.isascii():
-        fb = s.encode().translate(_ASCII_FOLD, _ASCII_CONTROLS)
-        return View(
-            fb.decode(),
-            set(fb.translate(_TO_SPACE_BUT_LETTERS).decode().split()),
-            fb.translate(None, _NON_LETTER_BYTES).decode(),
-        )
+        fb = s.encode().translate(_ASCII_FOLD_NUL).replace(b"\x00", b"")
+        runs = fb.translate(_TO_SPACE_BUT_LETTERS).decode().split()
+        return _new_view(View, (fb.decode(), runs, "".join(runs)))
     folded = fold(s)
-    return View(folded, words(folded), compact(folded))
+    return _new_view(View, (folded, _LETTER_RUN_RE.findall(folded), compact(folded)))
+
+
+# The tuple itself, without the Python-level __new__ a NamedTuple generates.
+_new_view = tuple.__new__
 
 
 def words(folded: str) -> set[str]:
@@ -149,7 +164,7 @@ def words(folded: str) -> set[str]:
 def compact(folded: str) -> str:
     """Only the letters of a folded text: "ig-nore pre.vious" → "ignoreprevious"."""
     if folded.isascii():
-        return folded.encode().translate(None, _NON_LETTER_BYTES).decode()
+        return folded.encode().translate(_TO_SPACE_BUT_LETTERS).replace(b" ", b"").decode()
     return _NON_LETTER_RE.sub("", folded)
 
 

@@ -23,7 +23,7 @@ from .thresholds import Thresholds
 REASONS = ("Duplicate", "LowQuality", "UntrustedHighConfidence")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Verdict:
     accepted: bool
     reason: str | None
@@ -31,6 +31,25 @@ class Verdict:
     signals: tuple[Signal, ...]
     trust: float | None = None
     trusted: bool | None = None
+
+    def __init__(
+        self,
+        accepted: bool,
+        reason: str | None,
+        score: float,
+        signals: tuple[Signal, ...],
+        trust: float | None = None,
+        trusted: bool | None = None,
+    ) -> None:
+        # One verdict per write: filling the instance dict directly costs less than the
+        # frozen dataclass's object.__setattr__ per field, and the instance stays frozen.
+        d = self.__dict__
+        d["accepted"] = accepted
+        d["reason"] = reason
+        d["score"] = score
+        d["signals"] = signals
+        d["trust"] = trust
+        d["trusted"] = trusted
 
     def breakdown(self) -> dict[str, Any]:
         """JSON-able summary for the quarantine item and the reviewer."""
