@@ -43,7 +43,7 @@ from .errors import (
     Unavailable,
     ValidationFailed,
 )
-from .gate import DefenseGate
+from .gate import DefenseGate, Known
 from .guards import Admission, BreakerState, Guards, retry_after_header
 from .index import (
     AssertionFilter,
@@ -93,7 +93,7 @@ class _Pending:
     id: str
     verdict: dict[str, Any] | None = None
     # What content defense needs from the index, when read together with the nonce.
-    facts: tuple[set[lookups.DuplicateKey], dict[str, tuple[int, ...]]] | None = None
+    facts: Known | None = None
     submitted: bool = False
     future: concurrent.futures.Future[Any] = field(default_factory=concurrent.futures.Future)
 
@@ -338,9 +338,10 @@ class Database:
         try:
             facts = None
             if known is None and isinstance(parsed, Assertion):  # one read for all checks
+                key = duplicate_key(parsed)
                 known, dups, counters = lookups.assertion_facts(
-                    self.index, parsed.nonce, duplicate_key(parsed), self.defense.duplicate_since())
-                facts = (dups, counters)
+                    self.index, parsed.nonce, key, self.defense.duplicate_since())
+                facts = Known([key], dups, counters)
             checked = self._reserve(kind, body, sig_b64, parsed, known)
             if facts is not None and isinstance(checked, _Pending) and not checked.submitted:
                 checked.facts = facts

@@ -10,7 +10,7 @@ in memory and reloaded after the admin service journals a change to either.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .defense import Thresholds, TrustCounts, decide, is_trusted, trust_score
 from .defense.verdict import duplicate_key
@@ -27,6 +27,15 @@ if TYPE_CHECKING:
 HOUR_US = 3_600_000_000
 
 Verdict = dict[str, Any] | None
+
+
+class Known(NamedTuple):
+    """What a caller already read from the index for the writes it asks about: each
+    write's duplicate key (in order), the keys found, the agents' counters."""
+
+    keys: Sequence[DuplicateKey | None]
+    found: set[DuplicateKey]
+    counters: dict[str, tuple[int, ...]]
 
 
 def config_thresholds(db: Database) -> dict[str, float]:
@@ -72,44 +81,37 @@ class DefenseGate:
         self._thresholds = None
         self._allowlist = None
 
-    def verdict(self, a: Assertion) -> Verdict:
-        """The verdict for one write; raises 429 when the agent's pending cap is full."""
-        v = self.verdicts([a])[0]
-        if isinstance(v, StemeError):
-            raise v
-        return v
-
     def duplicate_since(self) -> int:
         """Oldest recorded time (unix µs) an earlier write counts as a duplicate from."""
         return now_us() - int(self.thresholds.duplicate_lookback_hours * HOUR_US)
 
-    def verdicts(self, items: Sequence[Assertion],
-                 known: tuple[set[DuplicateKey], dict[str, tuple[int, ...]]] | None = None,
+    def verdicts(self, items: Sequence[Assertion], known: Known | None = None,
                  ) -> list[Verdict | StemeError]:
         """Verdicts for writes checked together, in order. A write repeating an earlier
         one of the same call counts as its duplicate, and quarantined writes count
-        towards their agent's pending cap as they are decided. ``known``: the duplicate
-        keys found and the agents' counters, when the caller already read them."""
+        towards their agent's pending cap as they are decided. ``known``: what the
+        caller already read from the index for these items."""
         now = now_us()
         allow = self.allowlist
-        judged = [a for a in items if allow.get(a.agent_id, 0) <= now]
-        if not judged:
+        allowed = [allow.get(a.agent_id, 0) > now for a in items]
+        if all(allowed):
             return [None] * len(items)
         index = self.db.index
         t = self.thresholds
         if known is not None:
-            dups, counters = set(known[0]), known[1]
+            keys, dups, counters = known.keys, set(known.found), known.counters
         else:
-            since = now - int(t.duplicate_lookback_hours * HOUR_US)
-            dups = lookups.duplicates(index, [duplicate_key(a) for a in judged], since)
-            counters = lookups.trust_counters(index, (a.agent_id for a in judged))
+            keys = [None if ok else duplicate_key(a) for a, ok in zip(items, allowed, strict=True)]
+            judged = [k for k in keys if k is not None]
+            dups = lookups.duplicates(index, judged, self.duplicate_since())
+            counters = lookups.trust_counters(index, (k[0] for k in judged))
         trust: dict[str, tuple[bool, float]] = {}
         pending: dict[str, int] = {}
         cap = self.db.settings.content_defense.max_pending_per_agent
         out: list[Verdict | StemeError] = []
-        for a in items:
+        for a, key, ok in zip(items, keys, allowed, strict=True):
             agent = a.agent_id
-            if allow.get(agent, 0) > now:
+            if ok or key is None:
                 out.append(None)
                 continue
             if agent not in trust:
@@ -117,7 +119,6 @@ class DefenseGate:
                 counts = TrustCounts() if c is None else TrustCounts(*c)
                 trust[agent] = (is_trusted(counts), trust_score(counts))
             trusted, score = trust[agent]
-            key = duplicate_key(a)
             v = decide(a, thresholds=t, is_duplicate=key in dups, trusted=trusted, trust=score)
             if v.accepted:
                 dups.add(key)
