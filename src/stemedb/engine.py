@@ -339,9 +339,9 @@ class Database:
             facts = None
             if known is None and isinstance(parsed, Assertion):  # one read for all checks
                 key = duplicate_key(parsed)
-                known, dups, counters = lookups.assertion_facts(
+                known, dups = lookups.assertion_facts(
                     self.index, parsed.nonce, key, self.defense.duplicate_since())
-                facts = Known([key], dups, counters)
+                facts = Known([key], dups, None)
             checked = self._reserve(kind, body, sig_b64, parsed, known)
             if facts is not None and isinstance(checked, _Pending) and not checked.submitted:
                 checked.facts = facts

@@ -31,11 +31,12 @@ Verdict = dict[str, Any] | None
 
 class Known(NamedTuple):
     """What a caller already read from the index for the writes it asks about: each
-    write's duplicate key (in order), the keys found, the agents' counters."""
+    write's duplicate key (in order), the keys found, the agents' counters (None: not
+    read; the gate reads them for the writes that need them)."""
 
     keys: Sequence[DuplicateKey | None]
     found: set[DuplicateKey]
-    counters: dict[str, tuple[int, ...]]
+    counters: dict[str, tuple[int, ...]] | None
 
 
 def config_thresholds(db: Database) -> dict[str, float]:
@@ -106,6 +107,19 @@ class DefenseGate:
             dups = lookups.duplicates(index, judged, self.duplicate_since())
             counters = lookups.trust_counters(index, (k[0] for k in judged))
         trust: dict[str, tuple[bool, float]] = {}
+
+        def trust_of(agent: str) -> tuple[bool, float]:
+            got = trust.get(agent)
+            if got is None:
+                known_counters = counters
+                if known_counters is None:
+                    known_counters = lookups.trust_counters(index, [agent])
+                c = known_counters.get(agent)
+                counts = TrustCounts() if c is None else TrustCounts(*c)
+                got = trust[agent] = (is_trusted(counts), trust_score(counts))
+            return got
+
+        untrusted_at = t.untrusted_confidence_threshold
         pending: dict[str, int] = {}
         cap = self.db.settings.content_defense.max_pending_per_agent
         out: list[Verdict | StemeError] = []
@@ -114,12 +128,14 @@ class DefenseGate:
             if ok or key is None:
                 out.append(None)
                 continue
-            if agent not in trust:
-                c = counters.get(agent)
-                counts = TrustCounts() if c is None else TrustCounts(*c)
-                trust[agent] = (is_trusted(counts), trust_score(counts))
-            trusted, score = trust[agent]
-            v = decide(a, thresholds=t, is_duplicate=key in dups, trusted=trusted, trust=score)
+            if a.confidence >= untrusted_at:
+                trusted, score = trust_of(agent)
+                v = decide(a, thresholds=t, is_duplicate=key in dups, trusted=trusted,
+                           trust=score)
+            else:  # trust cannot change this verdict: it is read for a quarantine's breakdown
+                v = decide(a, thresholds=t, is_duplicate=key in dups, trusted=True)
+                if not v.accepted:
+                    v = v.with_trust(*trust_of(agent))
             if v.accepted:
                 dups.add(key)
                 out.append(None)

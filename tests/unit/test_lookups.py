@@ -44,8 +44,7 @@ def test_assertion_facts_agree_with_the_separate_lookups(tmp_path: Path) -> None
             key = duplicate_key(p)
             nonce_key = (p.agent_id, p.nonce)
             expected = (lookups.writes_by_nonce(db.index, [nonce_key, ("x" * 64, "n")]),
-                        lookups.duplicates(db.index, [key, ("x",) * 5], since),  # type: ignore[list-item]
-                        lookups.trust_counters(db.index, [p.agent_id, "y" * 64]))
+                        lookups.duplicates(db.index, [key, ("x",) * 5], since))  # type: ignore[list-item]
             assert lookups.assertion_facts(db.index, p.nonce, key, since) == expected
         # a later lookback start: the stored duplicates fall out of the window
         p = parse_assertion(stored[0])

@@ -152,6 +152,40 @@ def test_untrusted_high_confidence(tmp_path: Path, confidence: float, code: int)
     db.close()
 
 
+def test_a_quarantine_reports_the_agents_trust(tmp_path: Path) -> None:
+    """Trust decides only high-confidence writes, so the gate reads an agent's counters
+    only when it needs them; a quarantined write's breakdown still reports the agent's
+    real trust, single or in a batch."""
+    from stemedb.defense import TrustCounts, is_trusted, trust_score
+
+    db = _db(tmp_path / "d")
+    key = AgentKey.generate()
+    good = [assertion_body(key, subject=f"city {i}", predicate="in", object="norway")
+            for i in range(6)]
+
+    async def scenario(c: httpx.AsyncClient, auth: dict[str, str]) -> None:
+        for b in good:
+            assert (await c.post("/v1/assert", content=b,
+                                 headers=signed_headers(key, b))).status_code == 201
+        history = TrustCounts(accepted=6)
+        assert is_trusted(history)
+        r = await _post(c, key, **JUNK)  # LowQuality at confidence 0.8: trust not needed
+        assert r.status_code == 202
+        item = (await c.get(f"/v1/admin/quarantine/{r.json()['quarantine_id']}",
+                            headers=auth)).json()
+        assert item["reason"] == "LowQuality"
+        assert item["breakdown"]["trust"] == trust_score(history)
+        assert item["breakdown"]["trusted"] is True
+        results = await _batch(c, key, [assertion_body(key, **JUNK, context="b")])
+        item = (await c.get(f"/v1/admin/quarantine/{results[0]['quarantine_id']}",
+                            headers=auth)).json()
+        pending = TrustCounts(accepted=6, quarantined=1)
+        assert item["breakdown"]["trust"] == trust_score(pending)
+
+    _run(db, scenario)
+    db.close()
+
+
 async def _batch(c: httpx.AsyncClient, key: AgentKey, bodies: list[bytes]) -> list[dict[str, Any]]:
     items = [{"body": b.decode(), "signature": key.sign_b64(b)} for b in bodies]
     r = await c.post("/v1/assert/batch", json={"items": items})

@@ -51,6 +51,10 @@ class Verdict:
         d["trust"] = trust
         d["trusted"] = trusted
 
+    def with_trust(self, trusted: bool, trust: float) -> Verdict:
+        """The same verdict, reporting the agent's trust (when it was read afterwards)."""
+        return Verdict(self.accepted, self.reason, self.score, self.signals, trust, trusted)
+
     def breakdown(self) -> dict[str, Any]:
         """JSON-able summary for the quarantine item and the reviewer."""
         return {

@@ -91,26 +91,24 @@ def allowlist_expiry(store: IndexStore) -> dict[str, int]:
 
 
 # What a single assertion's checks need, read in ONE statement (one read transaction):
-# its nonce's write, whether its duplicate key exists, its agent's counters. Reading after
-# the writer committed costs a reader most of its time, so one read beats three.
+# its nonce's write and whether its duplicate key exists. Reading after the writer
+# committed costs a reader most of its time, so one read beats two. The agent's trust
+# counters are not read here: only a high-confidence or quarantined write needs them, and
+# the gate reads them for those (``trust_counters``).
 _FACTS_SQL = (
     "SELECT w.id, w.outcome, EXISTS (SELECT 1 FROM assertions WHERE agent_id = :agent"
     " AND subject = :subject AND predicate = :predicate AND object_json = :object"
-    " AND context = :context AND recorded_at >= :since AND status != 'rejected'), "
-    + ", ".join(f"g.{c}" for c in COUNTERS) +
+    " AND context = :context AND recorded_at >= :since AND status != 'rejected')"
     " FROM (SELECT 1) AS one"
-    " LEFT JOIN writes w ON w.agent_id = :agent AND w.nonce = :nonce"
-    " LEFT JOIN agents g ON g.agent_id = :agent")
+    " LEFT JOIN writes w ON w.agent_id = :agent AND w.nonce = :nonce")
 
 
 def assertion_facts(store: IndexStore, nonce: str, key: DuplicateKey, since_us: int
-                    ) -> tuple[dict[NonceKey, tuple[str, str]], set[DuplicateKey],
-                               dict[str, tuple[int, ...]]]:
-    """``writes_by_nonce``, ``duplicates`` and ``trust_counters`` for one assertion."""
+                    ) -> tuple[dict[NonceKey, tuple[str, str]], set[DuplicateKey]]:
+    """``writes_by_nonce`` and ``duplicates`` for one assertion."""
     agent = key[0]
     r = store.reader.execute(_FACTS_SQL, {
         "agent": agent, "nonce": nonce, "subject": key[1], "predicate": key[2],
         "object": key[3], "context": key[4], "since": since_us}).fetchone()
     seen = {} if r[0] is None else {(agent, nonce): (r[0], r[1])}
-    counters = {} if r[3] is None else {agent: tuple(r[3:])}
-    return seen, ({key} if r[2] else set()), counters
+    return seen, ({key} if r[2] else set())
