@@ -113,12 +113,28 @@ def test_reindex_gives_the_identical_index(tmp_path: Path) -> None:
     asyncio.run(fill())
     live = db.index.digest()
     db.close()
-    n, rebuilt = reindex(data)
+    n, rebuilt = reindex(data, digest=True)
     assert n == 60 + 40 + 2
     assert rebuilt == live
     db2 = Database(_settings(data))  # and it opens cleanly on the rebuilt index
     assert db2.index.digest() == live
     db2.close()
+    # without a digest asked for, the rebuild gives the same index and reports none
+    assert reindex(data) == (n, None)
+    db3 = Database(_settings(data))
+    assert db3.index.digest() == live
+    db3.close()
+    # the command prints the digest only with --digest
+    from click.testing import CliRunner
+
+    from stemedb.cli import main
+
+    plain = CliRunner().invoke(main, ["reindex", "--data-dir", str(data)])
+    assert plain.exit_code == 0, plain.output
+    assert f"reindexed {n} records" in plain.output and "digest" not in plain.output
+    with_digest = CliRunner().invoke(main, ["reindex", "--data-dir", str(data), "--digest"])
+    assert with_digest.exit_code == 0, with_digest.output
+    assert f"index digest {live}" in with_digest.output
 
 
 def test_index_catches_up_from_the_journal(tmp_path: Path) -> None:

@@ -80,7 +80,7 @@ def test_rejected_items_leave_the_index_after_retention_and_replay_agrees(tmp_pa
     _run(db, scenario)
     live = db.index.digest()
     db.close()
-    _, rebuilt = reindex(data)
+    _, rebuilt = reindex(data, digest=True)
     assert rebuilt == live
 
 
@@ -100,7 +100,7 @@ def test_verdicts_are_replayed_not_recomputed(tmp_path: Path) -> None:
     _run(db, scenario)
     live = db.index.digest()
     db.close()
-    _, rebuilt = reindex(data)
+    _, rebuilt = reindex(data, digest=True)
     assert rebuilt == live
     db = _db(data)
     assert db.defense.thresholds.quality_threshold == 0.0  # the runtime change survived

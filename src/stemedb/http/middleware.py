@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import random
 import time
-import uuid
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -12,6 +13,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .metrics_middleware import route_template
 
 access_log = logging.getLogger("stemedb.http.access")
+
+# Request ids need to be unique, not unpredictable: 128 bits from a generator seeded once
+# from the OS. ``uuid4`` reads ``os.urandom`` on every request, and that call releases the
+# GIL: under load the event loop then waits for the journal thread to hand it back.
+_ids = random.Random(int.from_bytes(os.urandom(32), "big"))
+
+
+def new_request_id() -> str:
+    """32 lowercase hex characters, like ``uuid4().hex``."""
+    return f"{_ids.getrandbits(128):032x}"
 
 
 class RequestIdMiddleware:
@@ -25,7 +36,7 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = _incoming_id(scope) or uuid.uuid4().hex
+        rid = _incoming_id(scope) or new_request_id()
         scope.setdefault("state", {})["request_id"] = rid
         started = time.perf_counter()
         status = 500

@@ -13,13 +13,13 @@ import gc
 import hashlib
 import itertools
 import logging
+import os
 import queue
 import re
 import sqlite3
 import sys
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -86,29 +86,28 @@ class IndexStore:
 
     def finish_bulk(self, *, digest: bool = False) -> str | None:
         """Build the secondary indexes and the full-text index and return to the normal,
-        crash-safe mode. With ``digest``, also return ``digest()``: this thread computes
-        it while another builds the indexes (the rows are final already; the build runs
-        inside SQLite, outside the GIL, and in WAL mode a reader reads beside it)."""
+        crash-safe mode; with ``digest``, also return ``digest()``.
+
+        The indexes are built before the switch to WAL mode: built in WAL mode, every
+        index page would be written twice (into the WAL, then by the checkpoint into the
+        database file). Bulk mode never syncs, so the file is fsynced here, before anyone
+        renames it into place."""
         if not self.bulk:
             return self.digest() if digest else None
         c = self._write
+        self._build_indexes()
         with self._write_lock:
             c.execute("PRAGMA journal_mode=WAL")
-        result = None
-        if digest:
-            with ThreadPoolExecutor(1, thread_name_prefix="stemedb-index-build") as pool:
-                built = pool.submit(self._build_indexes)
-                result = self.digest()
-                built.result()
-        else:
-            self._build_indexes()
-        with self._write_lock:
-            c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             c.execute(f"PRAGMA cache_size={CACHE_SIZE}")
             c.execute("PRAGMA temp_store=DEFAULT")
             c.execute("PRAGMA synchronous=NORMAL")
+            fd = os.open(self.path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         self.bulk = False
-        return result
+        return self.digest() if digest else None
 
     def _build_indexes(self) -> None:
         with self._write_lock:

@@ -12,8 +12,10 @@ from ..index import IndexStore
 from ..journal import Journal
 
 
-def rebuild_index(journal: Journal, target: Path, progress: bool = False) -> tuple[int, str]:
-    """Build a fresh index at ``target`` from every journal record; (records, digest)."""
+def rebuild_index(journal: Journal, target: Path, progress: bool = False,
+                  digest: bool = False) -> tuple[int, str | None]:
+    """Build a fresh index at ``target`` from every journal record: (records, the new
+    index's digest when asked for, else None)."""
     for suffix in ("", "-wal", "-shm"):
         Path(str(target) + suffix).unlink(missing_ok=True)
     store = IndexStore(target, bulk=True)
@@ -32,20 +34,21 @@ def rebuild_index(journal: Journal, target: Path, progress: bool = False) -> tup
                 n = store.rebuild_from(tick(entries_from(journal.read(1))), batch=10_000)
         else:
             n = store.rebuild_from(entries_from(journal.read(1)), batch=10_000)
-        digest = store.finish_bulk(digest=True)
-        assert digest is not None
-        return n, digest
+        return n, store.finish_bulk(digest=digest)
     finally:
         store.close()
 
 
-def reindex(data_dir: Path, progress: bool = False) -> tuple[int, str]:
+def reindex(data_dir: Path, progress: bool = False, digest: bool = False
+            ) -> tuple[int, str | None]:
+    """Rebuild ``<data_dir>``'s index from its journal into a new file, then swap it in:
+    (records, the new index's digest when asked for)."""
     lock = DataDirLock(data_dir)
     try:
         journal = Journal(data_dir / JOURNAL_DIR)
         try:
             tmp = data_dir / (INDEX_FILE + ".rebuild")
-            n, digest = rebuild_index(journal, tmp, progress)
+            n, found = rebuild_index(journal, tmp, progress, digest)
         finally:
             journal.close()
         remove_index(data_dir)
@@ -55,6 +58,6 @@ def reindex(data_dir: Path, progress: bool = False) -> tuple[int, str]:
             os.fsync(fd)
         finally:
             os.close(fd)
-        return n, digest
+        return n, found
     finally:
         lock.release()
