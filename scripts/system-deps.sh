@@ -11,6 +11,7 @@ declare -A pkg_for=(
   [systemd-analyze]=systemd
   [sqlite3]=sqlite3
   [chromium]=chromium
+  [nginx]=nginx
 )
 
 missing=()
