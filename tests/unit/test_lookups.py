@@ -84,6 +84,20 @@ def test_the_index_wal_is_checkpointed_off_the_commit_thread(tmp_path: Path,
         while main_file.stat().st_size <= before and time.monotonic() < deadline:
             time.sleep(0.02)
         assert main_file.stat().st_size > before  # pages reached the database file
+        # The WAL does not keep the size it grew to: past the limit the checkpointer
+        # empties it, even while a reader keeps reading.
+        wal = data / "index.sqlite3-wal"
+        monkeypatch.setattr(store, "CHECKPOINT_WAL_LIMIT", 256 << 10)
+        db.index.reader.execute("SELECT count(*) FROM assertions").fetchone()
+        more = [assertion_body(key, subject=f"town {i}", predicate="located_in",
+                               object=f"area {i}") for i in range(600)]
+        asyncio.run(db.write_batch([(b, key.sign_b64(b)) for b in more]))
+        grown = wal.stat().st_size
+        assert grown > 256 << 10
+        deadline = time.monotonic() + 10
+        while wal.stat().st_size > 256 << 10 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert wal.stat().st_size <= 256 << 10, (grown, wal.stat().st_size)
     finally:
         db.close()
     assert not [t for t in threading.enumerate() if t.name == "stemedb-checkpoint"]

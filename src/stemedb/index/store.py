@@ -56,6 +56,7 @@ CACHE_SIZE = -65536  # KiB (negative): SQLite page cache per connection
 REBUILD_SWITCH_INTERVAL = 0.0001  # seconds, while rebuild_from runs (see there)
 BULK_CACHE_KIB = 262144  # while building a fresh file: the random-key indexes stay cached
 CHECKPOINT_WAL_BYTES = 4 << 20  # the background checkpointer runs past this WAL size ...
+CHECKPOINT_WAL_LIMIT = 64 << 20  # ... and past this one waits for readers, then truncates
 CHECKPOINT_EVERY_S = 0.2  # ... looking this often
 
 
@@ -152,11 +153,21 @@ class IndexStore:
         """Checkpoint the WAL on a thread of its own instead of inside the commit that
         crosses SQLite's 1,000-page mark: the journal's commit thread, which applies
         every batch, then never copies pages into the database file or waits for its
-        fsync. A PASSIVE checkpoint neither blocks nor waits for readers or the writer."""
+        fsync. A PASSIVE checkpoint neither blocks nor waits for readers or the writer.
+
+        The WAL file only shrinks when told to: the writer truncates it to
+        ``CHECKPOINT_WAL_BYTES`` whenever it starts over from the beginning after a full
+        checkpoint (``journal_size_limit``). Under steady writes and reads a PASSIVE
+        checkpoint may never catch up with the end of the WAL, so past
+        ``CHECKPOINT_WAL_LIMIT`` the checkpointer takes a TRUNCATE checkpoint: it holds
+        off the writer while it waits for the readers' current transactions (a few
+        milliseconds; at most ``busy_timeout``), copies everything, and empties the
+        file."""
         if self.bulk or self._checkpointer is not None:
             return
         with self._write_lock:
             self._write.execute("PRAGMA wal_autocheckpoint=0")
+            self._write.execute(f"PRAGMA journal_size_limit={CHECKPOINT_WAL_BYTES}")
         conn = self._connect()
         wal = Path(str(self.path) + "-wal")
 
@@ -164,7 +175,10 @@ class IndexStore:
             try:
                 while not self._stop_checkpoints.wait(CHECKPOINT_EVERY_S):
                     try:
-                        if wal.stat().st_size > CHECKPOINT_WAL_BYTES:
+                        size = wal.stat().st_size
+                        if size > CHECKPOINT_WAL_LIMIT:
+                            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                        elif size > CHECKPOINT_WAL_BYTES:
                             conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
                     except (OSError, sqlite3.Error) as e:  # try again next round
                         log.warning("index checkpoint failed: %s", e)
