@@ -169,17 +169,12 @@ class IndexStore:
             self._write.execute("PRAGMA wal_autocheckpoint=0")
             self._write.execute(f"PRAGMA journal_size_limit={CHECKPOINT_WAL_BYTES}")
         conn = self._connect()
-        wal = Path(str(self.path) + "-wal")
 
         def loop() -> None:
             try:
                 while not self._stop_checkpoints.wait(CHECKPOINT_EVERY_S):
                     try:
-                        size = wal.stat().st_size
-                        if size > CHECKPOINT_WAL_LIMIT:
-                            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-                        elif size > CHECKPOINT_WAL_BYTES:
-                            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                        self.checkpoint(conn)
                     except (OSError, sqlite3.Error) as e:  # try again next round
                         log.warning("index checkpoint failed: %s", e)
             finally:
@@ -188,6 +183,16 @@ class IndexStore:
         self._checkpointer = threading.Thread(target=loop, name="stemedb-checkpoint",
                                               daemon=True)
         self._checkpointer.start()
+
+    def checkpoint(self, conn: sqlite3.Connection) -> str | None:
+        """One round of the checkpointer on ``conn`` (a connection of its own): the
+        checkpoint the WAL's size calls for, if any; returns its mode."""
+        size = Path(str(self.path) + "-wal").stat().st_size
+        mode = ("TRUNCATE" if size > CHECKPOINT_WAL_LIMIT
+                else "PASSIVE" if size > CHECKPOINT_WAL_BYTES else None)
+        if mode is not None:
+            conn.execute(f"PRAGMA wal_checkpoint({mode})")
+        return mode
 
     def close(self) -> None:
         if self._checkpointer is not None:
