@@ -1,4 +1,4 @@
-"""Admin decisions: quarantine review, allowlist, thresholds, agents.
+"""Admin decisions: quarantine review, retractions, allowlist, thresholds, agents.
 
 Every decision is a journal record (who, when, why) first; the index applies it. Checks
 and journaling of decisions are serialised, so approving an item twice answers 409 with
@@ -138,6 +138,31 @@ class Admin:
         done = "approved" if action == "approve" else "rejected"
         return {"action": action, "status": done, "processed": len(todo), "ids": todo,
                 "skipped": skipped}
+
+    # -- assertions -----------------------------------------------------------------------
+
+    async def retract(self, aid: str, reason: str, by: str) -> dict[str, Any]:
+        """Retract any agent's active assertion (the agent itself retracts with a signed
+        write): 404 unknown, 409 not active. Journaled with who and why, and counted as
+        its agent's retraction; the assertion stays readable as ``retracted``."""
+        aid = aid.strip().lower()
+        async with self._decisions:
+            row = self.db.index.get_assertion_row(aid)
+            if row is None:
+                raise NotFound(f"no assertion with id {aid}")
+            if row["status"] != "active":
+                raise Conflict(f"assertion {aid} is {row['status']}, not active"
+                               + ("; reject its quarantine item instead"
+                                  if row["status"] == "quarantined" else ""))
+            (rec,) = await self.db.append_admin([records.admin_record(
+                "assertion.retract", by, id=aid, agent_id=row["agent_id"], reason=reason)])
+        after = self.db.index.get_assertion_row(aid)
+        if after is None or after["status"] != "retracted" or after["ended_lsn"] != rec.lsn:
+            # an in-flight write of the agent ended it first; the record changed nothing
+            status = "gone" if after is None else after["status"]
+            raise Conflict(f"assertion {aid} is {status}, not active")
+        return {"status": "retracted", "id": aid, "agent_id": row["agent_id"],
+                "lsn": rec.lsn, "reason": reason, "by": by}
 
     # -- circuit breakers -----------------------------------------------------------------
 

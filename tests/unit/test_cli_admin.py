@@ -660,6 +660,7 @@ def test_admin_group_is_registered_in_main() -> None:
         "allowlist",
         "thresholds",
         "breaker",
+        "retract",
         "audit",
         "agent",
     }

@@ -808,6 +808,25 @@ def breaker_reset(opts: Options, agent_id: str, reason: str | None) -> None:
         click.echo(f"reset breaker of {data.get('agent_id', agent_id)}: {data.get('state')}")
 
 
+# -- assertions ------------------------------------------------------------------------------
+
+
+@admin.command()
+@click.argument("assertion_id")
+@click.option("--reason", required=True, help="Why; kept in the audit log.")
+@admin_options
+def retract(opts: Options, assertion_id: str, reason: str) -> None:
+    """Retract any agent's active assertion: it stays readable as retracted, leaves
+    beliefs and search, and counts as its agent's retraction."""
+    with connect(opts) as api:
+        data = api.post(f"/v1/admin/assertions/{_seg(assertion_id)}/retract", {"reason": reason})
+    if opts.as_json:
+        _print_json(data)
+    else:
+        click.echo(f"retracted {data.get('id', assertion_id)} of agent "
+                   f"{str(data.get('agent_id', ''))[:16]} at lsn {data.get('lsn')}")
+
+
 # -- audit and agents ------------------------------------------------------------------------
 
 

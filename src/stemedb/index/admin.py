@@ -78,6 +78,14 @@ def _note(c: sqlite3.Connection, lsn: int, d: dict[str, Any]) -> None:
     _add_note(c, d["id"], d["note"], d["by"], int(d["at"]))
 
 
+def _retract(c: sqlite3.Connection, lsn: int, d: dict[str, Any]) -> None:
+    """An admin retraction: ends the assertion if it is still active (replay stays
+    deterministic) and counts it for its agent, as the agent's own retraction is."""
+    row = c.execute("SELECT agent_id FROM assertions WHERE id=?", (d["id"],)).fetchone()
+    if row is not None and end_assertion(c, d["id"], None, "retracted", lsn, d["by"]):
+        count_agent(c, row[0], "retracted", int(d["at"]))
+
+
 def _purge(c: sqlite3.Connection, lsn: int, d: dict[str, Any]) -> None:
     """Retention: forget rejected items decided before ``before`` (the journal keeps them)."""
     rows = c.execute(
@@ -133,6 +141,7 @@ _ADMIN: dict[str, Callable[[sqlite3.Connection, int, dict[str, Any]], None]] = {
     "quarantine.reject": _reject,
     "quarantine.note": _note,
     "quarantine.purge": _purge,
+    "assertion.retract": _retract,
     "allowlist.add": _allow,
     "allowlist.remove": _disallow,
     "thresholds.set": _thresholds,

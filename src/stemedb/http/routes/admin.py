@@ -1,4 +1,5 @@
-"""/v1/admin/*: quarantine review, allowlist, thresholds, audit — bearer token required."""
+"""/v1/admin/*: quarantine review, retractions, breakers, allowlist, thresholds, audit —
+bearer token required."""
 
 from __future__ import annotations
 
@@ -52,6 +53,10 @@ class BatchBody(_Body):
     agent_id: str | None = None
     reason: Annotated[str, Field(max_length=4096)] = ""
     note: Annotated[str, Field(max_length=4096)] = ""
+
+
+class RetractBody(_Body):
+    reason: Annotated[str, Field(min_length=1, max_length=4096)]
 
 
 class OpenBody(_Body):
@@ -130,6 +135,13 @@ async def reject(request: Request, qid: str, actor: Actor) -> Response:
 async def add_note(request: Request, qid: str, actor: Actor) -> Response:
     b: RequiredNote = await parse(request, RequiredNote)
     return json_response(await db(request).admin.decide(qid, "note", b.note, actor), 201)
+
+
+@router.post("/assertions/{aid}/retract")
+async def retract(request: Request, aid: str, actor: Actor) -> Response:
+    """Retract any agent's active assertion (journaled with who and why)."""
+    b: RetractBody = await parse(request, RetractBody)
+    return json_response(await db(request).admin.retract(aid, b.reason, actor))
 
 
 @router.get("/circuit_breakers")
