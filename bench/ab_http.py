@@ -24,7 +24,7 @@ from .ingest import SINGLE_CONNECTIONS, _bodies_needed, cpu_us, measured_run
 from .servers import Process, StemeServer, wait_idle
 from .signer import Signer
 
-ROUNDS = 3  # fresh server pairs
+ROUNDS = 5  # fresh server pairs
 BURSTS = 4  # measured pairs of runs per round
 SECONDS = 3.0  # each measured run
 WARMUP = 2.0
