@@ -111,11 +111,11 @@ class DefenseGate:
         def trust_of(agent: str) -> tuple[bool, float]:
             got = trust.get(agent)
             if got is None:
-                known_counters = counters
-                if known_counters is None:
-                    known_counters = lookups.trust_counters(index, [agent])
-                c = known_counters.get(agent)
-                counts = TrustCounts() if c is None else TrustCounts(*c)
+                if counters is None:
+                    counts = agent_trust_counts(self.db, agent)
+                else:
+                    c = counters.get(agent)
+                    counts = TrustCounts() if c is None else TrustCounts(*c)
                 got = trust[agent] = (is_trusted(counts), trust_score(counts))
             return got
 

@@ -72,8 +72,9 @@ def _config(app: Any, host: str, port: int) -> uvicorn.Config:
     )
 
 
-# The collector's thresholds while serving: the first generation is collected after
-# 10,000 net allocations instead of 700, the older ones as by default.
+# The collector's thresholds while serving (the defaults are 700, 10, 10): the youngest
+# generation is collected after 10,000 net allocations, the middle one after 50 of those,
+# the oldest after 100 middle ones.
 GC_THRESHOLDS = (10_000, 50, 100)
 
 

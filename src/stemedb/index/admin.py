@@ -81,9 +81,8 @@ def _note(c: sqlite3.Connection, lsn: int, d: dict[str, Any]) -> None:
 def _retract(c: sqlite3.Connection, lsn: int, d: dict[str, Any]) -> None:
     """An admin retraction: ends the assertion if it is still active (replay stays
     deterministic) and counts it for its agent, as the agent's own retraction is."""
-    row = c.execute("SELECT agent_id FROM assertions WHERE id=?", (d["id"],)).fetchone()
-    if row is not None and end_assertion(c, d["id"], None, "retracted", lsn, d["by"]):
-        count_agent(c, row[0], "retracted", int(d["at"]))
+    if end_assertion(c, d["id"], d["agent_id"], "retracted", lsn, d["by"]):
+        count_agent(c, d["agent_id"], "retracted", int(d["at"]))
 
 
 def _purge(c: sqlite3.Connection, lsn: int, d: dict[str, Any]) -> None:

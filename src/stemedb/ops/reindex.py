@@ -10,6 +10,7 @@ from rich.progress import Progress
 from ..engine import INDEX_FILE, JOURNAL_DIR, DataDirLock, entries_from, remove_index
 from ..index import IndexStore
 from ..journal import Journal
+from .storage import fsync_path
 
 
 def rebuild_index(journal: Journal, target: Path, progress: bool = False,
@@ -53,11 +54,7 @@ def reindex(data_dir: Path, progress: bool = False, digest: bool = False
             journal.close()
         remove_index(data_dir)
         os.replace(tmp, data_dir / INDEX_FILE)
-        fd = os.open(data_dir, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_path(data_dir)
         return n, found
     finally:
         lock.release()
