@@ -124,7 +124,7 @@ def _timed(fn, repeat: int = 30) -> tuple[float, float]:  # type: ignore[no-unty
 
 
 def _compute_figures(data_dir: Path, lsn: int) -> dict[str, float]:
-    from stemedb.engine import INDEX_FILE
+    from stemedb.datadir import INDEX_FILE
     from stemedb.index import IndexStore
     from stemedb.index import beliefs as ib
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from stemedb import records
-from stemedb.engine import JOURNAL_DIR, DataDirLock
+from stemedb.datadir import JOURNAL_DIR, DataDirLock
 from stemedb.journal import Journal
 
 from .signer import Signer

@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 from stemedb import records
-from stemedb.engine import INDEX_FILE, JOURNAL_DIR, entries_from
-from stemedb.index import IndexStore
+from stemedb.datadir import INDEX_FILE, JOURNAL_DIR
+from stemedb.index import IndexStore, entries_from
 from stemedb.journal import Journal
 from stemedb.ops.archive import archive_once
 from stemedb.ops.backup import create_backup

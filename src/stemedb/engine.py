@@ -11,22 +11,21 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import fcntl
 import logging
 import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
 
 from . import records, signing
 from .admin import Admin
+from .datadir import INDEX_FILE, JOURNAL_DIR, DataDirLock, remove_index
 from .defense.verdict import duplicate_key
 from .errors import (
     BreakerOpen,
@@ -49,6 +48,7 @@ from .index import (
     AssertionFilter,
     Entry,
     IndexStore,
+    entries_from,
     list_assertions,
     lookups,
     row_to_assertion,
@@ -68,10 +68,6 @@ from .model import (
 from .settings import Settings
 
 log = logging.getLogger("stemedb.engine")
-
-JOURNAL_DIR = "journal"
-INDEX_FILE = "index.sqlite3"
-LOCK_FILE = "LOCK"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,36 +94,6 @@ class _Pending:
     future: concurrent.futures.Future[Any] = field(default_factory=concurrent.futures.Future)
 
 
-class DataDirLock:
-    """An exclusive flock on <data_dir>/LOCK: one process owns a data directory."""
-
-    def __init__(self, data_dir: Path) -> None:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self.path = data_dir / LOCK_FILE
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._fd)
-            raise Unavailable(
-                f"data directory {data_dir} is in use by another StemeDB process",
-                hint="stop the server (systemctl stop stemedb-api) before running this command",
-            ) from None
-        os.ftruncate(self._fd, 0)
-        os.write(self._fd, f"{os.getpid()}\n".encode())
-
-    def release(self) -> None:
-        if self._fd >= 0:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = -1
-
-
-def entries_from(journal_records: Iterator[Record]) -> Iterator[Entry]:
-    for r in journal_records:
-        yield Entry(r.lsn, r.hash, records.decode(r.payload))
-
-
 class Database:
     def __init__(self, settings: Settings, *, fsync: Callable[[int], None] = os.fsync,
                  clock: Callable[[], float] = time.time) -> None:
@@ -150,9 +116,7 @@ class Database:
         self.on_rate_limited: Callable[[str], None] = _ignore
         self.on_breaker_opened: Callable[[str], None] = _ignore
         self.on_decided: Callable[[bool], None] = _ignore  # approved? (one call per item)
-        self.on_archive_status: Callable[[float, int], None] = _ignore  # lag s, segments
         self.guards = Guards(settings)
-        self.archive_status: dict[str, Any] | None = None
         try:
             j = settings.journal
             self.journal = Journal(
@@ -200,33 +164,13 @@ class Database:
         start housekeeping."""
         await self.admin.sync_config_thresholds()
         self._housekeeper = asyncio.create_task(self._housekeeping(), name="stemedb-housekeeping")
-        if self.settings.backup.target:
-            self._archive_watch = asyncio.create_task(self._watch_archive(),
-                                                      name="stemedb-archive-lag")
 
     async def stop(self) -> None:
-        for name in ("_housekeeper", "_archive_watch"):
-            task = getattr(self, name, None)
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-
-    async def _watch_archive(self) -> None:
-        """Archive lag of the configured target, for /metrics (checked off the loop)."""
-        from .ops.archive import archive_status
-
-        b = self.settings.backup
-        while True:
-            try:
-                self.archive_status = await asyncio.to_thread(
-                    archive_status, self.data_dir, b.target, b.s3_endpoint_url or None)
-                self.on_archive_status(float(self.archive_status["lag_seconds"]),
-                                       int(self.archive_status["lag_segments"]))
-            except Exception as e:  # an unreachable target must not stop the server
-                log.warning("archive lag check failed: %s", type(e).__name__)
-                self.archive_status = None
-            await asyncio.sleep(b.archive_check_seconds)
+        task = getattr(self, "_housekeeper", None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def _housekeeping(self, every_seconds: float = 60.0) -> None:
         while True:
@@ -701,13 +645,6 @@ def problem_of(e: StemeError, instance: str | None = None) -> dict[str, Any]:
         body["instance"] = instance
     body.update(e.extra())
     return body
-
-
-def remove_index(data_dir: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
-        p = data_dir / (INDEX_FILE + suffix)
-        if p.exists():
-            p.unlink()
 
 
 def parse_batch(body: bytes, max_items: int) -> list[tuple[bytes, str]]:

@@ -439,7 +439,6 @@ class Metrics:
             "on_rate_limited": self.observe_rate_limited,
             "on_breaker_opened": self.observe_breaker_open,
             "on_decided": self.observe_decision,
-            "on_archive_status": self.set_wal_archive_lag,
         }
         for name, method in hooks.items():
             if hasattr(database, name):

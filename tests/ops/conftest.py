@@ -19,8 +19,8 @@ import orjson
 import pytest
 
 from stemedb import records
-from stemedb.engine import INDEX_FILE, JOURNAL_DIR, entries_from
-from stemedb.index import IndexStore
+from stemedb.datadir import INDEX_FILE, JOURNAL_DIR
+from stemedb.index import IndexStore, entries_from
 from stemedb.journal import Journal, Record
 from stemedb.model import write_id
 from stemedb.signing import AgentKey

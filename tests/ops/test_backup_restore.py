@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from stemedb.cli import main
-from stemedb.engine import INDEX_FILE, JOURNAL_DIR
+from stemedb.datadir import INDEX_FILE, JOURNAL_DIR
 from stemedb.journal import Journal, scan
 from tests.ops.conftest import JournalBuilder, S3Server, index_digest, reference_digest
 

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from stemedb.cli import main
-from stemedb.engine import JOURNAL_DIR
+from stemedb.datadir import JOURNAL_DIR
 from stemedb.journal import scan
 from stemedb.ops.archive import archive_once
 from stemedb.ops.backup import create_backup

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from stemedb import records
-from stemedb.engine import INDEX_FILE, JOURNAL_DIR
+from stemedb.datadir import INDEX_FILE, JOURNAL_DIR
 from stemedb.index import Entry, IndexStore
 from stemedb.journal import Journal, scan
 from stemedb.ops.archive import archive_once, load_state

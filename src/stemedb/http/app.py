@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,6 +13,7 @@ from .. import __version__
 from ..auth import admin_token
 from ..engine import Database
 from ..metrics import Metrics
+from ..ops.archive import watch_archive
 from . import problems
 from .guard_middleware import AddressLimitMiddleware
 from .metrics_middleware import MetricsMiddleware
@@ -31,7 +34,17 @@ def create_app(database: Database, *, close_on_shutdown: bool = True,
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await database.start()
+        b = database.settings.backup
+        watch = None
+        if b.target:  # the archive lag, for /metrics
+            watch = asyncio.create_task(watch_archive(
+                database.data_dir, b.target, b.s3_endpoint_url or None, b.archive_check_seconds,
+                metrics.set_wal_archive_lag), name="stemedb-archive-lag")
         yield
+        if watch is not None:
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
         await database.stop()
         if with_metrics:
             metrics.unbind()

@@ -60,6 +60,67 @@ CHECKPOINT_WAL_LIMIT = 64 << 20  # ... and past this one waits for readers, then
 CHECKPOINT_EVERY_S = 0.2  # ... looking this often
 
 
+def read_applied(path: Path) -> tuple[int, bytes] | None:
+    """(applied LSN, its chain hash) of an index file, read-only, without opening it as
+    a store (a server may be writing it); None if unreadable."""
+    if not path.exists():
+        return None
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+        try:
+            rows = dict(conn.execute(
+                "SELECT key, value FROM meta WHERE key IN ('applied_lsn', 'applied_hash')"
+            ).fetchall())
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None
+    lsn = int(rows.get("applied_lsn") or 0)
+    return lsn, bytes.fromhex(rows.get("applied_hash") or "")
+
+
+def snapshot_index(index_path: Path, dest: Path) -> tuple[int, bytes]:
+    """Copies the index with SQLite's online backup API from a read-only connection, in
+    one step (one read transaction: a consistent snapshot while the server writes).
+    Returns the snapshot's (applied LSN, hash); (0, b"") when there is no usable index."""
+    if not index_path.exists():
+        return 0, b""
+    try:
+        src = sqlite3.connect(f"file:{index_path}?mode=ro", uri=True, timeout=30)
+        try:
+            dst = sqlite3.connect(dest)
+            try:
+                src.backup(dst)
+            finally:
+                dst.close()
+        finally:
+            src.close()
+    except sqlite3.Error as e:
+        log.warning(
+            "cannot snapshot the index %s (%s); rebuilding it from the journal", index_path, e
+        )
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(dest) + suffix).unlink(missing_ok=True)
+        return 0, b""
+    return read_applied(dest) or (0, b"")
+
+
+def self_contained(index_path: Path) -> None:
+    """Folds the index's write-ahead log into the file (journal_mode=DELETE), so the
+    one file is the whole index; the server turns WAL mode back on when it opens it."""
+    conn = sqlite3.connect(index_path)
+    try:
+        conn.execute("PRAGMA journal_mode=DELETE")
+    finally:
+        conn.close()
+
+
+def entries_from(journal_records: Iterable[Any]) -> Iterator[Entry]:
+    """Journal records (``journal.Record``) as entries to apply."""
+    for r in journal_records:
+        yield Entry(r.lsn, r.hash, records.decode(r.payload))
+
+
 class IndexStore:
     """``bulk=True`` is for building a fresh index file that is swapped in only when
     complete (reindex, restore): no rollback journal, no syncs, and the secondary indexes

@@ -3,6 +3,7 @@
 from stemedb.journal.journal import Journal, SegmentInfo
 from stemedb.journal.reader import scan
 from stemedb.journal.record import (
+    FRAME_HEADER_SIZE,
     MAX_PAYLOAD,
     BadFrame,
     Frame,
@@ -12,10 +13,17 @@ from stemedb.journal.record import (
     encode_record,
 )
 from stemedb.journal.recovery import RecoveryReport
-from stemedb.journal.segment import encode_segment_header, segment_name
+from stemedb.journal.segment import (
+    SEGMENT_HEADER_SIZE,
+    encode_segment_header,
+    list_segments,
+    segment_name,
+)
 
 __all__ = [
+    "FRAME_HEADER_SIZE",
     "MAX_PAYLOAD",
+    "SEGMENT_HEADER_SIZE",
     "BadFrame",
     "Frame",
     "Journal",
@@ -26,6 +34,7 @@ __all__ = [
     "decode_record",
     "encode_record",
     "encode_segment_header",
+    "list_segments",
     "scan",
     "segment_name",
 ]

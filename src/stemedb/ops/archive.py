@@ -16,6 +16,7 @@ stops and says so; archive a restored directory to a new prefix.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -26,19 +27,18 @@ from typing import Any
 
 import orjson
 
-from ..engine import JOURNAL_DIR
+from ..datadir import JOURNAL_DIR, durable_lsn, segment_files
 from ..errors import JournalError
-from ..journal import Frame as _Frame
-from ..journal import chain_hash, decode_record, scan, segment_name
-from .backup import (
+from ..journal import (
     FRAME_HEADER_SIZE,
     SEGMENT_HEADER_SIZE,
-    durable_lsn,
-    now_time,
-    record_at,
-    segment_files,
-    us_to_time,
+    chain_hash,
+    decode_record,
+    scan,
+    segment_name,
 )
+from ..journal import Frame as _Frame
+from .backup import now_time, record_at, us_to_time
 from .storage import (
     LocalTarget,
     MissingObject,
@@ -373,6 +373,20 @@ def archive_status(
 
     t = open_target(target, endpoint_url) if isinstance(target, str) else target
     return _status(Path(data_dir), t, load_state(t))
+
+
+async def watch_archive(data_dir: Path, target: str, endpoint_url: str | None,
+                        every_seconds: float, report: Callable[[float, int], None]) -> None:
+    """Check the archive lag of ``target`` every ``every_seconds`` (off the event loop)
+    and ``report(lag_seconds, lag_segments)``, for as long as the server runs. An
+    unreachable target is logged and tried again; it never stops the server."""
+    while True:
+        try:
+            status = await asyncio.to_thread(archive_status, data_dir, target, endpoint_url)
+            report(float(status["lag_seconds"]), int(status["lag_segments"]))
+        except Exception as e:
+            log.warning("archive lag check failed: %s", type(e).__name__)
+        await asyncio.sleep(every_seconds)
 
 
 def _status(data_dir: Path, target: Target, state: ArchiveState) -> dict[str, Any]:

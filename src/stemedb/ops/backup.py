@@ -22,12 +22,9 @@ the copied journal to the cut; its digest goes into the manifest.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
-import re
 import socket
-import sqlite3
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -39,10 +36,11 @@ from typing import Any
 import orjson
 
 from .. import __version__, records
-from ..engine import INDEX_FILE, JOURNAL_DIR, LOCK_FILE
-from ..errors import JournalCorrupt, JournalError
+from ..datadir import INDEX_FILE, JOURNAL_DIR, is_live, read_applied, segment_files
+from ..errors import JournalCorrupt
 from ..index import Entry, IndexStore
-from ..journal import Record, scan, segment_name
+from ..index.store import self_contained, snapshot_index
+from ..journal import FRAME_HEADER_SIZE, Record, scan, segment_name
 from .storage import (
     LocalTarget,
     OpsError,
@@ -58,73 +56,6 @@ log = logging.getLogger("stemedb.ops")
 BACKUPS = "backups/"
 MANIFEST = "manifest.json"
 FORMAT = 1
-FRAME_HEADER_SIZE = 48
-SEGMENT_HEADER_SIZE = 52
-_SEGMENT = re.compile(r"^(\d{20})\.wal$")
-
-
-# -- the source data directory ---------------------------------------------------------
-
-
-def segment_files(journal_dir: Path) -> list[int]:
-    """First LSNs of the segment files, ascending (other files are ignored)."""
-    if not journal_dir.is_dir():
-        return []
-    found = (_SEGMENT.match(e.name) for e in os.scandir(journal_dir) if e.is_file())
-    return sorted(int(m.group(1)) for m in found if m)
-
-
-def is_live(data_dir: Path) -> bool:
-    """True when a server holds the data directory's lock. Probes with a shared lock,
-    released at once, so the LOCK file is left as it is."""
-    try:
-        fd = os.open(data_dir / LOCK_FILE, os.O_RDONLY)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # closing releases a lock we got
-    return False
-
-
-def read_applied(index_path: Path) -> tuple[int, bytes] | None:
-    """(applied LSN, its chain hash) from the index, read-only; None if unreadable."""
-    if not index_path.exists():
-        return None
-    try:
-        conn = sqlite3.connect(f"file:{index_path}?mode=ro", uri=True, timeout=10)
-        try:
-            rows = dict(
-                conn.execute(
-                    "SELECT key, value FROM meta WHERE key IN ('applied_lsn', 'applied_hash')"
-                ).fetchall()
-            )
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return None
-    lsn = int(rows.get("applied_lsn") or 0)
-    return lsn, bytes.fromhex(rows.get("applied_hash") or "")
-
-
-def durable_lsn(data_dir: Path) -> int:
-    """An LSN every record up to which is durable: the index's applied LSN (the index
-    applies a batch only after its fsync), else the end of the valid journal."""
-    applied = read_applied(data_dir / INDEX_FILE)
-    if applied is not None and applied[0] > 0:
-        return applied[0]
-    last = 0
-    try:
-        for r in scan(data_dir / JOURNAL_DIR):
-            last = r.lsn
-    except JournalError:
-        pass
-    return last
-
-
 def record_at(payload: bytes) -> int:
     """Recorded time (unix µs) of a journal payload."""
     return int(records.decode(payload)["at"])
@@ -290,32 +221,6 @@ def complete_backups(target: Target) -> list[Manifest]:
 
 def new_backup_id(now: datetime) -> str:
     return now.strftime("%Y%m%dT%H%M%S.%fZ")
-
-
-def snapshot_index(index_path: Path, dest: Path) -> tuple[int, bytes]:
-    """Copies the index with SQLite's online backup API from a read-only connection, in
-    one step (one read transaction: a consistent snapshot while the server writes).
-    Returns the snapshot's (applied LSN, hash); (0, b"") when there is no usable index."""
-    if not index_path.exists():
-        return 0, b""
-    try:
-        src = sqlite3.connect(f"file:{index_path}?mode=ro", uri=True, timeout=30)
-        try:
-            dst = sqlite3.connect(dest)
-            try:
-                src.backup(dst)
-            finally:
-                dst.close()
-        finally:
-            src.close()
-    except sqlite3.Error as e:
-        log.warning(
-            "cannot snapshot the index %s (%s); rebuilding it from the journal", index_path, e
-        )
-        for suffix in ("", "-wal", "-shm"):
-            Path(str(dest) + suffix).unlink(missing_ok=True)
-        return 0, b""
-    return read_applied(dest) or (0, b"")
 
 
 @dataclass
@@ -500,16 +405,6 @@ def _build(data_dir: Path, stage: Path, bid: str, created: datetime, progress: b
             "stemedb_version": __version__,
         },
     )
-
-
-def self_contained(index_path: Path) -> None:
-    """Folds the index's write-ahead log into the file (journal_mode=DELETE), so the
-    one file is the whole index; the server turns WAL mode back on when it opens it."""
-    conn = sqlite3.connect(index_path)
-    try:
-        conn.execute("PRAGMA journal_mode=DELETE")
-    finally:
-        conn.close()
 
 
 class _SnapshotMismatch(Exception):

@@ -28,7 +28,7 @@ import httpx
 import orjson
 
 from .. import records, signing
-from ..engine import JOURNAL_DIR
+from ..datadir import JOURNAL_DIR
 from ..errors import JournalError
 from ..journal import scan
 from ..model import write_id

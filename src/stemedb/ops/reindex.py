@@ -7,8 +7,8 @@ from pathlib import Path
 
 from rich.progress import Progress
 
-from ..engine import INDEX_FILE, JOURNAL_DIR, DataDirLock, entries_from, remove_index
-from ..index import IndexStore
+from ..datadir import INDEX_FILE, JOURNAL_DIR, DataDirLock, remove_index
+from ..index import IndexStore, entries_from
 from ..journal import Journal
 from .storage import fsync_path
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import records
-from ..engine import INDEX_FILE, JOURNAL_DIR, remove_index
+from ..datadir import INDEX_FILE, JOURNAL_DIR, remove_index, segment_files
 from ..errors import JournalError
 from ..index import Entry, IndexStore
 from ..journal import Record, chain_hash, scan, segment_name
@@ -38,7 +38,6 @@ from .backup import (
     list_backups,
     load_manifest,
     record_at,
-    segment_files,
     trim_after,
     us_to_time,
 )

@@ -14,11 +14,10 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
 from .. import records, signing
-from ..engine import INDEX_FILE, JOURNAL_DIR
+from ..datadir import INDEX_FILE, JOURNAL_DIR, is_live, read_applied
 from ..errors import JournalCorrupt
 from ..journal import Record, scan
 from ..model import write_id
-from .backup import is_live, read_applied
 
 
 @dataclass
