@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..defense import REASONS, TrustCounts, is_trusted, trust_score
 from ..index import admin as q
-from ..index.query import _us_to_time
+from ..model import us_to_time
 from ..records import now_us
 
 if TYPE_CHECKING:
@@ -140,7 +140,7 @@ class Overview:
             },
             "false_positive_rate": self.false_positive_rate,
             "false_positive_rate_last_hour": self.false_positive_rate_hour,
-            "pending_last_hour": [{"at": _us_to_time(t), "pending": n} for t, n in self.series],
+            "pending_last_hour": [{"at": us_to_time(t), "pending": n} for t, n in self.series],
             "top_agents": [{"agent_id": a, "pending": n} for a, n in self.top_agents],
         }
 

@@ -39,8 +39,8 @@ from ..beliefs import (
     run_start,
 )
 from ..defense.trust import TrustCounts
-from ..model import nfc
-from .query import MAX_LIMIT, _us_to_time, decode_cursor, encode_cursor
+from ..model import nfc, us_to_time
+from .query import MAX_LIMIT, decode_cursor, encode_cursor
 from .store import IndexStore
 
 _CHUNK = 500  # agent ids per IN (...) list
@@ -246,7 +246,7 @@ def candidate_dict(c: Candidate, with_support: bool = True) -> dict[str, Any]:
                 "confidence": s.claim.confidence,
                 "evidence": list(s.claim.evidence),
                 "context": s.claim.context or None,
-                "recorded_at": _us_to_time(s.claim.recorded_at_us),
+                "recorded_at": us_to_time(s.claim.recorded_at_us),
                 "lsn": s.claim.lsn,
                 "trust": s.standing.trust,
                 "trusted": s.standing.trusted,
@@ -629,7 +629,7 @@ def compute_disputes(
             "contention": _r(b.contention),
             "candidates": [candidate_dict(c, with_support=False) for c in b.candidates],
             "open_since_lsn": since,
-            "open_since": _us_to_time(at) if at is not None else None,
+            "open_since": us_to_time(at) if at is not None else None,
             "_open_since_us": at,
         }
         out.append((dispute_order(b.contention, runner_up, since, k), item))
