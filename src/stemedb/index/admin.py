@@ -12,6 +12,7 @@ from ..model import us_to_time
 from .query import decode_cursor, encode_cursor, row_to_assertion
 from .store import IndexStore
 
+
 def quarantine_item(row: sqlite3.Row) -> dict[str, Any]:
     verdict = orjson.loads(row["verdict"])
     return {
