@@ -18,7 +18,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -42,23 +41,15 @@ from .errors import (
     Unavailable,
     ValidationFailed,
 )
+from .events import NO_EVENTS, WriteEvents
 from .gate import DefenseGate, Known
 from .guards import Admission, BreakerState, Guards, retry_after_header
-from .index import (
-    AssertionFilter,
-    Entry,
-    IndexStore,
-    entries_from,
-    list_assertions,
-    lookups,
-    row_to_assertion,
-    search,
-)
+from .index import Entry, IndexStore, entries_from
+from .index.reads import IndexReads
 from .journal import Journal, Record
 from .model import (
     Assertion,
     Retraction,
-    format_time,
     parse_assertion,
     parse_retraction,
     parse_time,
@@ -66,6 +57,7 @@ from .model import (
     write_id,
 )
 from .settings import Settings
+from .store import AssertionFilter
 
 log = logging.getLogger("stemedb.engine")
 
@@ -95,7 +87,8 @@ class _Pending:
 
 
 class Database:
-    def __init__(self, settings: Settings, *, fsync: Callable[[int], None] = os.fsync,
+    def __init__(self, settings: Settings, *, events: WriteEvents = NO_EVENTS,
+                 fsync: Callable[[int], None] = os.fsync,
                  clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.clock = clock
@@ -109,13 +102,7 @@ class Database:
         self._verify_pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=settings.server.verify_workers, thread_name_prefix="stemedb-verify"
         )
-        self.commit_listeners: list[Callable[[int, float, int], None]] = []
-        # Observation hooks (metrics): replaced by whoever observes; no-ops by default.
-        self.on_write: Callable[[str, str], None] = _ignore
-        self.on_quarantined: Callable[[str, str], None] = _ignore
-        self.on_rate_limited: Callable[[str], None] = _ignore
-        self.on_breaker_opened: Callable[[str], None] = _ignore
-        self.on_decided: Callable[[bool], None] = _ignore  # approved? (one call per item)
+        self._events = events
         self.guards = Guards(settings)
         try:
             j = settings.journal
@@ -131,8 +118,11 @@ class Database:
             self.index = IndexStore(self.data_dir / INDEX_FILE)
             self._catch_up()
             self.index.start_checkpointer()
-            self.defense = DefenseGate(self)
-            self.admin = Admin(self)
+            self.reads = IndexReads(self.index)
+            self.defense = DefenseGate(self.reads, settings.content_defense)
+            self.admin = Admin(reads=self.reads, append=self.append_admin,
+                               breakers=self.guards.breakers, defense=self.defense,
+                               config=settings.content_defense, events=events)
             self._restore_manual_breakers()
         except BaseException:
             self._lock.release()
@@ -210,8 +200,16 @@ class Database:
             raise
 
     def _on_commit_stats(self, n: int, fsync_seconds: float, nbytes: int) -> None:
-        for listener in self.commit_listeners:
-            listener(n, fsync_seconds, nbytes)
+        self._events.observe_commit(n, fsync_seconds, nbytes)
+
+    @property
+    def events(self) -> WriteEvents:
+        """Who observes the engine and its services (``Metrics`` in a server)."""
+        return self._events
+
+    @events.setter
+    def events(self, events: WriteEvents) -> None:
+        self._events = self.admin.events = events
 
     # -- health -----------------------------------------------------------------------
 
@@ -260,7 +258,7 @@ class Database:
         """The agent's rate limit and breaker (429), before any check of the write."""
         decision = self.guards.limit("assert", agent)
         if decision is not None and not decision.allowed:
-            self.on_rate_limited("assert")
+            self._events.observe_rate_limited("assert")
             raise RateLimited(f"agent {agent[:16]} is over its write rate limit",
                               retry_after=retry_after_header(decision.retry_after),
                               limit_headers=decision.headers())
@@ -283,8 +281,8 @@ class Database:
             facts = None
             if known is None and isinstance(parsed, Assertion):  # one read for all checks
                 key = duplicate_key(parsed)
-                known, dups = lookups.assertion_facts(
-                    self.index, parsed.nonce, key, self.defense.duplicate_since())
+                known, dups = self.reads.assertion_facts(
+                    parsed.nonce, key, self.defense.duplicate_since())
                 facts = Known([key], dups, None)
             checked = self._reserve(kind, body, sig_b64, parsed, known)
             if facts is not None and isinstance(checked, _Pending) and not checked.submitted:
@@ -301,9 +299,9 @@ class Database:
                 verdict: dict[str, Any] | None) -> None:
         """A new write is durable: judge it for the breaker and report it."""
         self._judge(agent, admission, verdict is not None)
-        self.on_write(kind, "quarantined" if verdict else "accepted")
+        self._events.observe_write(kind, "quarantined" if verdict else "accepted")
         if verdict:
-            self.on_quarantined(agent, verdict["reason"])
+            self._events.observe_quarantine(agent, verdict["reason"])
 
     def _judge(self, agent: str, admission: Admission, failure: bool | None) -> None:
         """Feed a write's outcome to the agent's breaker (None: not judged, e.g. a replay)."""
@@ -316,7 +314,7 @@ class Database:
         if failure and before != BreakerState.OPEN:
             view = breakers.view(agent)
             if view.state == BreakerState.OPEN and not view.manual:
-                self.on_breaker_opened("automatic")
+                self._events.observe_breaker_open("automatic")
 
     def _reserve(self, kind: str, body: bytes, sig_b64: str, parsed: Assertion | Retraction,
                  known: dict[tuple[str, str], tuple[str, str]] | None = None,
@@ -336,7 +334,7 @@ class Database:
             if pending.id == wid:
                 return pending  # a retry racing its original: share its outcome
             raise NonceReused(f"nonce {parsed.nonce!r} is already used by write {pending.id}")
-        seen = (lookups.writes_by_nonce(self.index, [key]) if known is None else known).get(key)
+        seen = (self.reads.writes_by_nonce([key]) if known is None else known).get(key)
         if seen is not None and seen[0] == wid:
             return WriteResult(200, orjson.loads(seen[1]))
         self._check_skew(parsed)
@@ -383,7 +381,7 @@ class Database:
         if target is None:
             return
         field_name = "retracts" if isinstance(parsed, Retraction) else "supersedes"
-        row = self.index.get_assertion_row(target)
+        row = self.reads.assertion_row(target)
         if row is None:
             if isinstance(parsed, Retraction):
                 raise NotFound(f"assertion {target} does not exist")
@@ -431,7 +429,7 @@ class Database:
         try:
             return await self._write(kind, body, signature)
         except StemeError as e:
-            self.on_write(kind, e.type)
+            self._events.observe_write(kind, e.type)
             raise
 
     async def _write(self, kind: str, body: bytes, signature: str | None) -> WriteResult:
@@ -444,7 +442,7 @@ class Database:
         agent = parsed.agent_id
         if isinstance(checked, WriteResult):
             self._judge(agent, admission, None)
-            self.on_write(kind, "replayed")
+            self._events.observe_write(kind, "replayed")
             return checked
         if checked.submitted:  # an identical request is in flight: share its outcome
             self._judge(agent, admission, None)
@@ -474,8 +472,8 @@ class Database:
         def fail(i: int, e: StemeError) -> None:
             results[i] = {"index": i, "status": "error", "error": problem_of(e)}
 
-        known = lookups.writes_by_nonce(
-            self.index, [(x[0].agent_id, x[0].nonce) for x in parsed if not isinstance(x, StemeError)])
+        known = self.reads.writes_by_nonce(
+            [(x[0].agent_id, x[0].nonce) for x in parsed if not isinstance(x, StemeError)])
         staged: list[tuple[int, _Pending, Admission]] = []
         shared: list[tuple[int, _Pending, Admission]] = []
         mine: set[int] = set()  # ids of the pendings this batch reserved
@@ -487,7 +485,7 @@ class Database:
                 a, sig_b64 = item
                 checked, admission = self._guarded_reserve(records.ASSERT, body, sig_b64, a, known)
             except StemeError as e:
-                self.on_write(records.ASSERT, e.type)
+                self._events.observe_write(records.ASSERT, e.type)
                 fail(i, e)
                 continue
             if isinstance(checked, WriteResult):
@@ -503,7 +501,7 @@ class Database:
             if refused is None:
                 new.append((i, p, admission))
             else:
-                self.on_write(records.ASSERT, refused.type)
+                self._events.observe_write(records.ASSERT, refused.type)
                 fail(i, refused)
         if new:
             try:  # one wait for the whole submission: every item's future is set by then
@@ -567,14 +565,12 @@ class Database:
                               retry_after=retry_after_header(max(0.0, view.until - time.time())))
 
     def breaker_view(self, agent_id: str) -> dict[str, Any]:
-        return breaker_dict(self.guards.breakers.view(agent_id))
+        return self.admin.breaker_view(agent_id)
 
     def _restore_manual_breakers(self) -> None:
         """Manual opens are journaled; replay the ones still in force (automatic state is
         rebuilt from the writes that follow)."""
-        from .index import admin as q
-
-        for b in q.manual_breakers(self.index):
+        for b in self.reads.manual_breakers():
             if b["state"] == "OPEN" and b["until_us"]:
                 at = b["opened_at"] / 1e6
                 self.guards.breakers.open(b["agent_id"], b["reason"],
@@ -582,7 +578,7 @@ class Database:
 
     def resolve_as_of(self, as_of: str | None) -> int:
         """An ``as_of`` parameter (RFC 3339 time or ``lsn:N``) to an LSN."""
-        current = self.index.applied_lsn
+        current = self.reads.applied_lsn
         if as_of is None or as_of == "":
             return current
         if as_of.startswith("lsn:"):
@@ -597,34 +593,56 @@ class Database:
             t = parse_time(as_of)
         except ValueError as e:
             raise ValidationFailed([{"field": "as_of", "message": f"{e}, or lsn:N"}]) from None
-        return min(self.index.lsn_at(int(t.timestamp() * 1_000_000)), current)
+        return min(self.reads.lsn_at(int(t.timestamp() * 1_000_000)), current)
 
     def get_assertion(self, aid: str) -> dict[str, Any]:
-        row = self.index.get_assertion_row(aid.lower())
-        if row is None:
+        found = self.reads.assertion(aid.lower())
+        if found is None:
             raise NotFound(f"no assertion with id {aid}")
-        return row_to_assertion(row)
+        return found
 
     def list_assertions(self, f: AssertionFilter, as_of: str | None,
                         cursor: str | None) -> dict[str, Any]:
-        return list_assertions(self.index, f, self.resolve_as_of(as_of), cursor)
+        return self.reads.list_assertions(f, self.resolve_as_of(as_of), cursor)
 
     def search(self, q: str, limit: int, as_of: str | None, cursor: str | None) -> dict[str, Any]:
-        return search(self.index, q, limit, self.resolve_as_of(as_of), cursor)
+        return self.reads.search(q, limit, self.resolve_as_of(as_of), cursor)
 
+    async def beliefs(self, subject: str, predicate: str | None, context: str | None,
+                      as_of: str | None, limit: int = 100, cursor: str | None = None) -> bytes:
+        """GET /v1/beliefs as JSON bytes. An answer already computed for the LSN it would
+        be given at is served on the event loop (one indexed read and a dictionary
+        look-up); computing one (milliseconds of Python), finding the LSN of an ``as_of``
+        time, or a whole subject's page runs in a worker thread, so it never holds up the
+        loop's other requests."""
+        if as_of and not as_of.startswith("lsn:"):
+            lsn: int | None = await asyncio.to_thread(self.resolve_as_of, as_of)
+        else:
+            lsn = self.resolve_as_of(as_of) if as_of else None
+        if predicate is None:
+            page = await asyncio.to_thread(self.reads.subject_beliefs, subject, context, lsn,
+                                           limit, cursor)
+            return orjson.dumps(page)
+        body = self.reads.cached_belief_json(subject, predicate, context, lsn)
+        if body is None:
+            body = await asyncio.to_thread(self.reads.belief_json, subject, predicate, context,
+                                           lsn)
+        return body
 
-def breaker_dict(v: Any) -> dict[str, Any]:
-    """A breaker view in the admin API's shape (times as RFC 3339)."""
-    def t(x: float | None) -> str | None:
-        return None if x is None else format_time(datetime.fromtimestamp(x, tz=UTC))
-
-    return {"agent_id": v.agent_id, "state": str(v.state), "failure_rate": v.failure_rate,
-            "requests": v.requests, "reason": v.reason, "opened_at": t(v.opened_at),
-            "until": t(v.until), "manual": v.manual}
-
-
-def _ignore(*_: Any) -> None:
-    return None
+    def disputes(self, as_of: str | None, limit: int, cursor: str | None, *,
+                 subject: str | None, predicate: str | None) -> dict[str, Any]:
+        """GET /v1/disputes: contested keys, most contested first. ``open_for_seconds`` is
+        measured to now, to the ``as_of`` time, or (``lsn:N``) to when LSN N was
+        recorded."""
+        lsn = self.resolve_as_of(as_of) if as_of else None
+        if not as_of:
+            reference: int | None = int(time.time() * 1_000_000)
+        elif as_of.startswith("lsn:"):
+            reference = None
+        else:
+            reference = int(parse_time(as_of).timestamp() * 1_000_000)
+        return self.reads.disputes(lsn, limit, cursor, reference_us=reference, subject=subject,
+                                   predicate=predicate)
 
 
 def _outcome(p: _Pending, lsn: int) -> dict[str, Any]:

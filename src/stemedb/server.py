@@ -25,6 +25,7 @@ from . import logs
 from .engine import Database
 from .errors import Unavailable
 from .http import create_app
+from .metrics import Metrics
 from .settings import Settings
 
 log = logging.getLogger("stemedb.server")
@@ -124,7 +125,8 @@ async def serve_all(servers: list[tuple[uvicorn.Server, socket.socket]]) -> None
 def run(settings: Settings) -> None:
     logs.configure(settings.server.log_level)
     s = settings.server
-    database = Database(settings)
+    metrics = Metrics()
+    database = Database(settings, events=metrics)
     try:
         rec = database.journal.recovery
         if rec.truncated_bytes:
@@ -143,7 +145,7 @@ def run(settings: Settings) -> None:
         )
         # The API app starts and stops the database's background work; the database
         # itself is closed here, once, after both servers have finished.
-        app = create_app(database, close_on_shutdown=False)
+        app = create_app(database, close_on_shutdown=False, metrics=metrics)
         servers: list[tuple[uvicorn.Server, socket.socket]] = []
         try:
             servers.append((_Server(_config(app, s.host, s.port)), bind(s.host, s.port, "API")))

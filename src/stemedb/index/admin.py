@@ -33,7 +33,7 @@ def quarantine_item(row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-_Q_SELECT = ("SELECT a.*, q.id AS qid, q.reason, q.score, q.verdict, q.status AS qstatus,"
+Q_SELECT = ("SELECT a.*, q.id AS qid, q.reason, q.score, q.verdict, q.status AS qstatus,"
              " q.created_at, q.decided_at, q.decided_by, q.decision_reason, q.notes,"
              " q.assertion_id, q.lsn AS qlsn"
              " FROM quarantine q JOIN assertions a ON a.id = q.assertion_id")
@@ -74,7 +74,7 @@ def list_quarantine(store: IndexStore, *, status: str | None, agent_prefix: str 
             page_params.append(after)
     pcond = (" WHERE " + " AND ".join(page_where)) if page_where else ""
     order = "ASC" if oldest_first else "DESC"
-    rows = store.query(f"{_Q_SELECT}{pcond} ORDER BY q.lsn {order} LIMIT ?",
+    rows = store.query(f"{Q_SELECT}{pcond} ORDER BY q.lsn {order} LIMIT ?",
                        [*page_params, limit + 1])
     more = len(rows) > limit
     rows = rows[:limit]
@@ -84,7 +84,7 @@ def list_quarantine(store: IndexStore, *, status: str | None, agent_prefix: str 
 
 
 def get_quarantine(store: IndexStore, qid: str) -> dict[str, Any] | None:
-    rows = store.query(f"{_Q_SELECT} WHERE q.id = ?", [qid])
+    rows = store.query(f"{Q_SELECT} WHERE q.id = ?", [qid])
     return quarantine_item(rows[0]) if rows else None
 
 

@@ -11,13 +11,13 @@ import base64
 import binascii
 import re
 import sqlite3
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from ..errors import ValidationFailed
 from ..model import nfc, us_to_time
+from ..store import AssertionFilter
 from .store import IndexStore
 
 MAX_LIMIT = 1000
@@ -34,19 +34,6 @@ _STATUS_AS_OF = (
 _ACTIVE_AS_OF = (
     "active_lsn IS NOT NULL AND active_lsn <= :asof AND (ended_lsn IS NULL OR ended_lsn > :asof)"
 )
-
-
-@dataclass
-class AssertionFilter:
-    subject: str | None = None
-    predicate: str | None = None
-    object: str | None = None
-    agent_id: str | None = None
-    context: str | None = None
-    since_us: int | None = None
-    until_us: int | None = None
-    include_inactive: bool = False
-    limit: int = 100
 
 
 def encode_cursor(data: dict[str, int]) -> str:
