@@ -559,7 +559,7 @@ class _BaseClient:
         max_retry_after: float,
         timeout: float | httpx.Timeout,
     ) -> dict[str, Any]:
-        from . import __version__
+        from .version import __version__
 
         self._core = _Core(base_url, key, admin_token, max_retries, max_retry_after)
         return {

@@ -13,7 +13,6 @@ import concurrent.futures
 import contextlib
 import logging
 import os
-import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -24,8 +23,8 @@ import orjson
 
 from . import records, signing
 from .admin import Admin
-from .datadir import INDEX_FILE, JOURNAL_DIR, DataDirLock, remove_index
 from .defense.verdict import duplicate_key
+from .embedded import EmbeddedStore
 from .errors import (
     BreakerOpen,
     Conflict,
@@ -44,8 +43,7 @@ from .errors import (
 from .events import NO_EVENTS, WriteEvents
 from .gate import DefenseGate, Known
 from .guards import Admission, BreakerState, Guards, retry_after_header
-from .index import Entry, IndexStore, entries_from
-from .index.reads import IndexReads
+from .index import IndexStore
 from .journal import Journal, Record
 from .model import (
     Assertion,
@@ -57,7 +55,7 @@ from .model import (
     write_id,
 )
 from .settings import Settings
-from .store import AssertionFilter
+from .store import AssertionFilter, Store
 
 log = logging.getLogger("stemedb.engine")
 
@@ -87,67 +85,45 @@ class _Pending:
 
 
 class Database:
+    """The engine over a store (``store.Store``; the embedded one unless given) and its
+    services: guards, the content-defense gate and the admin service."""
+
     def __init__(self, settings: Settings, *, events: WriteEvents = NO_EVENTS,
-                 fsync: Callable[[int], None] = os.fsync,
+                 store: Store | None = None, fsync: Callable[[int], None] = os.fsync,
                  clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.clock = clock
         self.data_dir = settings.data_dir
-        self._lock = DataDirLock(self.data_dir)
         self._inflight: dict[tuple[str, str], _Pending] = {}
         self._inflight_lock = threading.Lock()
-        self._index_error: str | None = None
-        self._disk_checked = 0.0
-        self._disk_low: str | None = None
+        self._events = events
+        self.guards = Guards(settings)
+        self.store: Store = store if store is not None else EmbeddedStore(
+            settings.data_dir, settings.journal, fsync=fsync, on_commit=self._on_commit_stats)
+        self.reads = self.store.reads
         self._verify_pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=settings.server.verify_workers, thread_name_prefix="stemedb-verify"
         )
-        self._events = events
-        self.guards = Guards(settings)
-        try:
-            j = settings.journal
-            self.journal = Journal(
-                self.data_dir / JOURNAL_DIR,
-                segment_bytes=j.segment_bytes,
-                max_batch=j.group_commit_max_batch,
-                max_wait_us=j.group_commit_max_wait_us,
-                fsync=fsync,
-                on_durable=self._on_durable,
-                on_commit_stats=self._on_commit_stats,
-            )
-            self.index = IndexStore(self.data_dir / INDEX_FILE)
-            self._catch_up()
-            self.index.start_checkpointer()
-            self.reads = IndexReads(self.index)
-            self.defense = DefenseGate(self.reads, settings.content_defense)
-            self.admin = Admin(reads=self.reads, append=self.append_admin,
-                               breakers=self.guards.breakers, defense=self.defense,
-                               config=settings.content_defense, events=events)
-            self._restore_manual_breakers()
-        except BaseException:
-            self._lock.release()
-            raise
+        self.defense = DefenseGate(self.reads, settings.content_defense)
+        self.admin = Admin(reads=self.reads, append=self.append_admin,
+                           breakers=self.guards.breakers, defense=self.defense,
+                           config=settings.content_defense, events=events)
+        self._restore_manual_breakers()
 
-    # -- start-up -------------------------------------------------------------------
+    @property
+    def journal(self) -> Journal:
+        """The embedded store's journal (embedded only)."""
+        return self._embedded().journal
 
-    def _catch_up(self) -> None:
-        applied, applied_hash = self.index.applied()
-        last = self.journal.last_lsn
-        if applied > last or (applied and not self._hash_matches(applied, applied_hash)):
-            log.warning("index does not match the journal (index at LSN %d, journal at %d); "
-                        "rebuilding it from the journal", applied, last)
-            self.index.close()
-            remove_index(self.data_dir)
-            self.index = IndexStore(self.data_dir / INDEX_FILE)
-            applied = 0
-        if applied < last:
-            n = self.index.rebuild_from(entries_from(self.journal.read(applied + 1)))
-            log.info("index caught up with the journal: %d records applied (LSN %d)", n, last)
+    @property
+    def index(self) -> IndexStore:
+        """The embedded store's index (embedded only)."""
+        return self._embedded().index
 
-    def _hash_matches(self, lsn: int, expected: bytes) -> bool:
-        for r in self.journal.read(lsn, lsn):
-            return r.hash == expected
-        return False
+    def _embedded(self) -> EmbeddedStore:
+        if not isinstance(self.store, EmbeddedStore):
+            raise AttributeError("the store is not the embedded one")
+        return self.store
 
     async def start(self) -> None:
         """Work done once the event loop runs: journal a changed config's thresholds,
@@ -175,29 +151,15 @@ class Database:
         path's cached thresholds and allowlist are reloaded afterwards."""
         self._check_writable()
         try:
-            return await asyncio.wrap_future(self.journal.submit(payloads))
+            return await asyncio.wrap_future(self.store.submit(payloads))
         finally:
             self.defense.invalidate()
 
     def close(self) -> None:
-        self.journal.close()
+        self.store.close()
         self._verify_pool.shutdown(wait=True)
-        self.index.close()
-        self._lock.release()
 
     # -- commit-thread callbacks ----------------------------------------------------
-
-    def _on_durable(self, recs: list[Record], contexts: list[Any]) -> None:
-        entries = [
-            Entry(r.lsn, r.hash, records.decode(r.payload), getattr(c, "parsed", None))
-            for r, c in zip(recs, contexts, strict=True)
-        ]
-        try:
-            self.index.apply(entries)
-        except Exception as e:  # the records are durable; the index is behind until restart
-            self._index_error = f"index apply failed at LSN {entries[0].lsn}: {type(e).__name__}"
-            log.exception("index apply failed; writes stop until restart catches up")
-            raise
 
     def _on_commit_stats(self, n: int, fsync_seconds: float, nbytes: int) -> None:
         self._events.observe_commit(n, fsync_seconds, nbytes)
@@ -214,29 +176,12 @@ class Database:
     # -- health -----------------------------------------------------------------------
 
     def readiness(self) -> tuple[bool, str]:
-        if self.journal.read_only_reason:
-            return False, f"journal is read-only: {self.journal.read_only_reason}"
-        if self._index_error:
-            return False, self._index_error
-        low = self._check_disk()
-        if low:
-            return False, low
-        return True, "ready"
-
-    def _check_disk(self) -> str | None:
-        now = time.monotonic()
-        if now - self._disk_checked >= 1.0:
-            self._disk_checked = now
-            free = shutil.disk_usage(self.data_dir).free
-            floor = self.settings.journal.min_free_bytes
-            self._disk_low = (f"disk low: {free} bytes free, below min_free_bytes={floor}"
-                              if free < floor else None)
-        return self._disk_low
+        return self.store.readiness()
 
     def _check_writable(self) -> None:
         ok, reason = self.readiness()
         if not ok:
-            if self.journal.read_only_reason:
+            if self.store.read_only_reason:
                 raise JournalReadOnly(reason)
             raise Unavailable(reason)
 
@@ -404,7 +349,7 @@ class Database:
         for p in pendings:
             p.submitted = True
         try:
-            fut = self.journal.submit(payloads, list(pendings))
+            fut = self.store.submit(payloads, list(pendings))
         except BaseException as e:
             for p in pendings:
                 p.future.set_exception(e)

@@ -381,7 +381,7 @@ class Metrics:
             ["version", "python"],
             registry=r,
         )
-        from . import __version__
+        from .version import __version__
 
         self.build_info.labels(__version__, platform.python_version()).set(1)
 
@@ -569,8 +569,7 @@ class Metrics:
 def _pending_source(database: Any) -> Callable[[], float] | None:
     """Pending quarantine items, read from the database's index at scrape time (a scrape
     where that fails keeps the value given to ``set_pending``)."""
-    reads = getattr(database, "reads", None)
-    return None if reads is None else lambda: reads.pending_count()
+    return lambda: database.reads.pending_count()
 
 
 @dataclass(frozen=True, slots=True)
@@ -667,9 +666,9 @@ class _DatabaseCollector(Collector):
         db = self._db
         out: dict[str, float] = {}
         readers: list[tuple[str, Callable[[], float]]] = [
-            ("last", lambda: db.journal.last_lsn),
-            ("applied", lambda: db.index.applied_lsn),
-            ("read_only", lambda: 1 if db.journal.read_only_reason else 0),
+            ("last", lambda: db.store.last_lsn),
+            ("applied", lambda: db.reads.applied_lsn),
+            ("read_only", lambda: 1 if db.store.read_only_reason else 0),
             ("ready", lambda: 1 if db.readiness()[0] else 0),
             ("free", lambda: shutil.disk_usage(db.data_dir).free),
             ("floor", lambda: db.settings.journal.min_free_bytes),

@@ -128,18 +128,11 @@ def run(settings: Settings) -> None:
     metrics = Metrics()
     database = Database(settings, events=metrics)
     try:
-        rec = database.journal.recovery
-        if rec.truncated_bytes:
-            log.warning(
-                "cut a torn tail of %d bytes off the journal; the cut bytes are kept in %s",
-                rec.truncated_bytes,
-                rec.broken_copy,
-            )
         log.info(
             "journal open",
             extra={
                 "data_dir": str(settings.data_dir),
-                "last_lsn": database.journal.last_lsn,
+                "last_lsn": database.store.last_lsn,
                 "config": settings.config_path,
             },
         )

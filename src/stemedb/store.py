@@ -179,7 +179,10 @@ class Reads(Protocol):
 class Store(Protocol):
     """A storage backend: the journal and the derived state behind one door."""
 
-    reads: Reads
+    @property
+    def reads(self) -> Reads:
+        """The derived state's queries."""
+        ...
 
     def submit(self, payloads: Sequence[bytes], contexts: Sequence[Any] | None = None
                ) -> concurrent.futures.Future[list[Record]]:
@@ -191,6 +194,12 @@ class Store(Protocol):
     @property
     def last_lsn(self) -> int:
         """The LSN of the last durable record (0 for an empty journal)."""
+        ...
+
+    @property
+    def read_only_reason(self) -> str | None:
+        """Why appends are refused until a restart (a failed write or fsync: never retried
+        and assumed good), or None."""
         ...
 
     def records(self, from_lsn: int = 1, to_lsn: int | None = None) -> Iterator[Record]:

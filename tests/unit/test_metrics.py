@@ -445,11 +445,11 @@ def test_a_database_that_cannot_be_read_does_not_break_the_scrape(tmp_path: Path
         data_dir = tmp_path / "gone"
 
         @property
-        def journal(self) -> object:
+        def store(self) -> object:
             raise RuntimeError("closed")
 
         @property
-        def index(self) -> object:
+        def reads(self) -> object:
             raise RuntimeError("closed")
 
         def readiness(self) -> tuple[bool, str]:
@@ -478,8 +478,8 @@ def test_ready_and_read_only_follow_the_database(tmp_path: Path) -> None:
         applied_lsn = 7
 
     class Fake:
-        journal = Journal()
-        index = Index()
+        store = Journal()
+        reads = Index()
         data_dir = tmp_path
 
         def readiness(self) -> tuple[bool, str]:

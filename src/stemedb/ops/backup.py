@@ -35,12 +35,13 @@ from typing import Any
 
 import orjson
 
-from .. import __version__, records
+from .. import records
 from ..datadir import INDEX_FILE, JOURNAL_DIR, is_live, read_applied, segment_files
 from ..errors import JournalCorrupt
 from ..index import Entry, IndexStore
 from ..index.store import self_contained, snapshot_index
 from ..journal import FRAME_HEADER_SIZE, Record, scan, segment_name
+from ..version import __version__
 from .storage import (
     LocalTarget,
     OpsError,
