@@ -82,20 +82,20 @@ def quarantine_item(row: Row) -> dict[str, Any]:
     }
 
 
-def _r(x: float) -> float:
+def rounded(x: float) -> float:
     return round(x, DIGITS)
 
 
 def candidate_dict(c: Candidate, with_support: bool = True) -> dict[str, Any]:
     out: dict[str, Any] = {
         "object": orjson.loads(c.object_json),
-        "score": _r(c.score),
-        "strength": _r(c.strength),
+        "score": rounded(c.score),
+        "strength": rounded(c.strength),
         "agents": c.agents,
     }
     if with_support:
         out["groups"] = [
-            {"kind": g.kind, "strength": _r(g.strength), "agents": g.agents} for g in c.groups
+            {"kind": g.kind, "strength": rounded(g.strength), "agents": g.agents} for g in c.groups
         ]
         out["support"] = [
             {
@@ -108,7 +108,7 @@ def candidate_dict(c: Candidate, with_support: bool = True) -> dict[str, Any]:
                 "lsn": s.claim.lsn,
                 "trust": s.standing.trust,
                 "trusted": s.standing.trusted,
-                "weight": _r(s.weight),
+                "weight": rounded(s.weight),
                 "group": s.group,
             }
             for s in c.support
@@ -120,5 +120,5 @@ def belief_dict(b: Belief) -> dict[str, Any]:
     return {
         "candidates": [candidate_dict(c) for c in b.candidates],
         "contested": b.contested,
-        "contention": _r(b.contention),
+        "contention": rounded(b.contention),
     }

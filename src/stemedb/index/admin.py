@@ -3,35 +3,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 import orjson
 
+from ..answers import decode_cursor, encode_cursor, quarantine_item
 from ..model import us_to_time
-from .query import decode_cursor, encode_cursor, row_to_assertion
 from .store import IndexStore
-
-
-def quarantine_item(row: sqlite3.Row) -> dict[str, Any]:
-    verdict = orjson.loads(row["verdict"])
-    return {
-        "id": row["qid"],
-        "assertion_id": row["assertion_id"],
-        "agent_id": row["agent_id"],
-        "reason": row["reason"],
-        "score": row["score"],
-        "signals": verdict.get("signals", []),
-        "breakdown": verdict,
-        "status": row["qstatus"],
-        "created_at": us_to_time(row["created_at"]),
-        "decided_at": us_to_time(row["decided_at"]) if row["decided_at"] else None,
-        "decided_by": row["decided_by"],
-        "decision_reason": row["decision_reason"],
-        "notes": orjson.loads(row["notes"]),
-        "assertion": row_to_assertion(row),
-    }
-
 
 Q_SELECT = ("SELECT a.*, q.id AS qid, q.reason, q.score, q.verdict, q.status AS qstatus,"
              " q.created_at, q.decided_at, q.decided_by, q.decision_reason, q.notes,"

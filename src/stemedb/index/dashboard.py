@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .admin import Q_SELECT, quarantine_item
+from ..answers import quarantine_item
+from .admin import Q_SELECT
 from .store import IndexStore
 
 _ALL_STATUSES = "q.status IN ('pending', 'approved', 'rejected')"

@@ -7,16 +7,12 @@ through one consistent snapshot even while writes continue.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
-import sqlite3
 from typing import Any
 
-import orjson
-
+from ..answers import decode_cursor, encode_cursor, row_to_assertion
 from ..errors import ValidationFailed
-from ..model import nfc, us_to_time
+from ..model import nfc
 from ..store import AssertionFilter
 from .store import IndexStore
 
@@ -34,47 +30,6 @@ _STATUS_AS_OF = (
 _ACTIVE_AS_OF = (
     "active_lsn IS NOT NULL AND active_lsn <= :asof AND (ended_lsn IS NULL OR ended_lsn > :asof)"
 )
-
-
-def encode_cursor(data: dict[str, int]) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps(data)).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> dict[str, int]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        data = orjson.loads(raw)
-        if not isinstance(data, dict) or not all(
-            isinstance(v, int) and v >= 0 for v in data.values()
-        ):
-            raise ValueError
-        return data
-    except (binascii.Error, ValueError, orjson.JSONDecodeError):
-        raise ValidationFailed([{"field": "cursor", "message": "is not a cursor this server issued"}]) from None
-
-
-def row_to_assertion(row: sqlite3.Row, status: str | None = None) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "status": status or row["status"],
-        "lsn": row["lsn"],
-        "recorded_at": us_to_time(row["recorded_at"]),
-        "agent_id": row["agent_id"],
-        "subject": row["subject"],
-        "predicate": row["predicate"],
-        "object": orjson.loads(row["object_raw"]),
-        "confidence": row["confidence"],
-        "evidence": orjson.loads(row["evidence"]),
-        "context": row["context"] or None,
-        "valid_from": row["valid_from"],
-        "valid_until": row["valid_until"],
-        "supersedes": row["supersedes"],
-        "ended_by": row["ended_by"],
-        "timestamp": row["timestamp"],
-        "nonce": row["nonce"],
-        "signature": row["signature"],
-        "body": row["body"],
-    }
 
 
 def list_assertions(store: IndexStore, f: AssertionFilter, as_of: int,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ..answers import row_to_assertion
 from ..store import AssertionFilter, DuplicateKey, NonceKey
 from . import admin, beliefs, dashboard, lookups, query
 from .store import IndexStore
@@ -56,7 +57,7 @@ class IndexReads:
 
     def assertion(self, aid: str) -> dict[str, Any] | None:
         row = self.store.get_assertion_row(aid)
-        return None if row is None else query.row_to_assertion(row)
+        return None if row is None else row_to_assertion(row)
 
     def list_assertions(self, f: AssertionFilter, as_of: int, cursor: str | None
                         ) -> dict[str, Any]:
