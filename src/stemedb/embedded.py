@@ -100,8 +100,7 @@ class EmbeddedStore:
         """Applies a durable batch to the index (commit thread, before its futures
         resolve). A failure fails the batch's futures; appends stop until a restart
         catches the index up from the journal."""
-        entries = [Entry(r.lsn, r.hash, records.decode(r.payload), getattr(c, "parsed", None))
-                   for r, c in zip(recs, contexts, strict=True)]
+        entries = [_entry(r, c) for r, c in zip(recs, contexts, strict=True)]
         try:
             self.index.apply(entries)
         except Exception as e:  # the records are durable; the index is behind until restart
@@ -157,3 +156,13 @@ class EmbeddedStore:
         self.journal.close()
         self.index.close()
         self._lock.release()
+
+
+def _entry(r: Record, context: Any) -> Entry:
+    """The entry to apply for a durable record. A write from the live path hands over
+    what it already has (its payload as a dict, its parsed body and id), so nothing is
+    decoded, parsed or hashed again; anything else is decoded from the payload."""
+    data = getattr(context, "record", None)
+    if data is None:
+        return Entry(r.lsn, r.hash, records.decode(r.payload))
+    return Entry(r.lsn, r.hash, data, context.parsed, context.id)

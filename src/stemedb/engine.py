@@ -60,6 +60,9 @@ from .store import AssertionFilter, Store
 log = logging.getLogger("stemedb.engine")
 
 
+Claimed = Callable[[str], None]  # told the agent id a write's body claims
+
+
 @dataclass(frozen=True, slots=True)
 class WriteResult:
     """HTTP status and body of one write."""
@@ -80,6 +83,7 @@ class _Pending:
     verdict: dict[str, Any] | None = None
     # What content defense needs from the index, when read together with the nonce.
     facts: Known | None = None
+    record: dict[str, Any] | None = None  # the journal payload, as a dict, once submitted
     submitted: bool = False
     future: concurrent.futures.Future[Any] = field(default_factory=concurrent.futures.Future)
 
@@ -187,14 +191,17 @@ class Database:
 
     # -- writes -----------------------------------------------------------------------
 
-    def _verified(self, kind: str, body: bytes, signature: str | None
-                  ) -> tuple[Assertion | Retraction, str]:
+    def _verified(self, kind: str, body: bytes, signature: str | None,
+                  claimed: Claimed | None = None) -> tuple[Assertion | Retraction, str]:
         """Schema (400/422), then the signature (401): who wrote this, proven.
-        Returns the parsed write and the signature in canonical base64."""
+        Returns the parsed write and the signature in canonical base64. ``claimed`` is
+        told the agent id the body claims as soon as it parsed (the access log's)."""
         sig = signing.decode_signature(signature)
         parsed: Assertion | Retraction = (
             parse_assertion(body) if kind == records.ASSERT else parse_retraction(body)
         )
+        if claimed is not None:
+            claimed(parsed.agent_id)
         if not signing.verify(parsed.agent_id, body, sig):
             raise SignatureInvalid("the signature does not match the body and agent_id")
         return parsed, signing.encode_signature(sig)
@@ -344,9 +351,10 @@ class Database:
 
     def _submit(self, pendings: Sequence[_Pending]) -> concurrent.futures.Future[list[Record]]:
         at = records.now_us()
-        payloads = [records.SignedWrite(p.kind, p.body, p.signature, at, p.verdict).encode()
-                    for p in pendings]
-        for p in pendings:
+        payloads = []
+        for p in pendings:  # each encoded once; the dict rides along to the index
+            p.record = records.SignedWrite(p.kind, p.body, p.signature, at, p.verdict).to_dict()
+            payloads.append(orjson.dumps(p.record))
             p.submitted = True
         try:
             fut = self.store.submit(payloads, list(pendings))
@@ -369,20 +377,23 @@ class Database:
         fut.add_done_callback(done)
         return fut
 
-    async def write(self, kind: str, body: bytes, signature: str | None) -> WriteResult:
-        """One signed write (POST /v1/assert or /v1/retract)."""
+    async def write(self, kind: str, body: bytes, signature: str | None,
+                    claimed: Claimed | None = None) -> WriteResult:
+        """One signed write (POST /v1/assert or /v1/retract). ``claimed``: see
+        ``_verified``."""
         try:
-            return await self._write(kind, body, signature)
+            return await self._write(kind, body, signature, claimed)
         except StemeError as e:
             self._events.observe_write(kind, e.type)
             raise
 
-    async def _write(self, kind: str, body: bytes, signature: str | None) -> WriteResult:
+    async def _write(self, kind: str, body: bytes, signature: str | None,
+                     claimed: Claimed | None) -> WriteResult:
         limit = self.settings.server.max_body_bytes
         if len(body) > limit:
             raise PayloadTooLarge(f"the body is {len(body)} bytes; at most {limit} are allowed")
         self._check_writable()
-        parsed, sig_b64 = self._verified(kind, body, signature)
+        parsed, sig_b64 = self._verified(kind, body, signature, claimed)
         checked, admission = self._guarded_reserve(kind, body, sig_b64, parsed)
         agent = parsed.agent_id
         if isinstance(checked, WriteResult):
@@ -496,12 +507,13 @@ class Database:
 
     # -- reads ------------------------------------------------------------------------
 
-    def refuse_if_banned(self, kind: str, body: bytes, signature: str | None) -> None:
+    def refuse_if_banned(self, kind: str, body: bytes, signature: str | None,
+                         claimed: Claimed | None = None) -> None:
         """429 for a correctly signed write of an agent whose breaker is OPEN, before any
         other complaint about the request (e.g. its content type): a banned agent learns
         that it is banned."""
         try:
-            parsed, _ = self._verified(kind, body, signature)
+            parsed, _ = self._verified(kind, body, signature, claimed)
         except StemeError:
             return
         view = self.guards.breakers.view(parsed.agent_id)

@@ -33,13 +33,14 @@ from ..model import Assertion, Retraction, canonical_json, nfc, quarantine_id, u
 
 class Entry(NamedTuple):
     """One journal record to apply: its LSN, chain hash, decoded payload, and (on the
-    live path) the already-parsed write so it need not be parsed twice. (A named tuple:
-    replay makes one per record, and it is cheap to make.)"""
+    live path) the already-parsed write and its id, so neither is computed twice. (A
+    named tuple: replay makes one per record, and it is cheap to make.)"""
 
     lsn: int
     hash: bytes
     data: dict[str, Any]
     parsed: Any = None
+    wid: str | None = None
 
 
 # -- applying records --------------------------------------------------------------------
@@ -133,19 +134,18 @@ def write_steps(c: sqlite3.Connection, steps: list[Step]) -> None:
 def _plan(e: Entry) -> _Plan:
     d = e.data
     body_text: str = d["body"]
-    body = body_text.encode("utf-8")
-    wid = hashlib.sha256(body).hexdigest()  # write_id(body)
+    wid = e.wid or hashlib.sha256(body_text.encode("utf-8")).hexdigest()  # write_id(body)
     if d["t"] == records.ASSERT:
-        return _plan_assert(e, d, body_text, body, wid)
+        return _plan_assert(e, d, body_text, wid)
     if d["t"] == records.RETRACT:
-        return _plan_retract(e, d, body_text, body, wid)
+        return _plan_retract(e, d, body_text, wid)
     raise KeyError(d["t"])
 
 
-def _plan_assert(e: Entry, d: dict[str, Any], body_text: str, body: bytes, wid: str) -> _Plan:
+def _plan_assert(e: Entry, d: dict[str, Any], body_text: str, wid: str) -> _Plan:
     # The fields as journaled: the parsed write on the live path, else the signed body
     # as it was validated before it was journaled (what ``trusted_assertion`` holds).
-    f = e.parsed.__dict__ if isinstance(e.parsed, Assertion) else orjson.loads(body)
+    f = e.parsed.__dict__ if isinstance(e.parsed, Assertion) else orjson.loads(body_text)
     lsn, at, v = e.lsn, int(d["at"]), d.get("v")
     agent, nonce, obj = f["agent_id"], f["nonce"], f["object"]
     if isinstance(obj, str):  # the common case, without canonical_json's walk
@@ -180,8 +180,8 @@ def _plan_assert(e: Entry, d: dict[str, Any], body_text: str, body: bytes, wid: 
                  agent, counter, at, end)
 
 
-def _plan_retract(e: Entry, d: dict[str, Any], body_text: str, body: bytes, wid: str) -> _Plan:
-    f = e.parsed.__dict__ if isinstance(e.parsed, Retraction) else orjson.loads(body)
+def _plan_retract(e: Entry, d: dict[str, Any], body_text: str, wid: str) -> _Plan:
+    f = e.parsed.__dict__ if isinstance(e.parsed, Retraction) else orjson.loads(body_text)
     lsn, at = e.lsn, int(d["at"])
     agent, retracts = f["agent_id"], f["retracts"]
     outcome = orjson.dumps(
