@@ -62,7 +62,7 @@ def _data_dir(config: str | None, data_dir: str | None, as_json: bool) -> Path:
 
 
 def _target(url: str, endpoint: str | None, as_json: bool) -> Any:
-    from ..ops.storage import open_target
+    from ..ops.targets import open_target
 
     try:
         return open_target(url, endpoint)

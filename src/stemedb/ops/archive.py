@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 
 from ..datadir import JOURNAL_DIR, durable_lsn, segment_files
-from ..errors import JournalError
+from ..errors import JournalError, MissingObject, OpsError
 from ..journal import (
     FRAME_HEADER_SIZE,
     SEGMENT_HEADER_SIZE,
@@ -39,15 +39,9 @@ from ..journal import (
 )
 from ..journal import Frame as _Frame
 from .backup import now_time, record_at, us_to_time
-from .storage import (
-    LocalTarget,
-    MissingObject,
-    ObjectInfo,
-    OpsError,
-    Target,
-    progress_bar,
-    sha256_file,
-)
+from .files import sha256_file
+from .progress import progress_bar
+from .targets import LocalTarget, ObjectInfo, Target, open_target
 
 log = logging.getLogger("stemedb.ops")
 
@@ -369,8 +363,6 @@ def archive_status(
     time of the last archived record (what a restore from the archive alone would lose
     if the data directory were gone now; the active segment is never archived).
     """
-    from .storage import open_target
-
     t = open_target(target, endpoint_url) if isinstance(target, str) else target
     return _status(Path(data_dir), t, load_state(t))
 

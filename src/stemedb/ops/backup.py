@@ -37,19 +37,13 @@ import orjson
 
 from .. import __version__, records
 from ..datadir import INDEX_FILE, JOURNAL_DIR, is_live, read_applied, segment_files
-from ..errors import JournalCorrupt
+from ..errors import JournalCorrupt, MissingObject, OpsError
 from ..index import Entry, IndexStore
 from ..index.store import self_contained, snapshot_index
 from ..journal import FRAME_HEADER_SIZE, Record, scan, segment_name
-from .storage import (
-    LocalTarget,
-    OpsError,
-    Target,
-    fsync_path,
-    progress_bar,
-    remove_tree,
-    sha256_file,
-)
+from .files import fsync_path, remove_tree, sha256_file
+from .progress import progress_bar
+from .targets import LocalTarget, Target
 
 log = logging.getLogger("stemedb.ops")
 
@@ -194,8 +188,6 @@ def list_backups(target: Target) -> list[BackupInfo]:
 
 
 def load_manifest(target: Target, backup_id: str) -> Manifest:
-    from .storage import MissingObject
-
     try:
         raw = target.get_bytes(f"{BACKUPS}{backup_id}/{MANIFEST}")
     except MissingObject:

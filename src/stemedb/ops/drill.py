@@ -29,11 +29,12 @@ import orjson
 
 from .. import records, signing
 from ..datadir import JOURNAL_DIR
-from ..errors import JournalError
+from ..errors import JournalError, OpsError
 from ..journal import scan
 from ..model import write_id
+from .files import remove_tree
 from .restore import restore
-from .storage import OpsError, Target, remove_tree
+from .targets import Target
 
 
 @dataclass

@@ -10,7 +10,7 @@ from rich.progress import Progress
 from ..datadir import INDEX_FILE, JOURNAL_DIR, DataDirLock, remove_index
 from ..index import IndexStore, entries_from
 from ..journal import Journal
-from .storage import fsync_path
+from .files import fsync_path
 
 
 def rebuild_index(journal: Journal, target: Path, progress: bool = False,

@@ -27,7 +27,7 @@ from typing import Any
 
 from .. import records
 from ..datadir import INDEX_FILE, JOURNAL_DIR, remove_index, segment_files
-from ..errors import JournalError
+from ..errors import JournalError, MissingObject, OpsError
 from ..index import Entry, IndexStore
 from ..journal import Record, chain_hash, scan, segment_name
 from .archive import WAL, ArchiveCheck, ArchiveState, load_state, verify_archive, wal_objects
@@ -41,15 +41,9 @@ from .backup import (
     trim_after,
     us_to_time,
 )
-from .storage import (
-    MissingObject,
-    ObjectInfo,
-    OpsError,
-    Target,
-    fsync_path,
-    progress_bar,
-    remove_tree,
-)
+from .files import fsync_path, remove_tree
+from .progress import progress_bar
+from .targets import ObjectInfo, Target
 
 log = logging.getLogger("stemedb.ops")
 
