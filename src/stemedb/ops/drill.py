@@ -33,6 +33,7 @@ from ..errors import JournalError, OpsError
 from ..journal import scan
 from ..model import write_id
 from .files import remove_tree
+from .progress import Progress
 from .restore import restore
 from .targets import Target
 
@@ -171,7 +172,7 @@ def run_drill(
     sample: int = 50,
     keep: bool = False,
     scratch_dir: Path | None = None,
-    progress: bool = False,
+    progress: Progress | None = None,
     ready_timeout: float = 900.0,
     seed: int | None = None,
 ) -> DrillReport:
