@@ -18,6 +18,7 @@ from rich.table import Table
 from ..client import DEFAULT_URL, Client, build_assertion, format_timestamp, new_nonce
 from ..signing import AgentKey
 from .output import (
+    CLI_MAX_RETRY_AFTER,
     api_errors,
     cell,
     fail,
@@ -27,9 +28,6 @@ from .output import (
     print_json,
     short_time,
 )
-
-# A person is waiting: ride out short rate limits, report long outages at once.
-CLI_MAX_RETRY_AFTER = 10.0
 
 
 def make_client(url: str, key: AgentKey | None = None) -> Client:

@@ -49,6 +49,8 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
+# A person is waiting: ride out short rate limits, report long outages at once.
+CLI_MAX_RETRY_AFTER = 10.0
 
 F = TypeVar("F", bound=Callable[..., Any])
 
