@@ -119,10 +119,11 @@ def test_ids_are_one_escaped_segment() -> None:
 
 def test_problem_answers_raise_api_error_with_the_problem() -> None:
     current = {"status": "approved", "decided_by": "admin:bob"}
-    rec = Recorder(httpx.Response(409, json={
-        "type": "https://stemedb.dev/problems/already-decided", "title": "Already decided",
-        "status": 409, "detail": f"quarantine item {QID} is already approved",
-        "instance": "req-1", "current": current}, headers={"content-type": "application/problem+json"}))  # fmt: skip
+    problem = {"type": "https://stemedb.dev/problems/already-decided", "title": "Already decided",
+               "status": 409, "detail": f"quarantine item {QID} is already approved",
+               "instance": "req-1", "current": current}  # fmt: skip
+    rec = Recorder(httpx.Response(409, json=problem,
+                                  headers={"content-type": "application/problem+json"}))  # fmt: skip
     with Client(URL, admin_token=TOKEN, transport=httpx.MockTransport(rec)) as c, \
             pytest.raises(ApiError) as info:  # fmt: skip
         c.admin.reject(QID, "late")

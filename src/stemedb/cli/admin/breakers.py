@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..output import brief_cell, cell, list_table, plural, print_json, short_time
-from .common import Options, admin_api, admin_options, agent_cell, fields, stdout_console
+from .common import Options, admin_api, admin_options, agent_cell, answer, fields, stdout_console
 
 
 @click.group()
@@ -75,10 +75,8 @@ def breaker_open(opts: Options, agent_id: str, reason: str, duration_seconds: in
     """Ban an agent: its writes answer 429 until the duration passes or a reset."""
     with admin_api(opts) as admin:
         data = admin.open_breaker(agent_id, reason, duration_seconds)
-    if opts.as_json:
-        print_json(data)
-    else:
-        click.echo(f"opened breaker of {data.get('agent_id', agent_id)} until {data.get('until')}")
+    who = data.get("agent_id", agent_id)
+    answer(opts, data, f"opened breaker of {who} until {data.get('until')}")
 
 
 @breaker.command("reset")
@@ -89,7 +87,4 @@ def breaker_reset(opts: Options, agent_id: str, reason: str | None) -> None:
     """Unban an agent: its breaker goes back to CLOSED with a clean window."""
     with admin_api(opts) as admin:
         data = admin.reset_breaker(agent_id, reason)
-    if opts.as_json:
-        print_json(data)
-    else:
-        click.echo(f"reset breaker of {data.get('agent_id', agent_id)}: {data.get('state')}")
+    answer(opts, data, f"reset breaker of {data.get('agent_id', agent_id)}: {data.get('state')}")

@@ -19,7 +19,15 @@ from rich.text import Text
 
 from ...auth import TOKEN_FILE
 from ...client import DEFAULT_URL, Admin, ApiError, Client
-from ..output import CLI_MAX_RETRY_AFTER, EXIT_USAGE, api_errors, brief_cell, fail, fields_table
+from ..output import (
+    CLI_MAX_RETRY_AFTER,
+    EXIT_USAGE,
+    api_errors,
+    brief_cell,
+    fail,
+    fields_table,
+    print_json,
+)
 
 DEFAULT_DATA_DIR = "./stemedb-data"
 TOKEN_ENV = "STEMEDB_ADMIN_TOKEN"
@@ -144,6 +152,14 @@ def admin_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 # -- output ----------------------------------------------------------------------------------
+
+
+def answer(opts: Options, data: Any, line: str) -> None:
+    """The server's answer with --json, else one line saying what was done."""
+    if opts.as_json:
+        print_json(data)
+    else:
+        click.echo(line)
 
 
 def stdout_console() -> Console:

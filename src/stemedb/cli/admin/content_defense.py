@@ -9,7 +9,7 @@ import click
 from rich.text import Text
 
 from ..output import brief_cell, cell, list_table, plural, print_json, short_time
-from .common import Options, admin_api, admin_options, agent_cell, stdout_console
+from .common import Options, admin_api, admin_options, agent_cell, answer, stdout_console
 
 THRESHOLD_KEYS = (
     "quality_threshold",
@@ -73,12 +73,8 @@ def allowlist_add(
     expires = expires_at if expires_at is not None else _expiry_from_duration(str(duration))
     with admin_api(opts) as admin:
         entry = admin.allow(agent_id, expires, reason)
-    if opts.as_json:
-        print_json(entry)
-    else:
-        click.echo(
-            f"allowlisted {entry.get('agent_id', agent_id)} until {entry.get('expires_at', expires)}"
-        )
+    until = entry.get("expires_at", expires)
+    answer(opts, entry, f"allowlisted {entry.get('agent_id', agent_id)} until {until}")
 
 
 @allowlist.command("remove")
@@ -88,10 +84,7 @@ def allowlist_remove(opts: Options, agent_id: str) -> None:
     """Remove AGENT_ID from the allowlist: its writes are checked again at once."""
     with admin_api(opts) as admin:
         result = admin.disallow(agent_id)
-    if opts.as_json:
-        print_json(result)
-    else:
-        click.echo(f"removed {result.get('agent_id', agent_id)} from the allowlist")
+    answer(opts, result, f"removed {result.get('agent_id', agent_id)} from the allowlist")
 
 
 # -- thresholds ------------------------------------------------------------------------------

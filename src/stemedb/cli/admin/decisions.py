@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from ..output import brief_cell, list_table, plural, print_json
-from .common import Options, admin_api, admin_options, connect, fields, stdout_console
+from .common import Options, admin_api, admin_options, answer, connect, fields, stdout_console
 
 
 @click.command()
@@ -20,11 +20,8 @@ def retract(opts: Options, assertion_id: str, reason: str) -> None:
     beliefs and search, and counts as its agent's retraction."""
     with admin_api(opts) as admin:
         data = admin.retract(assertion_id, reason)
-    if opts.as_json:
-        print_json(data)
-    else:
-        click.echo(f"retracted {data.get('id', assertion_id)} of agent "
-                   f"{str(data.get('agent_id', ''))[:16]} at lsn {data.get('lsn')}")
+    answer(opts, data, f"retracted {data.get('id', assertion_id)} of agent "
+                       f"{str(data.get('agent_id', ''))[:16]} at lsn {data.get('lsn')}")
 
 
 # -- audit and agents ------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from rich.text import Text
 
 from ...client import QuarantineFilters
 from ..output import brief_cell, cell, list_table, plural, print_json, short_time
-from .common import Options, admin_api, admin_options, agent_cell, fields, stdout_console
+from .common import Options, admin_api, admin_options, agent_cell, answer, fields, stdout_console
 
 REASONS = ("Duplicate", "LowQuality", "UntrustedHighConfidence")
 STATUSES = ("pending", "approved", "rejected", "all")
@@ -213,15 +213,12 @@ def quarantine_show(opts: Options, item_id: str) -> None:
 
 
 def _decided(opts: Options, item: dict[str, Any], verb: str) -> None:
-    if opts.as_json:
-        print_json(item)
-        return
     aid = item.get("assertion_id")
     after = {"approved": "is now active", "rejected": "is kept for audit only"}
     line = f"{verb} {item.get('id')}"
     if verb in after and aid:
         line += f" (assertion {aid} {after[verb]})"
-    click.echo(line)
+    answer(opts, item, line)
 
 
 @quarantine.command("approve")
