@@ -26,3 +26,9 @@ def test_ops_never_imports_the_engine() -> None:
     found = [str(p.relative_to(SRC)) for p in (SRC / "ops").rglob("*.py")
              if re.search(r"^\s*from \.\.engine|stemedb\.engine", p.read_text(), re.MULTILINE)]
     assert found == []
+
+
+def test_no_module_is_over_800_lines() -> None:
+    long = {str(p.relative_to(SRC)): n for p in modules()
+            if (n := len(p.read_text().splitlines())) > 800}
+    assert long == {}
