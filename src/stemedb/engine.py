@@ -23,7 +23,6 @@ import orjson
 
 from . import records, signing
 from .admin import Admin
-from .defense.verdict import duplicate_key
 from .embedded import EmbeddedStore
 from .errors import (
     BreakerOpen,
@@ -54,13 +53,14 @@ from .model import (
     quarantine_id,
     write_id,
 )
-from .settings import Settings
-from .store import AssertionFilter, Store
+from .settings import ContentDefenseSettings, Settings
+from .store import AssertionFilter, Reads, Store
 
 log = logging.getLogger("stemedb.engine")
 
 
 Claimed = Callable[[str], None]  # told the agent id a write's body claims
+GateFactory = Callable[[Reads, ContentDefenseSettings], DefenseGate]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +93,12 @@ class Database:
     services: guards, the content-defense gate and the admin service."""
 
     def __init__(self, settings: Settings, *, events: WriteEvents = NO_EVENTS,
-                 store: Store | None = None, fsync: Callable[[int], None] = os.fsync,
+                 store: Store | None = None, defense: GateFactory = DefenseGate,
+                 fsync: Callable[[int], None] = os.fsync,
                  clock: Callable[[], float] = time.time) -> None:
+        """``store``: the storage backend (default: the embedded store in
+        ``settings.data_dir``); ``defense``: builds the content-defense gate from the
+        reads and the ``[content_defense]`` settings (benchmarks pass a variant)."""
         self.settings = settings
         self.clock = clock
         self.data_dir = settings.data_dir
@@ -108,7 +112,7 @@ class Database:
         self._verify_pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=settings.server.verify_workers, thread_name_prefix="stemedb-verify"
         )
-        self.defense = DefenseGate(self.reads, settings.content_defense)
+        self.defense = defense(self.reads, settings.content_defense)
         self.admin = Admin(reads=self.reads, append=self.append_admin,
                            breakers=self.guards.breakers, defense=self.defense,
                            config=settings.content_defense, events=events)
@@ -232,10 +236,7 @@ class Database:
         try:
             facts = None
             if known is None and isinstance(parsed, Assertion):  # one read for all checks
-                key = duplicate_key(parsed)
-                known, dups = self.reads.assertion_facts(
-                    parsed.nonce, key, self.defense.duplicate_since())
-                facts = Known([key], dups, None)
+                known, facts = self.defense.facts(parsed)
             checked = self._reserve(kind, body, sig_b64, parsed, known)
             if facts is not None and isinstance(checked, _Pending) and not checked.submitted:
                 checked.facts = facts

@@ -18,7 +18,7 @@ from .errors import StemeError, TooManyRequests
 from .model import Assertion
 from .records import now_us
 from .settings import ContentDefenseSettings
-from .store import DuplicateKey, Reads
+from .store import DuplicateKey, NonceKey, Reads
 
 HOUR_US = 3_600_000_000
 
@@ -80,6 +80,13 @@ class DefenseGate:
         """Forget the cached thresholds and allowlist (after an admin change to either)."""
         self._thresholds = None
         self._allowlist = None
+
+    def facts(self, a: Assertion) -> tuple[dict[NonceKey, tuple[str, str]], Known]:
+        """What one assertion's checks need from the index, in one read: its nonce's
+        earlier write (idempotency, replay) and whether its duplicate key exists."""
+        key = duplicate_key(a)
+        seen, dups = self.reads.assertion_facts(a.nonce, key, self.duplicate_since())
+        return seen, Known([key], dups, None)
 
     def duplicate_since(self) -> int:
         """Oldest recorded time (unix µs) an earlier write counts as a duplicate from."""
