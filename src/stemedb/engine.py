@@ -85,6 +85,9 @@ class _Pending:
     facts: Known | None = None
     record: dict[str, Any] | None = None  # the journal payload, as a dict, once submitted
     submitted: bool = False
+    # Set by the store's applier when another writer's record took this nonce first (a
+    # cluster backend): (that write's id, its outcome JSON). This record changed nothing.
+    taken: tuple[str, str] | None = None
     future: concurrent.futures.Future[Any] = field(default_factory=concurrent.futures.Future)
 
 
@@ -371,8 +374,14 @@ class Database:
             for i, p in enumerate(pendings):
                 if err is not None:
                     p.future.set_exception(err)
-                else:
+                elif p.taken is None:
                     p.future.set_result(_outcome(p, f.result()[i].lsn))
+                elif p.taken[0] == p.id:  # the same write won elsewhere: a retry
+                    p.future.set_result(orjson.loads(p.taken[1]))
+                else:
+                    p.future.set_exception(NonceReused(
+                        f"nonce {p.parsed.nonce!r} is already used by write {p.taken[0]}"))
+                    p.future.exception()  # retrieved: the caller sees it through await
                 self._release(p)
 
         fut.add_done_callback(done)
@@ -410,9 +419,16 @@ class Database:
         try:
             self._submit([checked])
             out = await asyncio.wrap_future(checked.future)
+        except NonceReused:  # another node's write took the nonce first
+            self._judge(agent, admission, True)
+            raise
         except BaseException:
             self._judge(agent, admission, None)
             raise
+        if checked.taken is not None:  # the same write was stored by another node
+            self._judge(agent, admission, None)
+            self._events.observe_write(kind, "replayed")
+            return WriteResult(200, out)
         self._stored(kind, agent, admission, checked.verdict)
         return WriteResult(202 if checked.verdict else 201, out)
 
@@ -469,6 +485,14 @@ class Database:
                     fail(i, e)
                 new = []
         for i, p, admission in new:
+            if p.taken is not None:  # another node's write took the nonce first
+                self._judge(p.parsed.agent_id, admission, True if p.taken[0] != p.id else None)
+                try:
+                    results[i] = {"index": i, **p.future.result(), "http_status": 200}
+                except NonceReused as e:
+                    self._events.observe_write(records.ASSERT, e.type)
+                    fail(i, e)
+                continue
             self._stored(records.ASSERT, p.parsed.agent_id, admission, p.verdict)
             results[i] = {"index": i, **p.future.result(), "http_status": 202 if p.verdict else 201}
         for i, p, admission in shared:
