@@ -1,19 +1,19 @@
 """What content defense costs single ingest: ``stemedb serve`` with the defense gate and
-with it bypassed (``bench/variant_server.py``: the gate's ``verdicts`` accepts everything
+with it bypassed (``bench/experiments/variant_server.py``: the gate's ``verdicts`` accepts everything
 without looking - no allowlist, duplicate, trust or quality work - and the single write's
 combined index read is the nonce lookup alone). The writes are ones the defense accepts,
 so both sides store the same rows.
 
 Measured two ways:
 
-- through HTTP, as ``ingest_single.rate`` is (``bench/ab_http.py``: real server
-  processes side by side, wrk at 32 connections, alternating short runs, medians of the
+- through HTTP, as ``ingest_single.rate`` is (``bench/experiments/ab_http.py``: real
+  server processes side by side, wrk at 32 connections, alternating short runs, medians of the
   pairs): ``defense.ingest_cost_ratio`` = median of 1 − rate_with / rate_without, how much
   the defense lowers single-ingest throughput and so ``ingest_single.ratio`` (target ≤
   0.10); ``defense.ingest_cpu_cost_ratio``, the same from the server's CPU time per
   write; the spread of the pairs, median rates and CPU per write;
-- in process (``bench/ab.py``: the ASGI app called directly, no sockets or HTTP parsing,
-  so the share comes out larger): ``defense.inprocess_cost_ratio`` and
+- in process (``bench/experiments/ab.py``: the ASGI app called directly, no sockets or
+  HTTP parsing, so the share comes out larger): ``defense.inprocess_cost_ratio`` and
   ``defense.inprocess_cpu_cost_ratio``.
 """
 
@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import ab, ab_http
-from .variant_server import bypass_defense
+from .experiments import ab, ab_http
+from .experiments.variant_server import bypass_defense
 
 TARGETS = {"defense.ingest_cost_ratio": ("<=", 0.10)}
 

@@ -3,14 +3,14 @@ commit listener, ``/metrics``) and built ``create_app(with_metrics=False)``.
 
 Measured two ways:
 
-- through HTTP, as ``ingest_single.rate`` is (``bench/ab_http.py``: real server
+- through HTTP, as ``ingest_single.rate`` is (``bench/experiments/ab_http.py``: real server
   processes side by side, wrk at 32 connections, alternating short runs, medians of the
   pairs): ``metrics.overhead_ratio`` = median of 1 − rate_on / rate_off, the share of
   single-ingest throughput metrics take (target ≤ 0.05); ``metrics.cpu_overhead_ratio``,
   the same from the server's CPU time per write; the spread of the pairs, median rates
   and CPU per write;
-- in process (``bench/ab.py``: the ASGI app called directly, no sockets or HTTP parsing,
-  so the share comes out larger): ``metrics.inprocess_overhead_ratio`` and
+- in process (``bench/experiments/ab.py``: the ASGI app called directly, no sockets or
+  HTTP parsing, so the share comes out larger): ``metrics.inprocess_overhead_ratio`` and
   ``metrics.inprocess_cpu_overhead_ratio``.
 """
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import ab, ab_http
+from .experiments import ab, ab_http
 
 TARGETS = {"metrics.overhead_ratio": ("<=", 0.05)}
 

@@ -1,7 +1,8 @@
 """``stemedb serve`` with one feature taken out, for the A/B figures through HTTP
-(``bench/ab_http.py``).
+(``bench/experiments/ab_http.py``).
 
-Run: ``python -m bench.variant_server --without metrics|defense|nothing serve ARGS...``.
+Run: ``python -m bench.experiments.variant_server --without metrics|defense|nothing
+serve ARGS...``.
 Both sides of an A/B start through this launcher (``nothing`` takes nothing out), so they
 differ only in the feature:
 
@@ -56,7 +57,7 @@ def without_metrics() -> None:
 
 def main(argv: list[str]) -> None:
     if len(argv) < 2 or argv[0] != "--without" or argv[1] not in FEATURES:
-        raise SystemExit(f"usage: python -m bench.variant_server --without "
+        raise SystemExit(f"usage: python -m bench.experiments.variant_server --without "
                          f"{'|'.join(FEATURES)} serve ARGS...")
     if argv[1] == "metrics":
         without_metrics()
