@@ -16,25 +16,15 @@ Measured two ways:
 
 from __future__ import annotations
 
-from typing import Any
-
 from .experiments import ab, ab_http
+from .experiments.variants import app_without_metrics
 
 TARGETS = {"metrics.overhead_ratio": ("<=", 0.05)}
 
 
-def _app(with_metrics: bool) -> ab.MakeApp:
-    def make(db: Any) -> Any:
-        from stemedb.http import create_app
-
-        return create_app(db, close_on_shutdown=False, with_metrics=with_metrics)
-
-    return make
-
-
 def run() -> dict[str, float]:
     http = ab_http.compare("metrics")
-    inprocess = ab.compare(_app(True), _app(False), "metrics")
+    inprocess = ab.compare(ab.Side(), ab.Side(make_app=app_without_metrics), "metrics")
     return {**ab_http.keyed(http, "metrics.", {
         "ratio": "overhead_ratio", "cpu_ratio": "cpu_overhead_ratio",
         "ratio_min": "overhead_ratio_min", "ratio_max": "overhead_ratio_max",
