@@ -21,9 +21,10 @@ import orjson
 
 from stemedb.signing import decode_signature
 
-from . import loadgen, profile
+from . import loadgen
 from .ceiling_app import server_loop
 from .context import Context, log
+from .experiments import profile
 from .loadgen import LoadError, WrkResult
 from .servers import (
     CeilingServer,

@@ -15,8 +15,9 @@ from pathlib import Path
 import httpx
 import orjson
 
-from . import loadgen, openloop, profile
+from . import loadgen, openloop
 from .context import Context, log
+from .experiments import profile
 from .ingest import cpu_us, measured_run
 from .loadgen import LoadError
 from .servers import StemeServer, wait_idle

@@ -16,8 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-from . import fill, profile
+from . import fill
 from .context import Context, log
+from .experiments import profile
 from .servers import ROOT
 
 MIN_RECORDS = 150_000

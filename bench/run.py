@@ -31,8 +31,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import group_commit, ingest, loadgen, profile, reads, reindex, report, scale
+from . import group_commit, ingest, loadgen, reads, reindex, report, scale
 from .context import Context, log
+from .experiments import profile
 from .servers import ROOT, StemeServer
 from .signer import Signed, Signer
 

@@ -110,19 +110,21 @@ SERVER_ENV = {
 }
 
 
+VARIANT_SERVER = "bench.experiments.variant_server"
+
+
 class StemeServer(Process):
     """``python -m stemedb serve`` on its own data directory: quiet logs, no dashboard,
     rate limits out of reach (SERVER_ENV), everything else at its defaults. ``without``
-    starts it through ``bench.variant_server`` with that feature taken out (``"nothing"``:
-    the same launcher, everything in)."""
+    starts it through ``bench.experiments.variant_server`` with that feature taken out
+    (``"nothing"``: the same launcher, everything in)."""
 
     ready_path = "/readyz"
 
     def __init__(self, data_dir: Path, env: dict[str, str] | None = None,
                  without: str | None = None) -> None:
         self.data_dir = data_dir
-        launcher = ["stemedb"] if without is None else ["bench.variant_server", "--without",
-                                                        without]
+        launcher = ["stemedb"] if without is None else [VARIANT_SERVER, "--without", without]
         argv = [sys.executable, "-m", *launcher, "serve", "--port", "{port}",
                 "--data-dir", str(data_dir), "--dashboard-port", "0"]
         super().__init__(argv, data_dir.parent / f"{data_dir.name}-server.log",

@@ -21,10 +21,16 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
+
+from stemedb.engine import Database
+from stemedb.http import create_app
+from stemedb.settings import load_settings
+from stemedb.signing import AgentKey
 
 WRITES = 1500
 WARMUP = 200
@@ -33,15 +39,24 @@ ROUNDS = 5
 ENV = {"STEMEDB_RATE_LIMIT_ASSERT_RATE": "0", "STEMEDB_RATE_LIMIT_QUERY_RATE": "0",
        "STEMEDB_LOG_LEVEL": "WARNING"}
 
-# Builds the app for one side around an open Database: (database) -> ASGI app, or
-# (app, undo) when the side patched something that ``undo`` puts back after the run.
-MakeApp = Callable[[Any], Any]
+
+def default_app(database: Database) -> Any:
+    # ``side`` closes the database after the run; the app must not close it first.
+    return create_app(database, close_on_shutdown=False)
+
+
+@dataclass(frozen=True)
+class Side:
+    """How one side is built: ``open_database(settings)`` opens the engine (a variant
+    passes its collaborators, e.g. ``functools.partial(Database, defense=...)``), and
+    ``make_app(database)`` builds the ASGI app around it."""
+
+    open_database: Callable[..., Database] = Database
+    make_app: Callable[[Database], Any] = default_app
 
 
 def bodies(n: int, tag: str) -> list[tuple[bytes, bytes]]:
     """n signed single writes from 64 agents that content defense accepts."""
-    from stemedb.signing import AgentKey
-
     keys = [AgentKey.generate() for _ in range(64)]
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     out = []
@@ -93,19 +108,14 @@ async def drive(app: Any, signed: list[tuple[bytes, bytes]]) -> tuple[float, flo
     return len(signed) / wall, (time.process_time() - cpu) / len(signed)
 
 
-def side(make_app: MakeApp, tag: str) -> tuple[float, float]:
+def side(how: Side, tag: str, writes: int = WRITES) -> tuple[float, float]:
     """One measured run on a fresh data directory: (writes/s, CPU seconds per write)."""
-    from stemedb.engine import Database
-    from stemedb.settings import load_settings
-
-    warm, measured = bodies(WARMUP, f"{tag}w"), bodies(WRITES, tag)
+    warm, measured = bodies(WARMUP, f"{tag}w"), bodies(writes, tag)
     with tempfile.TemporaryDirectory() as d:
-        db = Database(load_settings(env=ENV, overrides={"server.data_dir": str(Path(d))}))
-        undo: Callable[[], None] | None = None
+        db = how.open_database(load_settings(env=ENV,
+                                             overrides={"server.data_dir": str(Path(d))}))
         try:
-            app = make_app(db)
-            if isinstance(app, tuple):
-                app, undo = app
+            app = how.make_app(db)
 
             async def go() -> tuple[float, float]:
                 await drive(app, warm)
@@ -113,13 +123,11 @@ def side(make_app: MakeApp, tag: str) -> tuple[float, float]:
 
             return asyncio.run(go())
         finally:
-            if undo is not None:
-                undo()
             db.close()
 
 
-def compare(with_feature: MakeApp, without: MakeApp, tag: str,
-            rounds: int = ROUNDS) -> dict[str, float]:
+def compare(with_feature: Side, without: Side, tag: str, rounds: int = ROUNDS,
+            writes: int = WRITES) -> dict[str, float]:
     """``ratio``: median over pairs of 1 − rate_with / rate_without (the share of
     throughput the feature takes); ``cpu_ratio``: median of cpu_with / cpu_without − 1;
     ``ratio_min`` / ``ratio_max``: the spread of the pairs; ``rate_on`` / ``rate_off``:
@@ -128,8 +136,8 @@ def compare(with_feature: MakeApp, without: MakeApp, tag: str,
     for i in range(rounds):
         sides = [("on", with_feature), ("off", without)]
         got = {}
-        for label, make in sides if i % 2 == 0 else sides[::-1]:
-            got[label] = side(make, f"{tag}-{label}{i}")
+        for label, how in sides if i % 2 == 0 else sides[::-1]:
+            got[label] = side(how, f"{tag}-{label}{i}", writes)
         on.append(got["on"][0])
         off.append(got["off"][0])
         ratios.append(1 - got["on"][0] / got["off"][0])

@@ -3,7 +3,7 @@ real ``stemedb serve`` processes, ``wrk`` with 32 keep-alive connections posting
 single writes, each body sent once, server CPU read from ``/proc``.
 
 One server runs with everything in, the other with the feature taken out
-(``bench/variant_server.py``); both start through the same launcher. Rates on a shared
+(``variant_server``); both start through the same launcher. Rates on a shared
 2-core machine drift by more than the effects measured here, from one run to the next
 and from one server process to the next. So each round starts a fresh pair of servers
 side by side, warms both, then alternates short measured bursts between them (A B, B A,
@@ -18,11 +18,11 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from . import loadgen
-from .context import Context, log
-from .ingest import SINGLE_CONNECTIONS, _bodies_needed, cpu_us, measured_run
-from .servers import Process, StemeServer, wait_idle
-from .signer import Signer
+from .. import loadgen
+from ..context import Context, log
+from ..ingest import SINGLE_CONNECTIONS, _bodies_needed, cpu_us, measured_run
+from ..servers import Process, StemeServer, wait_idle
+from ..signer import Signer
 
 ROUNDS = 5  # fresh server pairs
 BURSTS = 4  # measured pairs of runs per round
