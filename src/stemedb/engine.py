@@ -29,7 +29,6 @@ from .errors import (
     Conflict,
     Forbidden,
     JournalReadOnly,
-    MalformedBody,
     NonceReused,
     NotFound,
     PayloadTooLarge,
@@ -47,6 +46,7 @@ from .journal import Journal, Record
 from .model import (
     Assertion,
     Retraction,
+    load_json,
     parse_assertion,
     parse_retraction,
     parse_time,
@@ -649,10 +649,7 @@ def problem_of(e: StemeError, instance: str | None = None) -> dict[str, Any]:
 
 def parse_batch(body: bytes, max_items: int) -> list[tuple[bytes, str]]:
     """The batch envelope: {"items": [{"body": "<exact JSON text>", "signature"}]}."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise MalformedBody("the body is not valid UTF-8 JSON") from None
+    data = load_json(body)
     if not isinstance(data, dict) or set(data) != {"items"} or not isinstance(data["items"], list):
         raise ValidationFailed([{"field": "items", "message": "body must be {\"items\": [...]}"}])
     items = data["items"]

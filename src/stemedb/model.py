@@ -9,14 +9,23 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import math
+import re
 import time
 import unicodedata
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .errors import MalformedBody, ValidationFailed
 
@@ -25,6 +34,9 @@ MAX_OBJECT_BYTES = 16 * 1024
 
 AgentId = Annotated[str, Field(pattern=HEX64)]
 WriteId = Annotated[str, Field(pattern=HEX64)]
+_C0 = re.compile(r"[\x00-\x1f]")
+
+
 Nonce = Annotated[str, Field(min_length=8, max_length=128)]
 
 
@@ -194,6 +206,26 @@ class Retraction(_Write):
     reason: Annotated[str, Field(max_length=1024)] = ""
 
 
+# The fields that name and file a claim refuse NUL and the other C0 control characters
+# (inside ``object`` they stay data): they hide text from people and cut it short in
+# C-string tools. Checked on every body that arrives (``parse_write``); the value types
+# themselves take any text, so content defense can still be tested on such claims.
+_TEXT_FIELDS = ("subject", "predicate", "context", "nonce", "reason")
+
+
+def _control_characters(data: dict[str, Any]) -> list[dict[str, str]]:
+    errors = []
+    fields = [(f, data.get(f)) for f in _TEXT_FIELDS]
+    evidence = data.get("evidence")
+    if isinstance(evidence, list):
+        fields += [(f"evidence.{i}", e) for i, e in enumerate(evidence)]
+    for name, value in fields:
+        if isinstance(value, str) and (m := _C0.search(value)) is not None:
+            errors.append({"field": name, "message": "must not contain control characters "
+                           f"(U+{ord(m.group()):04X} at position {m.start()})"})
+    return errors
+
+
 def _field_errors(e: ValidationError) -> list[dict[str, str]]:
     out = []
     for err in e.errors(include_url=False):
@@ -207,11 +239,86 @@ def _field_errors(e: ValidationError) -> list[dict[str, str]]:
     return out
 
 
+# -- strict JSON: one reading only ----------------------------------------------------
+#
+# A signed body must mean one thing to every JSON parser. Bodies are refused (400) when
+# parsers could disagree on them: a key repeated in one object (some keep the first, some
+# the last), a number that overflows to infinity, an integer beyond 64 bits (some read
+# it exactly, some round it), a lone UTF-16 surrogate, or nesting deeper than MAX_DEPTH.
+
+
+class _RepeatedKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    d = dict(pairs)
+    if len(d) != len(pairs):
+        seen: set[str] = set()
+        for k, _ in pairs:
+            if k in seen:
+                raise _RepeatedKey(k)
+            seen.add(k)
+    return d
+
+
+def _finite(text: str) -> float:
+    f = float(text)
+    if not math.isfinite(f):
+        raise MalformedBody(f"the number {text[:32]} overflows to infinity")
+    return f
+
+
+def _no_constant(name: str) -> Any:
+    raise MalformedBody(f"{name} is not a JSON number")
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_float=_finite,
+                            parse_constant=_no_constant)
+MAX_DEPTH = 64  # arrays and objects nested in one another, the body's own object included
+_INT_RANGE = (-(2**63), 2**64 - 1)
+_LONG_DIGITS = re.compile(r"\d{19}")
+
+
+def _check_tree(value: Any, depth: int = 1) -> None:
+    """Depth, integer range and surrogates of a parsed document (only walked when a
+    cheap look at the text says one of them may be off)."""
+    if isinstance(value, dict | list):
+        if depth > MAX_DEPTH:
+            raise MalformedBody(f"the body nests arrays and objects deeper than {MAX_DEPTH}")
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for k, v in items:
+            if isinstance(k, str):
+                _check_tree(k, depth)
+            _check_tree(v, depth + 1)
+    elif isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise MalformedBody("the body holds a lone UTF-16 surrogate (\\ud800-\\udfff)"
+                                ) from None
+    elif type(value) is int and not _INT_RANGE[0] <= value <= _INT_RANGE[1]:
+        raise MalformedBody("the body holds an integer beyond 64 bits")
+
+
 def load_json(body: bytes) -> Any:
+    """The one reading of a JSON body, or 400 (see the rules above)."""
     try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
+        text = body.decode("utf-8")
+        data = _DECODER.decode(text)
+    except _RepeatedKey as e:
+        raise MalformedBody(f"the key {e.key!r} appears more than once in one object") from None
+    except (UnicodeDecodeError, json.JSONDecodeError):
         raise MalformedBody("the body is not valid UTF-8 JSON") from None
+    except RecursionError:
+        raise MalformedBody(f"the body nests arrays and objects deeper than {MAX_DEPTH}"
+                            ) from None
+    if ("\\u" in text or text.count("[") + text.count("{") > MAX_DEPTH
+            or _LONG_DIGITS.search(text)):
+        _check_tree(data)
+    return data
 
 
 def parse_write(body: bytes, kind: type[_Write]) -> Any:
@@ -220,9 +327,13 @@ def parse_write(body: bytes, kind: type[_Write]) -> Any:
     if not isinstance(data, dict):
         raise ValidationFailed([{"field": "body", "message": "must be a JSON object"}])
     try:
-        return kind.model_validate(data)
+        parsed = kind.model_validate(data)
     except ValidationError as e:
         raise ValidationFailed(_field_errors(e)) from None
+    refused = _control_characters(data)
+    if refused:
+        raise ValidationFailed(refused)
+    return parsed
 
 
 def parse_assertion(body: bytes) -> Assertion:
