@@ -1,7 +1,7 @@
 """deploy/nginx and deploy/envoy: checked by the real nginx and Envoy, then carrying real
 traffic to real ``stemedb serve`` processes (how the configs are rendered and run:
 ``tests/deploy/proxies.py``). Failover between several nodes and the retry policy:
-``test_lb_failover.py``.
+``test_lb_failover.py``; the operations docs: ``test_operations_docs.py``.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ from tests.deploy.proxies import (
     wait_healthy,
 )
 from tests.e2e.conftest import DashboardServer
-from tests.helpers import ROOT, ServerProcess, assertion_body, free_port, signed_headers
+from tests.helpers import ServerProcess, assertion_body, free_port, signed_headers
 
 pytestmark = pytest.mark.integration
 
@@ -857,37 +857,3 @@ def test_envoy_client_address_reaches_the_server_as_configured(
             assert other.get("/v1/search", params={"q": "anything"}).status_code == 200
     finally:
         site.stop()
-
-
-# -- the operations docs ------------------------------------------------------------------
-
-OPERATIONS_DOCS = ("deployment.md", "tls.md", "sizing.md", "incident-response.md")
-
-
-def _anchors(markdown: str) -> set[str]:
-    markdown = re.sub(r"^```.*?^```", "", markdown, flags=re.S | re.M)  # no code comments
-    out = set(re.findall(r"\{#([a-z0-9-]+)\}", markdown))
-    for heading in re.findall(r"^#+ (.+)$", markdown, re.M):
-        text = re.sub(r"\{#[^}]*\}", "", heading).strip().lower()
-        out.add(re.sub(r"\s", "-", re.sub(r"[^\w\s-]", "", text)))
-    return out
-
-
-def test_operations_docs_links_resolve() -> None:
-    """Every relative link of the deployment, TLS, sizing and incident-response docs
-    reaches a file (and a heading), and the README lists each doc."""
-    readme = (ROOT / "README.md").read_text()
-    for name in OPERATIONS_DOCS:
-        doc = ROOT / "docs" / "operations" / name
-        assert f"(docs/operations/{name})" in readme, name
-        text = doc.read_text()
-        for target in re.findall(r"\]\(([^)\s]+)\)", text):
-            if re.match(r"[a-z]+:", target):
-                continue
-            path, _, anchor = target.partition("#")
-            file = (doc.parent / path).resolve() if path else doc
-            assert file.exists(), f"{name}: {target}"
-            if anchor:
-                assert anchor in _anchors(file.read_text()), f"{name}: {target}"
-    for path in ("deploy/nginx/stemedb.conf", "deploy/envoy/envoy.yaml"):
-        assert path in (ROOT / "docs" / "operations" / "deployment.md").read_text()
