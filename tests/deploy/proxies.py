@@ -581,11 +581,11 @@ class Envoy(Proxy):
 
 
 def render_envoy(root: Path, tls: Tls, api_ports: list[int],
-                 dashboard_ports: int | list[int]) -> Envoy:
+                 dashboard_ports: int | list[int], check_every: str = "1s") -> Envoy:
     """deploy/envoy/envoy.yaml under ``root`` with certificate paths and ports moved (the
     clusters hold ``api_ports`` and ``dashboard_ports``, each endpoint as the shipped first
-    one); the health checks run every second instead of every 5 or 10 s, so tests need
-    not wait."""
+    one); the health checks run every ``check_every`` instead of every 5 or 10 s, so tests
+    need not wait."""
     root.mkdir(parents=True)
     site = Envoy(root, free_port(), free_port(), admin_port=free_port())
     text = ENVOY_CONFIG.read_text()
@@ -609,7 +609,7 @@ def render_envoy(root: Path, tls: Tls, api_ports: list[int],
             e["endpoint"]["address"]["socket_address"]["port_value"] = port
             group["lb_endpoints"].append(e)
         for check in c["health_checks"]:
-            check.update(interval="1s", no_traffic_interval="1s")
+            check.update(interval=check_every, no_traffic_interval=check_every)
     site.conf.write_text(yaml.safe_dump(doc, sort_keys=False))
     return site
 
