@@ -73,6 +73,9 @@ class JournalSettings:
 class AdminSettings:
     token: str = _s("", "STEMEDB_ADMIN_TOKEN",
                     "Bearer token for /v1/admin; generated into <data_dir>/admin.token if empty.")
+    session_secret: str = _s("", "STEMEDB_SESSION_SECRET",
+                             "Key that signs dashboard session cookies, the same on every "
+                             "node; if empty, derived from the admin token.")
 
 
 @dataclass

@@ -166,3 +166,75 @@ def test_chart_scale_and_markup() -> None:
     assert 'role="img"' in chart.svg and 'aria-labelledby="c-title c-desc"' in chart.svg
     empty = line_chart([], title="t")
     assert "<polyline" in empty.svg
+
+
+# -- shared sessions (several nodes behind a load balancer) ----------------------------------
+
+SECRET = b"the same on every node"
+
+
+def test_a_shared_session_is_recognised_by_every_node_with_the_secret() -> None:
+    clock = Clock()
+    a = SessionStore(secret=SECRET, shared=True, clock=clock)
+    b = SessionStore(secret=SECRET, shared=True, clock=clock)
+    other = SessionStore(secret=b"another deployment", shared=True, clock=clock)
+    s = a.create("10.0.0.1")
+    cookie = a.cookie_value(s)
+    on_b = b.get(cookie)
+    assert on_b is not None and on_b.sid == s.sid and on_b.csrf == s.csrf
+    assert tokens_equal(s.csrf, on_b.csrf)
+    assert other.get(cookie) is None
+    assert SessionStore().get(cookie) is None  # a local store never reads them
+
+
+@pytest.mark.parametrize("mangle", [
+    lambda c: c.replace(".v1.", ".v2.") if ".v1." in c else "v2" + c[2:],
+    lambda c: ".".join(p if i != 2 else "0" for i, p in enumerate(c.split("."))),  # created
+    lambda c: ".".join(p if i != 3 else "9" * 12 for i, p in enumerate(c.split("."))),  # seen
+    lambda c: c[:-1] + ("A" if c[-1] != "A" else "B"),
+    lambda c: c.rpartition(".")[0],
+])
+def test_a_shared_cookie_with_any_part_changed_is_refused(mangle: object) -> None:
+    store = SessionStore(secret=SECRET, shared=True, clock=Clock())
+    cookie = store.cookie_value(store.create("x"))
+    assert callable(mangle)
+    assert store.get(mangle(cookie)) is None
+
+
+def test_a_shared_session_expires_and_is_refreshed_while_used() -> None:
+    clock = Clock()
+    a = SessionStore(secret=SECRET, shared=True, clock=clock, idle_seconds=300,
+                     max_age_seconds=1000)
+    b = SessionStore(secret=SECRET, shared=True, clock=clock, idle_seconds=300,
+                     max_age_seconds=1000)
+    cookie = a.cookie_value(a.create("x"))
+    clock.now += 30
+    s = b.get(cookie)
+    assert s is not None and s.refresh is None  # fresh enough: no new cookie yet
+    clock.now += 200
+    s = b.get(cookie)
+    assert s is not None and s.refresh  # used after a minute: the answer re-issues it
+    cookie = s.refresh
+    clock.now += 250  # idle 250 s since the refresh: alive on every node
+    assert a.get(cookie) is not None
+    clock.now += 301
+    assert a.get(cookie) is None and b.get(cookie) is None  # idle too long
+    fresh = a.cookie_value(a.create("x"))
+    start = clock.now
+    while (got := b.get(fresh)) is not None:  # used every 59 s: alive until its max age
+        fresh = got.refresh or fresh
+        clock.now += 59
+    assert 1000 < clock.now - start <= 1000 + 59
+
+
+def test_signing_out_refuses_the_session_on_that_node() -> None:
+    store = SessionStore(secret=SECRET, shared=True, clock=Clock())
+    s = store.create("x")
+    cookie = store.cookie_value(s)
+    store.destroy(s)
+    assert store.get(cookie) is None
+
+
+def test_a_shared_store_needs_its_secret() -> None:
+    with pytest.raises(ValueError):
+        SessionStore(shared=True)

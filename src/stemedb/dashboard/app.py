@@ -7,6 +7,8 @@ closes the database; the server does.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 from typing import Any
 
@@ -62,9 +64,26 @@ SECURITY_HEADERS = [
 ]
 
 
+def refreshed_cookie(scope: Scope, value: str) -> tuple[bytes, bytes]:
+    """The Set-Cookie header of a re-issued session cookie (the attributes of sign-in)."""
+    response = Response()
+    set_cookie(response, Request(scope), SESSION_COOKIE, value, max_age=None)
+    return next(h for h in response.raw_headers if h[0] == b"set-cookie")
+
+
+def session_key(secret: str, admin_token: str) -> bytes:
+    """The key of the shared session cookies: ``[admin] session_secret``, else derived
+    from the admin token, so nodes that share the token share sessions."""
+    if secret:
+        return secret.encode("utf-8")
+    return hmac.new(admin_token.encode("utf-8"), b"stemedb dashboard sessions",
+                    hashlib.sha256).digest()
+
+
 class SecurityHeadersMiddleware:
-    """Adds the security headers to every answer, and ``Cache-Control: no-store`` to
-    everything but the static files (pages show admin data)."""
+    """Adds the security headers to every answer, ``Cache-Control: no-store`` to
+    everything but the static files (pages show admin data), and a shared session's
+    re-issued cookie when it is due (``Session.refresh``)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -81,6 +100,11 @@ class SecurityHeadersMiddleware:
                 headers += SECURITY_HEADERS
                 if not static and not any(h[0] == b"cache-control" for h in headers):
                     headers.append((b"cache-control", b"no-store"))
+                session = scope.get("state", {}).get("session")
+                if session is not None and session.refresh and not any(
+                        h[0] == b"set-cookie" for h in headers):
+                    headers.append(refreshed_cookie(scope, session.refresh))
+                    session.refresh = None
                 message["headers"] = headers
             await send(message)
 
@@ -286,7 +310,9 @@ def create_dashboard(
     )
     app.state.db = database
     app.state.admin_token = token or admin_token(database.settings)
-    app.state.sessions = sessions if sessions is not None else SessionStore()
+    app.state.sessions = sessions if sessions is not None else SessionStore(
+        secret=session_key(database.settings.admin.session_secret, app.state.admin_token),
+        shared=True)
     app.state.renderer = Renderer()
     app.state.login_limiter = RateLimiter(
         LimitPolicy(rate=login_rate, burst=login_burst, name="dashboard-login"), max_keys=10_000

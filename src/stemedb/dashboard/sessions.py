@@ -1,10 +1,23 @@
-"""Dashboard sign-in state: a server-side session table, signed cookies, CSRF tokens.
+"""Dashboard sign-in state: sessions, signed cookies, CSRF tokens.
 
-A session lives only in this process's memory. The cookie carries the session id and an
-HMAC-SHA256 of it under a per-process random key, so a forged or truncated cookie is
-refused before any lookup, and a restart signs everyone out. Each session has its own
-CSRF token (the synchronizer token pattern): every state-changing request must echo it in
-the ``csrf_token`` form field or the ``X-CSRF-Token`` header, compared in constant time.
+Two kinds of store:
+
+- **Local** (``SessionStore()``, a random key per process): a session lives only in this
+  process's memory. The cookie carries the session id and an HMAC-SHA256 of it, so a
+  forged or truncated cookie is refused before any lookup, and a restart signs everyone
+  out.
+- **Shared** (``SessionStore(secret=..., shared=True)``, the key the same on every node):
+  the cookie itself carries the session (id, sign-in time, last-seen time) under the
+  HMAC, so any node behind a load balancer recognises it and a reviewer is not signed
+  out when requests change nodes. The CSRF token is derived from the session id with the
+  same key, so every node expects the same one. The last-seen time is refreshed by
+  re-issuing the cookie (``Session.refresh``) at most once a minute. Signing out removes
+  the cookie from the browser and refuses the session on the node that signed it out;
+  a copy of the cookie taken before stays valid on other nodes until it expires.
+
+Each session has its own CSRF token (the synchronizer token pattern): every
+state-changing request must echo it in the ``csrf_token`` form field or the
+``X-CSRF-Token`` header, compared in constant time.
 
 Sessions expire after ``idle_seconds`` without a request and at the latest
 ``max_age_seconds`` after sign-in; the table is bounded (the least recently used session
@@ -31,6 +44,7 @@ CSRF_HEADER = "x-csrf-token"
 IDLE_SECONDS = 8 * 3600.0
 MAX_AGE_SECONDS = 24 * 3600.0
 MAX_SESSIONS = 1000
+REFRESH_SECONDS = 60.0  # a shared session's cookie is re-issued this often while in use
 
 
 def _b64(raw: bytes) -> str:
@@ -52,6 +66,7 @@ class Session:
     last_seen: float
     address: str
     flashes: list[tuple[str, str]] = field(default_factory=list)
+    refresh: str | None = None  # a re-issued cookie value the answer should carry
 
     def flash(self, kind: str, message: str) -> None:
         """Queue a message for the next page shown (``kind``: ok, error, info)."""
@@ -70,12 +85,19 @@ class SessionStore:
         self,
         *,
         secret: bytes | None = None,
+        shared: bool = False,
         idle_seconds: float = IDLE_SECONDS,
         max_age_seconds: float = MAX_AGE_SECONDS,
         max_sessions: int = MAX_SESSIONS,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] | None = None,
     ) -> None:
+        if shared and not secret:
+            raise ValueError("a shared session store needs the shared secret")
         self._key = secret or secrets.token_bytes(32)
+        self.shared = shared
+        # Shared cookies carry times other nodes read: wall-clock seconds.
+        clock = clock or (time.time if shared else time.monotonic)
+        self._revoked: OrderedDict[str, float] = OrderedDict()
         self.idle_seconds = idle_seconds
         self.max_age_seconds = max_age_seconds
         self.max_sessions = max_sessions
@@ -93,7 +115,28 @@ class SessionStore:
         return _b64(mac)
 
     def cookie_value(self, session: Session) -> str:
+        if self.shared:
+            value = f"v1.{session.sid}.{int(session.created)}.{int(session.last_seen)}"
+            return f"{value}.{self._sign(value)}"
         return f"{session.sid}.{self._sign(session.sid)}"
+
+    def _csrf(self, sid: str) -> str:
+        return self._sign("csrf:" + sid) if self.shared else secrets.token_urlsafe(32)
+
+    def _from_cookie(self, cookie: str | None, now: float) -> Session | None:
+        """A shared session from its cookie: signature, then its own times."""
+        if not cookie or len(cookie) > 300 or not cookie.isascii():
+            return None
+        value, dot, mac = cookie.rpartition(".")
+        parts = value.split(".")
+        if (not dot or len(parts) != 4 or parts[0] != "v1" or not parts[2].isdigit()
+                or not parts[3].isdigit()
+                or not hmac.compare_digest(self._sign(value).encode(), mac.encode())):
+            return None
+        sid, created, seen = parts[1], float(parts[2]), float(parts[3])
+        s = Session(sid=sid, csrf=self._csrf(sid), created=created, last_seen=seen,
+                    address="")
+        return None if self._expired(s, now) or sid in self._revoked else s
 
     def _unsign(self, cookie: str | None) -> str | None:
         if not cookie or len(cookie) > 200:
@@ -109,13 +152,9 @@ class SessionStore:
 
     def create(self, address: str) -> Session:
         now = self._clock()
-        s = Session(
-            sid=secrets.token_urlsafe(32),
-            csrf=secrets.token_urlsafe(32),
-            created=now,
-            last_seen=now,
-            address=address,
-        )
+        sid = secrets.token_urlsafe(32)
+        s = Session(sid=sid, csrf=self._csrf(sid), created=now, last_seen=now,
+                    address=address)
         with self._lock:
             self._expire(now)
             while len(self._sessions) >= self.max_sessions:
@@ -125,6 +164,8 @@ class SessionStore:
 
     def get(self, cookie: str | None) -> Session | None:
         """The live session named by a cookie value (touching it), else None."""
+        if self.shared:
+            return self._get_shared(cookie)
         sid = self._unsign(cookie)
         if sid is None:
             return None
@@ -140,9 +181,33 @@ class SessionStore:
             self._sessions.move_to_end(sid)
             return s
 
+    def _get_shared(self, cookie: str | None) -> Session | None:
+        """A shared session: the cookie decides; the local table only keeps what this
+        node adds to it (flashes), and its last-seen time when newer than the cookie's."""
+        now = self._clock()
+        found = self._from_cookie(cookie, now)
+        if found is None:
+            return None
+        with self._lock:
+            s = self._sessions.get(found.sid)
+            if s is None or s.created != found.created:
+                s = self._sessions[found.sid] = found
+                while len(self._sessions) > self.max_sessions:
+                    self._sessions.popitem(last=False)
+            s.last_seen = max(s.last_seen, found.last_seen)
+            if now - found.last_seen >= REFRESH_SECONDS:
+                s.last_seen = now
+                s.refresh = self.cookie_value(s)
+            self._sessions.move_to_end(found.sid)
+            return s
+
     def destroy(self, session: Session) -> None:
         with self._lock:
             self._sessions.pop(session.sid, None)
+            if self.shared:
+                self._revoked[session.sid] = session.created
+                while len(self._revoked) > self.max_sessions:
+                    self._revoked.popitem(last=False)
 
     def _expired(self, s: Session, now: float) -> bool:
         return now - s.last_seen > self.idle_seconds or now - s.created > self.max_age_seconds
