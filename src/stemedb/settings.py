@@ -167,6 +167,10 @@ class GuardsSettings:
                         "Redis shared by every node for rate limits and circuit breakers "
                         "(redis://host:port/db, rediss:// or unix://); empty: each node keeps "
                         "its own in memory. Unreachable, a node falls back to its own.")
+    redis_timeout_ms: int = _s(100, "STEMEDB_REDIS_TIMEOUT_MS",
+                               "Connect and read timeout of each guard call to Redis; past it "
+                               "the node falls back to its in-process guards.", minimum=1,
+                               maximum=60_000)
 
 
 @dataclass

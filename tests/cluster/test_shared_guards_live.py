@@ -42,6 +42,7 @@ def _launch_with_flag(srv: ServerProcess, redis_url: str) -> None:
 @pytest.fixture
 def two_nodes(tmp_path: Path, redis_url: str) -> Iterator[tuple[ServerProcess, ServerProcess]]:
     env = {"STEMEDB_ADMIN_TOKEN": TOKEN, "STEMEDB_LOG_LEVEL": "INFO",
+           "STEMEDB_REDIS_TIMEOUT_MS": "2000",  # a busy test machine is not an outage
            "STEMEDB_RATE_LIMIT_ASSERT_RATE": "0.01",
            "STEMEDB_RATE_LIMIT_ASSERT_BURST": str(BURST)}
     a = ServerProcess(tmp_path / "a", env=env)  # --redis-url

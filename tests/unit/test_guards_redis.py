@@ -40,7 +40,9 @@ class Wall:
 
 
 def make_settings(redis_url: str = "", **overrides: Any) -> Any:
-    values = {"guards.redis_url": redis_url, "rate_limit.assert_rate": 1.0,
+    # A generous timeout: a busy test machine must not look like an unreachable Redis.
+    values = {"guards.redis_url": redis_url, "guards.redis_timeout_ms": 2000,
+              "rate_limit.assert_rate": 1.0,
               "rate_limit.assert_burst": 10, "circuit_breaker.min_requests": 4,
               "circuit_breaker.window_size": 10, "circuit_breaker.timeout_seconds": 60.0,
               "circuit_breaker.half_open_probes": 2}
@@ -89,6 +91,14 @@ def test_redis_url_from_env_and_a_wrong_scheme_is_refused() -> None:
     assert s.guards.redis_url == "redis://127.0.0.1:6390/2"
     with pytest.raises(ConfigError, match="redis_url"):
         load_settings(env={"STEMEDB_REDIS_URL": "http://u:secret@host/"})
+
+
+def test_redis_timeout_is_a_setting() -> None:
+    assert load_settings(env={}).guards.redis_timeout_ms == 100
+    s = load_settings(env={"STEMEDB_REDIS_TIMEOUT_MS": "250"})
+    assert s.guards.redis_timeout_ms == 250
+    with pytest.raises(ConfigError, match="redis_timeout_ms"):
+        load_settings(env={"STEMEDB_REDIS_TIMEOUT_MS": "0"})
 
 
 def test_redacted_hides_the_password() -> None:
@@ -381,7 +391,7 @@ class _SilentServer:
 
 def test_a_hung_redis_costs_one_short_timeout_then_nothing() -> None:
     hung = _SilentServer()
-    g = Guards(make_settings(f"redis://127.0.0.1:{hung.port}/0"))
+    g = Guards(make_settings(f"redis://127.0.0.1:{hung.port}/0", guards__redis_timeout_ms=100))
     try:
         t0 = time.monotonic()
         first = g.limit("assert", AGENT)

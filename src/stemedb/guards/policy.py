@@ -41,13 +41,16 @@ class Guards:
                           window_size=cb.window_size, half_open_probes=cb.half_open_probes),
             clock=clock, wall=wall, max_agents=cb.max_agents)
         self.link: RedisLink | None = None
-        redis_url = getattr(getattr(settings, "guards", None), "redis_url", "")
+        guards = getattr(settings, "guards", None)
+        redis_url = getattr(guards, "redis_url", "")
         if redis_url:
             from stemedb.guards.shared import share
 
             local = {n: lim for n, lim in self.limiters.items() if isinstance(lim, RateLimiter)}
             assert isinstance(self.breakers, CircuitBreakers)
-            self.link, shared, self.breakers = share(redis_url, local, self.breakers, wall=wall)
+            self.link, shared, self.breakers = share(
+                redis_url, local, self.breakers, wall=wall,
+                timeout=getattr(guards, "redis_timeout_ms", 100) / 1000)
             self.limiters.update(shared)
 
     def limit(self, name: str, key: str, cost: int = 1) -> LimitDecision | None:
