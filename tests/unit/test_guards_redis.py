@@ -363,6 +363,45 @@ def test_admin_actions_during_an_outage_are_replayed_into_redis(
     assert b.breakers.admit(OTHER).allowed  # the reset was replayed after the open
 
 
+def test_manual_bans_go_back_into_a_redis_that_lost_its_data(
+        nodes: Any, redis_server: RedisServer) -> None:
+    a, b, _ = nodes()
+    a.breakers.open(AGENT, "flooding", 3600)
+    redis_server.kill()
+    redis_server.start()  # empty: no persistence
+    wait_for(lambda: a.shared_status() == (True, 1) or b.breakers.admit(OTHER).allowed)
+    # Whether a saw the outage (probe) or not (its next admit notices the data is new),
+    # its ban goes back in; b learns it from Redis.
+    a.breakers.admit(OTHER)
+    wait_for(lambda: not b.breakers.admit(AGENT).allowed)
+    view = b.breakers.view(AGENT)
+    assert (view.state, view.reason, view.manual) == ("OPEN", "flooding", True)
+
+
+def test_a_flushed_redis_gets_the_bans_back_without_any_outage(
+        nodes: Any, redis_server: RedisServer) -> None:
+    import redis
+
+    a, b, _ = nodes()
+    a.breakers.open(AGENT, "flooding", 3600)
+    with redis.Redis.from_url(redis_server.url) as r:
+        r.flushall()
+    assert b.breakers.admit(AGENT).allowed  # b holds no ban of its own
+    assert not a.breakers.admit(AGENT).allowed  # a's Redis is empty: not believed
+    wait_for(lambda: not b.breakers.admit(AGENT).allowed)
+    assert a.shared_status() == (True, 0)
+
+
+def test_a_node_forgets_its_local_ban_once_another_node_reset_it(
+        nodes: Any, redis_server: RedisServer) -> None:
+    a, b, _ = nodes()
+    a.breakers.open(AGENT, "flooding", 3600)
+    b.breakers.reset(AGENT)
+    assert a.breakers.admit(AGENT).allowed  # shared: closed; a drops its local copy
+    redis_server.kill()
+    assert a.breakers.admit(AGENT).allowed  # falling back: the reset holds here too
+
+
 class _SilentServer:
     """Accepts connections on loopback and never answers: a hung Redis."""
 

@@ -47,6 +47,8 @@ return {0, string.format('%.17g', tat), string.format('%.17g', allow_at - now)}
 # One agent's breaker is a hash: s state (0 CLOSED, 1 OPEN, 2 HALF_OPEN), w the window
 # as a string of '0'/'1' (a ring once full, next slot p), f failures in it, o/u opened_at
 # and until (unix seconds), r reason, m manual, po/pk probes out/ok, pa last probe.
+# {prefix}cb:epoch holds a token of the data set, so that a node can tell a Redis that
+# came back empty and put its manual bans back.
 # KEYS[1] index: zset of agents, score = the instant their hash expires.
 # KEYS[2] open index: zset of agents not CLOSED (for counts()).
 # KEYS[3..]: the agents' hashes; ARGV[14..]: their agent ids, in the same order.
@@ -184,11 +186,15 @@ end
 local key, agent = KEYS[3], ARGV[14]
 
 if op == 'admit' then
+  -- ep: whether the data set's token is the caller's (ARGV[15]); if not, Redis lost
+  -- the data the caller wrote its manual bans to.
+  local ep = 0
+  if redis.call('GET', PREFIX .. 'epoch') == ARGV[15] then ep = 1 end
   local a = load(key)
-  if a == nil or a.s == CLOSED then return {1, CLOSED, '0', 0} end
+  if a == nil or a.s == CLOSED then return {1, CLOSED, '0', 0, ep} end
   if a.s == OPEN then
     local left = a.u - now
-    if left > 0 then return {0, OPEN, fmt(left), 0} end
+    if left > 0 then return {0, OPEN, fmt(left), 0, ep} end
     half_open(a)
   end
   if a.po > 0 and now - a.pa >= LEASE then a.po = 0 end
@@ -196,10 +202,10 @@ if op == 'admit' then
     a.po = a.po + 1
     a.pa = now
     save(key, agent, a)
-    return {1, HALF, '0', 1}
+    return {1, HALF, '0', 1, ep}
   end
   save(key, agent, a)
-  return {0, HALF, '0', 0}
+  return {0, HALF, '0', 0, ep}
 
 elseif op == 'record' then
   local failure, probe = ARGV[15] == '1', ARGV[16] == '1'

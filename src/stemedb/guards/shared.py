@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -118,6 +119,12 @@ class SharedBreakers:
         self._script = link.script(BREAKER)
         self._pending: OrderedDict[str, Callable[[], Any]] = OrderedDict()
         self._admin_lock = threading.Lock()
+        # Agents whose manual ban this node also holds in ``local``; and the token of the
+        # Redis data set they were written to, to tell a Redis that came back empty.
+        self._mirrored: set[str] = set()
+        self._epoch_key = f"{prefix}cb:epoch"
+        self._epoch: bytes | None = None
+        self._restoring = threading.Event()
         link.on_recover.append(self._replay)
 
     def _run(self, op: str, agent_ids: Sequence[str], *extra: Any) -> Any:
@@ -129,9 +136,12 @@ class SharedBreakers:
 
     def admit(self, agent_id: str) -> Admission:
         if self.link.shared:
-            got = self._run("admit", (agent_id,))
+            got = self._run("admit", (agent_id,), self._epoch or b"")
             if got is not None:
-                allowed, state, left, probe = got
+                allowed, state, left, probe, epoch = got
+                if self._mirrored and not self._check_mirror(agent_id, allowed == 1,
+                                                             epoch == 1):
+                    return self.local.admit(agent_id)
                 if allowed:
                     return _ADMIT_PROBE if probe else _ADMIT_CLOSED
                 if state == 1:
@@ -165,16 +175,23 @@ class SharedBreakers:
         opened = self._wall() if at is None else float(at)
         until = opened + duration_seconds
         local = self.local.open(agent_id, reason, duration_seconds, at=opened)
+        if local.state == BreakerState.OPEN:
+            self._mirrored.add(agent_id)
 
         def apply() -> Any:
             got = self._run("open", (agent_id,), reason, opened, until)
             return None if got is None else _view(agent_id, got)
 
         shared = self._admin(agent_id, apply)
-        return local if shared is None else shared
+        if shared is None:
+            return local
+        if self._epoch is None:
+            self._epoch = self.link.call(self._current_epoch)
+        return shared
 
     def reset(self, agent_id: str) -> BreakerView:
         """As :meth:`CircuitBreakers.reset`, on every node and locally."""
+        self._mirrored.discard(agent_id)
         self.local.reset(agent_id)
         self._admin(agent_id, lambda: self._run("reset", (agent_id,)))
         return closed_view(agent_id)
@@ -211,6 +228,56 @@ class SharedBreakers:
         with self._admin_lock:
             if not self._flush():
                 raise redis.ConnectionError("replaying admin actions into Redis failed")
+            self._restore_bans()
+
+    def _check_mirror(self, agent_id: str, allowed: bool, epoch: bool) -> bool:
+        """After a shared admit, while this node holds manual bans locally: False when
+        Redis's answer does not stand, because Redis lost the ban this node holds."""
+        if not epoch:  # Redis lost its data, maybe without an outage seen here
+            if not self._restoring.is_set():
+                self._restoring.set()
+                threading.Thread(target=self._restore_in_background, daemon=True,
+                                 name="stemedb-guards-restore").start()
+            return agent_id not in self._mirrored
+        if allowed and agent_id in self._mirrored:  # reset or over, maybe on another node
+            self._mirrored.discard(agent_id)
+            self.local.reset(agent_id)
+        return True
+
+    def _restore_in_background(self) -> None:
+        import redis
+
+        try:
+            with self._admin_lock:
+                self._restore_bans()
+        except redis.RedisError:
+            pass  # the request path has seen it too, and falls back
+        finally:
+            self._restoring.clear()
+
+    def _restore_bans(self) -> None:
+        """Put this node's manual bans back into a Redis that lost its data (restarted
+        without persistence, or replaced), with their original instants. The caller
+        holds the admin lock; a RedisError leaves it to a later try."""
+        import redis
+
+        current: Any = self.link.client.get(self._epoch_key)
+        if current is not None and (self._epoch is None or current == self._epoch):
+            self._epoch = current
+            return
+        bans = [v for v in self.local.views()
+                if v.agent_id in self._mirrored and v.manual and v.state == BreakerState.OPEN]
+        for v in bans:
+            if self._run("open", (v.agent_id,), v.reason, v.opened_at, v.until) is None:
+                raise redis.ConnectionError("putting manual bans back into Redis failed")
+        self._epoch = self._current_epoch()
+
+    def _current_epoch(self) -> bytes:
+        """The token of the data set in Redis, set by the first node to look for it."""
+        client = self.link.client
+        client.set(self._epoch_key, uuid.uuid4().hex, nx=True)
+        token: Any = client.get(self._epoch_key)
+        return bytes(token)
 
     # -- views ----------------------------------------------------------------------
 
