@@ -8,8 +8,9 @@ code (``RateLimiter.decision``, the breaker's Admission and view helpers).
 
 Each wraps the in-process guard it replaces and falls back to it while Redis is
 unreachable (guards/link.py): a request is never refused because of Redis. Manual opens
-and resets are applied to both, so a ban set by an admin holds through an outage; those
-made during an outage are replayed into Redis before it is used again.
+and resets are applied to both, so a ban set through this node holds through an outage;
+those made during an outage are replayed into Redis before it is used again, and the
+bans a node holds are put back into a Redis that lost its data (``{prefix}cb:epoch``).
 
 Shared instants are unix seconds from ``wall`` on every node (a monotonic clock is
 per-machine): keep the nodes' clocks in sync (NTP), as for any cluster.
@@ -20,10 +21,12 @@ Key layout (``prefix`` defaults to ``stemedb:``):
 - ``{prefix}cb:{agent_id}``: one agent's breaker (hash), expiring after ``idle_seconds``
   without a change (an OPEN one not before its ban ends);
 - ``{prefix}cb:index`` / ``{prefix}cb:open``: sorted sets of the remembered agents and of
-  those not CLOSED, scored by expiry, for ``views()`` and ``counts()``.
+  those not CLOSED, scored by expiry, for ``views()`` and ``counts()``;
+- ``{prefix}cb:epoch``: a random token of the data set.
 
-Standalone Redis (or a primary with Sentinel): the breaker scripts touch the index keys
-beside the agent's own, so Redis Cluster's one-slot rule does not hold.
+A standalone Redis (or one behind an address that follows failover): the breaker
+scripts touch the index keys beside the agent's own, so Redis Cluster's one-slot rule
+does not hold.
 """
 
 from __future__ import annotations
@@ -176,6 +179,9 @@ class SharedBreakers:
         until = opened + duration_seconds
         local = self.local.open(agent_id, reason, duration_seconds, at=opened)
         if local.state == BreakerState.OPEN:
+            # Bans that ran out while their agent stayed away go here, not on a request.
+            self._mirrored = {a for a in self._mirrored
+                              if self.local.view(a).state == BreakerState.OPEN}
             self._mirrored.add(agent_id)
 
         def apply() -> Any:
