@@ -128,10 +128,40 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     proc.wait(STOP_TIMEOUT)
 
 
+class _Server:
+    """A server process in its own session, stopped by a signal or killed with its
+    children."""
+
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def _signal_stop(self, sig: signal.Signals) -> None:
+        """Send ``sig`` and wait for the exit; SIGKILL if it takes too long."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, sig)
+            if not _wait_gone(self.proc, STOP_TIMEOUT):
+                _kill_group(self.proc)
+        self.proc = None
+
+    def kill(self) -> None:
+        """SIGKILL to the server and its children: a crashed node, connections break."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            _kill_group(self.proc)
+        self.proc = None
+
+
 # -- Redis ----------------------------------------------------------------------------
 
 
-class RedisServer:
+class RedisServer(_Server):
     """One ``redis-server`` on a loopback port, without persistence (a restart empties
     it, as a replaced cache node would be)."""
 
@@ -145,10 +175,6 @@ class RedisServer:
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
 
     def start(self, timeout: float = START_TIMEOUT) -> RedisServer:
         if self.running:
@@ -191,21 +217,7 @@ class RedisServer:
 
     def stop(self) -> None:
         """Shut down cleanly (SIGTERM)."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            if not _wait_gone(self.proc, STOP_TIMEOUT):
-                _kill_group(self.proc)
-        self.proc = None
-
-    def kill(self) -> None:
-        """SIGKILL, as a crashed or fenced node: connections break at once."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            _kill_group(self.proc)
-        self.proc = None
+        self._signal_stop(signal.SIGTERM)
 
     def restart(self) -> RedisServer:
         self.stop()
@@ -232,7 +244,7 @@ def _unprivileged() -> tuple[int, int] | None:
     raise RuntimeError("running as root and neither a 'postgres' nor a 'nobody' user exists")
 
 
-class PostgresServer:
+class PostgresServer(_Server):
     """A throwaway PostgreSQL cluster: ``initdb`` into a temporary directory, then
     ``postgres`` on a loopback port with durable commits (``fsync`` and
     ``synchronous_commit`` on), so that crash tests mean what they say."""
@@ -256,10 +268,6 @@ class PostgresServer:
 
     def url_for(self, database: str) -> str:
         return f"postgresql://{PG_USER}@127.0.0.1:{self.port}/{database}"
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
 
     def _spawn(self, argv: list[str]) -> subprocess.Popen[bytes]:
         kwargs: dict[str, Any] = {}
@@ -324,23 +332,7 @@ class PostgresServer:
     def stop(self, mode: str = "fast") -> None:
         """Shut down: ``smart`` (wait for clients), ``fast`` (abort them, checkpoint) or
         ``immediate`` (no checkpoint: the next start recovers from the WAL)."""
-        sig = PG_STOP_SIGNALS[mode]
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.proc.pid, sig)
-            if not _wait_gone(self.proc, STOP_TIMEOUT):
-                _kill_group(self.proc)
-        self.proc = None
-
-    def kill(self) -> None:
-        """SIGKILL to the postmaster and every backend (a lost machine)."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            _kill_group(self.proc)
-        self.proc = None
+        self._signal_stop(PG_STOP_SIGNALS[mode])
 
     def restart(self, mode: str = "fast") -> PostgresServer:
         self.stop(mode)
