@@ -29,6 +29,7 @@ system-deps:
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 ## test: install dev dependencies and run the whole suite (lint, types, unit, integration, crash)
 test: $(VENV)/.installed-dev system-deps lint

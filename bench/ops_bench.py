@@ -28,7 +28,7 @@ from stemedb.ops.archive import archive_once
 from stemedb.ops.backup import create_backup
 from stemedb.ops.drill import run_drill
 from stemedb.ops.restore import restore
-from stemedb.ops.storage import open_target
+from stemedb.ops.targets import open_target
 
 from .context import log
 from .signer import Signer

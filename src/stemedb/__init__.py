@@ -2,7 +2,6 @@
 
 from .client import AsyncClient, Client
 from .signing import AgentKey
-
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = ["AgentKey", "AsyncClient", "Client", "__version__"]

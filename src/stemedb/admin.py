@@ -9,16 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 from . import records
 from .defense import REASONS, Thresholds, is_trusted, trust_score
 from .errors import AlreadyDecided, Conflict, NotFound, ValidationFailed
-from .index import admin as q
-from .model import parse_time
+from .events import NO_EVENTS, WriteEvents
+from .gate import DefenseGate, agent_trust_counts, config_thresholds
+from .guards import BreakerView, CircuitBreakers
+from .journal import Record
+from .model import format_time, parse_time
+from .settings import ContentDefenseSettings
+from .store import Reads
 
-if TYPE_CHECKING:
-    from .engine import Database
+Append = Callable[[Sequence[bytes]], Awaitable[list[Record]]]
 
 _HEX_PREFIX = re.compile(r"^[0-9a-f]{8,64}$")
 STATUSES = ("pending", "approved", "rejected")
@@ -36,9 +42,31 @@ def check_prefix(value: str, field: str = "agent_id") -> str:
     return v
 
 
+def breaker_dict(v: BreakerView) -> dict[str, Any]:
+    """A breaker view in the admin API's shape (times as RFC 3339)."""
+    def t(x: float | None) -> str | None:
+        return None if x is None else format_time(datetime.fromtimestamp(x, tz=UTC))
+
+    return {"agent_id": v.agent_id, "state": str(v.state), "failure_rate": v.failure_rate,
+            "requests": v.requests, "reason": v.reason, "opened_at": t(v.opened_at),
+            "until": t(v.until), "manual": v.manual}
+
+
 class Admin:
-    def __init__(self, db: Database) -> None:
-        self.db = db
+    """Admin decisions over its collaborators: ``reads`` (the derived state), ``append``
+    (journals admin records and returns once they are applied), the agents'
+    ``breakers``, the ``defense`` gate (its thresholds), the ``[content_defense]``
+    settings and the ``events`` observer."""
+
+    def __init__(self, *, reads: Reads, append: Append, breakers: CircuitBreakers,
+                 defense: DefenseGate, config: ContentDefenseSettings,
+                 events: WriteEvents = NO_EVENTS) -> None:
+        self.reads = reads
+        self.append = append
+        self._breakers = breakers
+        self.defense = defense
+        self.config = config
+        self.events = events
         self._decisions = asyncio.Lock()
 
     # -- agents ---------------------------------------------------------------------------
@@ -48,7 +76,7 @@ class Admin:
         v = check_prefix(value)
         if len(v) == 64 and not must_exist:
             return v
-        found = q.agents_with_prefix(self.db.index, v)
+        found = self.reads.agents_with_prefix(v)
         if not found:
             if len(v) == 64:
                 raise NotFound(f"agent {v[:16]}… has never written")
@@ -59,19 +87,17 @@ class Admin:
 
     def agent(self, value: str) -> dict[str, Any]:
         agent_id = self.resolve_agent(value)
-        counts = q.agent_counts(self.db.index, agent_id) or {}
-        from .gate import agent_trust_counts
-
-        tc = agent_trust_counts(self.db, agent_id)
-        until = q.allowlisted_until(self.db.index, agent_id)
+        counts = self.reads.agent_counts(agent_id) or {}
+        tc = agent_trust_counts(self.reads, agent_id)
+        until = self.reads.allowlisted_until(agent_id)
         return {"agent_id": agent_id, "trust": round(trust_score(tc), 6),
                 "trusted": is_trusted(tc),
                 "counts": {k: counts[k] for k in ("accepted", "quarantined", "approved",
                                                    "rejected", "retracted")},
-                "quarantine_pending": q.pending_count(self.db.index, agent_id),
+                "quarantine_pending": self.reads.pending_count(agent_id),
                 "first_seen": counts["first_seen"], "last_seen": counts["last_seen"],
                 "allowlisted": until is not None and until > records.now_us(),
-                "circuit_breaker": self.db.breaker_view(agent_id)}
+                "circuit_breaker": self.breaker_view(agent_id)}
 
     # -- quarantine -----------------------------------------------------------------------
 
@@ -84,11 +110,11 @@ class Admin:
         if not 1 <= limit <= MAX_LIST:
             raise _invalid("limit", f"must be between 1 and {MAX_LIST}")
         prefix = check_prefix(agent_id) if agent_id else None
-        return q.list_quarantine(self.db.index, status=None if status == "all" else status,
+        return self.reads.list_quarantine(status=None if status == "all" else status,
                                  agent_prefix=prefix, reason=reason, limit=limit, cursor=cursor)
 
     def item(self, qid: str) -> dict[str, Any]:
-        found = q.get_quarantine(self.db.index, qid)
+        found = self.reads.quarantine_item(qid)
         if found is None:
             raise NotFound(f"no quarantine item {qid}")
         return found
@@ -100,9 +126,9 @@ class Admin:
             if action != "note" and item["status"] != "pending":
                 raise AlreadyDecided(f"quarantine item {qid} is already {item['status']}",
                                      current=_summary(item))
-            await self.db.append_admin([_decision_record(action, qid, why, by)])
+            await self.append([_decision_record(action, qid, why, by)])
         if action != "note":
-            self.db.on_decided(action == "approve")
+            self.events.observe_decision(action == "approve")
         return self.item(qid)
 
     async def batch(self, action: str, ids: list[str] | None, agent_id: str | None,
@@ -117,12 +143,12 @@ class Admin:
             skipped: list[dict[str, Any]] = []
             if agent_id is not None:
                 full = self.resolve_agent(agent_id)
-                todo = q.pending_ids_of_agent(self.db.index, full)
+                todo = self.reads.pending_ids_of_agent(full)
             else:
                 assert ids is not None
                 todo = []
                 for qid in dict.fromkeys(ids):
-                    found = q.get_quarantine(self.db.index, qid)
+                    found = self.reads.quarantine_item(qid)
                     if found is None:
                         skipped.append({"id": qid, "status": "not_found"})
                     elif found["status"] != "pending":
@@ -131,10 +157,10 @@ class Admin:
                         todo.append(qid)
             for start in range(0, len(todo), 1000):
                 chunk = todo[start:start + 1000]
-                await self.db.append_admin([_decision_record(action, qid, why, by)
+                await self.append([_decision_record(action, qid, why, by)
                                             for qid in chunk])
                 for _ in chunk:
-                    self.db.on_decided(action == "approve")
+                    self.events.observe_decision(action == "approve")
         done = "approved" if action == "approve" else "rejected"
         return {"action": action, "status": done, "processed": len(todo), "ids": todo,
                 "skipped": skipped}
@@ -147,16 +173,16 @@ class Admin:
         its agent's retraction; the assertion stays readable as ``retracted``."""
         aid = aid.strip().lower()
         async with self._decisions:
-            row = self.db.index.get_assertion_row(aid)
+            row = self.reads.assertion_row(aid)
             if row is None:
                 raise NotFound(f"no assertion with id {aid}")
             if row["status"] != "active":
                 raise Conflict(f"assertion {aid} is {row['status']}, not active"
                                + ("; reject its quarantine item instead"
                                   if row["status"] == "quarantined" else ""))
-            (rec,) = await self.db.append_admin([records.admin_record(
+            (rec,) = await self.append([records.admin_record(
                 "assertion.retract", by, id=aid, agent_id=row["agent_id"], reason=reason)])
-        after = self.db.index.get_assertion_row(aid)
+        after = self.reads.assertion_row(aid)
         if after is None or after["status"] != "retracted" or after["ended_lsn"] != rec.lsn:
             # an in-flight write of the agent ended it first; the record changed nothing
             status = "gone" if after is None else after["status"]
@@ -166,20 +192,20 @@ class Admin:
 
     # -- circuit breakers -----------------------------------------------------------------
 
-    def breakers(self) -> dict[str, Any]:
-        from .engine import breaker_dict
+    def breaker_view(self, agent_id: str) -> dict[str, Any]:
+        return breaker_dict(self._breakers.view(agent_id))
 
-        return {"circuit_breakers": [breaker_dict(v)
-                                     for v in self.db.guards.breakers.views()]}
+    def breakers(self) -> dict[str, Any]:
+        return {"circuit_breakers": [breaker_dict(v) for v in self._breakers.views()]}
 
     def breaker(self, agent_id: str) -> dict[str, Any]:
-        return self.db.breaker_view(self._breaker_agent(agent_id))
+        return self.breaker_view(self._breaker_agent(agent_id))
 
     def _breaker_agent(self, value: str) -> str:
         v = check_prefix(value)
         if len(v) == 64:
             return v
-        tracked = [b.agent_id for b in self.db.guards.breakers.views()
+        tracked = [b.agent_id for b in self._breakers.views()
                    if b.agent_id.startswith(v)]
         if len(tracked) == 1:
             return tracked[0]
@@ -189,28 +215,26 @@ class Admin:
                            by: str) -> dict[str, Any]:
         full = self._breaker_agent(agent_id)
         at = records.now_us()
-        await self.db.append_admin([records.admin_record(
+        await self.append([records.admin_record(
             "breaker.open", by, at=at, agent_id=full, reason=reason,
             duration_seconds=duration_seconds)])
-        view = self.db.guards.breakers.open(full, reason, duration_seconds, at=at / 1e6)
-        self.db.on_breaker_opened("manual")
-        from .engine import breaker_dict
-
+        view = self._breakers.open(full, reason, duration_seconds, at=at / 1e6)
+        self.events.observe_breaker_open("manual")
         return {"status": "opened", "agent_id": full, "state": "OPEN",
                 "until": breaker_dict(view)["until"], "reason": reason}
 
     async def reset_breaker(self, agent_id: str, reason: str, by: str) -> dict[str, Any]:
         full = self._breaker_agent(agent_id)
-        await self.db.append_admin([records.admin_record("breaker.reset", by, agent_id=full,
+        await self.append([records.admin_record("breaker.reset", by, agent_id=full,
                                                          reason=reason)])
-        self.db.guards.breakers.reset(full)
+        self._breakers.reset(full)
         return {"status": "reset", "agent_id": full, "state": "CLOSED"}
 
     # -- allowlist ------------------------------------------------------------------------
 
     def allowlist(self) -> dict[str, Any]:
         now = records.now_us()
-        items = q.allowlist(self.db.index)
+        items = self.reads.allowlist()
         for it in items:
             it["active"] = parse_time(it["expires_at"]).timestamp() * 1e6 > now
         return {"allowlist": items}
@@ -224,65 +248,63 @@ class Admin:
         expires_us = int(expires.timestamp() * 1_000_000)
         if expires_us <= records.now_us():
             raise _invalid("expires_at", "must be in the future")
-        await self.db.append_admin([records.admin_record(
+        await self.append([records.admin_record(
             "allowlist.add", by, agent_id=full, expires_at=expires_at, expires_us=expires_us,
             reason=reason)])
         return {"agent_id": full, "expires_at": expires_at, "reason": reason, "added_by": by}
 
     async def disallow(self, agent_id: str, reason: str, by: str) -> dict[str, Any]:
         full = self.resolve_agent(agent_id, must_exist=False)
-        if q.allowlisted_until(self.db.index, full) is None:
+        if self.reads.allowlisted_until(full) is None:
             if len(check_prefix(agent_id)) == 64:
                 raise NotFound(f"agent {full[:16]}… is not on the allowlist")
-            matches = [e["agent_id"] for e in q.allowlist(self.db.index)
+            matches = [e["agent_id"] for e in self.reads.allowlist()
                        if e["agent_id"].startswith(check_prefix(agent_id))]
             if len(matches) != 1:
                 raise NotFound(f"no single allowlisted agent starts with {agent_id}")
             full = matches[0]
-        await self.db.append_admin([records.admin_record("allowlist.remove", by, agent_id=full,
+        await self.append([records.admin_record("allowlist.remove", by, agent_id=full,
                                                          reason=reason)])
         return {"status": "removed", "agent_id": full}
 
     # -- thresholds -----------------------------------------------------------------------
 
     def thresholds(self) -> dict[str, Any]:
-        return self.db.defense.thresholds.to_dict()
+        return self.defense.thresholds.to_dict()
 
     async def set_thresholds(self, values: dict[str, Any], by: str,
                              source: str = "api") -> dict[str, Any]:
         if not isinstance(values, dict) or not values:
             raise _invalid("body", "give at least one threshold")
-        merged = Thresholds.from_dict(values, base=self.db.defense.thresholds).validated()
+        merged = Thresholds.from_dict(values, base=self.defense.thresholds).validated()
         changed = {k: merged.to_dict()[k] for k in values}
-        await self.db.append_admin([records.admin_record("thresholds.set", by,
+        await self.append([records.admin_record("thresholds.set", by,
                                                          values=changed, source=source)])
         return self.thresholds()
 
     async def sync_config_thresholds(self) -> None:
         """A config (file/env) whose thresholds differ from those recorded at the last
         start is journaled as a change, so the latest intent wins and stays auditable."""
-        from .gate import config_thresholds
-
-        wanted = config_thresholds(self.db)
-        recorded = q.get_state(self.db.index, "config_thresholds") or Thresholds().to_dict()
+        wanted = config_thresholds(self.config)
+        recorded = self.reads.get_state("config_thresholds") or Thresholds().to_dict()
         if recorded != wanted:
             Thresholds.from_dict(wanted).validated()
-            await self.db.append_admin([records.admin_record(
+            await self.append([records.admin_record(
                 "thresholds.set", "config", values=wanted, source="config")])
 
     async def purge_rejected(self) -> int:
         """Retention: rejected items decided more than ``rejected_retention_days`` ago
         leave the index (one journal record; the journal keeps them for audit)."""
-        days = self.db.settings.content_defense.rejected_retention_days
+        days = self.config.rejected_retention_days
         before = records.now_us() - int(days * 86_400 * 1_000_000)
-        n = q.rejected_before(self.db.index, before)
+        n = self.reads.rejected_before(before)
         if n:
-            await self.db.append_admin([records.admin_record("quarantine.purge", "retention",
+            await self.append([records.admin_record("quarantine.purge", "retention",
                                                              before=before, count=n)])
         return n
 
     def audit(self, target: str | None, limit: int) -> dict[str, Any]:
-        return {"items": q.audit_log(self.db.index, target, limit)}
+        return {"items": self.reads.audit_log(target, limit)}
 
 
 def _decision_record(action: str, qid: str, why: str | None, by: str) -> bytes:

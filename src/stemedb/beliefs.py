@@ -31,7 +31,7 @@ from typing import NamedTuple
 
 import orjson
 
-from .defense.trust import MIN_GOOD_OUTCOMES, TrustCounts, is_trusted, trust_score
+from .trust import MIN_GOOD_OUTCOMES, TrustCounts, is_trusted, trust_score
 
 STRONG = 0.5  # a candidate with at least this strength has strong support
 RANK_DECAY = 0.5  # within one evidence group, the i-th member counts weight × RANK_DECAY**i

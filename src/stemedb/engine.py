@@ -13,20 +13,17 @@ import concurrent.futures
 import contextlib
 import logging
 import os
-import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from . import records, signing
 from .admin import Admin
-from .datadir import INDEX_FILE, JOURNAL_DIR, DataDirLock, remove_index
-from .defense.verdict import duplicate_key
+from .embedded import EmbeddedStore
 from .errors import (
     BreakerOpen,
     Conflict,
@@ -42,32 +39,28 @@ from .errors import (
     Unavailable,
     ValidationFailed,
 )
+from .events import NO_EVENTS, WriteEvents
 from .gate import DefenseGate, Known
 from .guards import Admission, BreakerState, Guards, retry_after_header
-from .index import (
-    AssertionFilter,
-    Entry,
-    IndexStore,
-    entries_from,
-    list_assertions,
-    lookups,
-    row_to_assertion,
-    search,
-)
+from .index import IndexStore
 from .journal import Journal, Record
 from .model import (
     Assertion,
     Retraction,
-    format_time,
     parse_assertion,
     parse_retraction,
     parse_time,
     quarantine_id,
     write_id,
 )
-from .settings import Settings
+from .settings import ContentDefenseSettings, Settings
+from .store import AssertionFilter, Reads, Store
 
 log = logging.getLogger("stemedb.engine")
+
+
+Claimed = Callable[[str], None]  # told the agent id a write's body claims
+GateFactory = Callable[[Reads, ContentDefenseSettings], DefenseGate]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,74 +83,55 @@ class _Pending:
     verdict: dict[str, Any] | None = None
     # What content defense needs from the index, when read together with the nonce.
     facts: Known | None = None
+    record: dict[str, Any] | None = None  # the journal payload, as a dict, once submitted
     submitted: bool = False
     future: concurrent.futures.Future[Any] = field(default_factory=concurrent.futures.Future)
 
 
 class Database:
-    def __init__(self, settings: Settings, *, fsync: Callable[[int], None] = os.fsync,
+    """The engine over a store (``store.Store``; the embedded one unless given) and its
+    services: guards, the content-defense gate and the admin service."""
+
+    def __init__(self, settings: Settings, *, events: WriteEvents = NO_EVENTS,
+                 store: Store | None = None, defense: GateFactory = DefenseGate,
+                 fsync: Callable[[int], None] = os.fsync,
                  clock: Callable[[], float] = time.time) -> None:
+        """``store``: the storage backend (default: the embedded store in
+        ``settings.data_dir``); ``defense``: builds the content-defense gate from the
+        reads and the ``[content_defense]`` settings (benchmarks pass a variant)."""
         self.settings = settings
         self.clock = clock
         self.data_dir = settings.data_dir
-        self._lock = DataDirLock(self.data_dir)
         self._inflight: dict[tuple[str, str], _Pending] = {}
         self._inflight_lock = threading.Lock()
-        self._index_error: str | None = None
-        self._disk_checked = 0.0
-        self._disk_low: str | None = None
+        self._events = events
+        self.guards = Guards(settings)
+        self.store: Store = store if store is not None else EmbeddedStore(
+            settings.data_dir, settings.journal, fsync=fsync, on_commit=self._on_commit_stats)
+        self.reads = self.store.reads
         self._verify_pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=settings.server.verify_workers, thread_name_prefix="stemedb-verify"
         )
-        self.commit_listeners: list[Callable[[int, float, int], None]] = []
-        # Observation hooks (metrics): replaced by whoever observes; no-ops by default.
-        self.on_write: Callable[[str, str], None] = _ignore
-        self.on_quarantined: Callable[[str, str], None] = _ignore
-        self.on_rate_limited: Callable[[str], None] = _ignore
-        self.on_breaker_opened: Callable[[str], None] = _ignore
-        self.on_decided: Callable[[bool], None] = _ignore  # approved? (one call per item)
-        self.guards = Guards(settings)
-        try:
-            j = settings.journal
-            self.journal = Journal(
-                self.data_dir / JOURNAL_DIR,
-                segment_bytes=j.segment_bytes,
-                max_batch=j.group_commit_max_batch,
-                max_wait_us=j.group_commit_max_wait_us,
-                fsync=fsync,
-                on_durable=self._on_durable,
-                on_commit_stats=self._on_commit_stats,
-            )
-            self.index = IndexStore(self.data_dir / INDEX_FILE)
-            self._catch_up()
-            self.index.start_checkpointer()
-            self.defense = DefenseGate(self)
-            self.admin = Admin(self)
-            self._restore_manual_breakers()
-        except BaseException:
-            self._lock.release()
-            raise
+        self.defense = defense(self.reads, settings.content_defense)
+        self.admin = Admin(reads=self.reads, append=self.append_admin,
+                           breakers=self.guards.breakers, defense=self.defense,
+                           config=settings.content_defense, events=events)
+        self._restore_manual_breakers()
 
-    # -- start-up -------------------------------------------------------------------
+    @property
+    def journal(self) -> Journal:
+        """The embedded store's journal (embedded only)."""
+        return self._embedded().journal
 
-    def _catch_up(self) -> None:
-        applied, applied_hash = self.index.applied()
-        last = self.journal.last_lsn
-        if applied > last or (applied and not self._hash_matches(applied, applied_hash)):
-            log.warning("index does not match the journal (index at LSN %d, journal at %d); "
-                        "rebuilding it from the journal", applied, last)
-            self.index.close()
-            remove_index(self.data_dir)
-            self.index = IndexStore(self.data_dir / INDEX_FILE)
-            applied = 0
-        if applied < last:
-            n = self.index.rebuild_from(entries_from(self.journal.read(applied + 1)))
-            log.info("index caught up with the journal: %d records applied (LSN %d)", n, last)
+    @property
+    def index(self) -> IndexStore:
+        """The embedded store's index (embedded only)."""
+        return self._embedded().index
 
-    def _hash_matches(self, lsn: int, expected: bytes) -> bool:
-        for r in self.journal.read(lsn, lsn):
-            return r.hash == expected
-        return False
+    def _embedded(self) -> EmbeddedStore:
+        if not isinstance(self.store, EmbeddedStore):
+            raise AttributeError("the store is not the embedded one")
+        return self.store
 
     async def start(self) -> None:
         """Work done once the event loop runs: journal a changed config's thresholds,
@@ -185,73 +159,53 @@ class Database:
         path's cached thresholds and allowlist are reloaded afterwards."""
         self._check_writable()
         try:
-            return await asyncio.wrap_future(self.journal.submit(payloads))
+            return await asyncio.wrap_future(self.store.submit(payloads))
         finally:
             self.defense.invalidate()
 
     def close(self) -> None:
-        self.journal.close()
+        self.store.close()
         self._verify_pool.shutdown(wait=True)
-        self.index.close()
-        self._lock.release()
 
     # -- commit-thread callbacks ----------------------------------------------------
 
-    def _on_durable(self, recs: list[Record], contexts: list[Any]) -> None:
-        entries = [
-            Entry(r.lsn, r.hash, records.decode(r.payload), getattr(c, "parsed", None))
-            for r, c in zip(recs, contexts, strict=True)
-        ]
-        try:
-            self.index.apply(entries)
-        except Exception as e:  # the records are durable; the index is behind until restart
-            self._index_error = f"index apply failed at LSN {entries[0].lsn}: {type(e).__name__}"
-            log.exception("index apply failed; writes stop until restart catches up")
-            raise
-
     def _on_commit_stats(self, n: int, fsync_seconds: float, nbytes: int) -> None:
-        for listener in self.commit_listeners:
-            listener(n, fsync_seconds, nbytes)
+        self._events.observe_commit(n, fsync_seconds, nbytes)
+
+    @property
+    def events(self) -> WriteEvents:
+        """Who observes the engine and its services (``Metrics`` in a server)."""
+        return self._events
+
+    @events.setter
+    def events(self, events: WriteEvents) -> None:
+        self._events = self.admin.events = events
 
     # -- health -----------------------------------------------------------------------
 
     def readiness(self) -> tuple[bool, str]:
-        if self.journal.read_only_reason:
-            return False, f"journal is read-only: {self.journal.read_only_reason}"
-        if self._index_error:
-            return False, self._index_error
-        low = self._check_disk()
-        if low:
-            return False, low
-        return True, "ready"
-
-    def _check_disk(self) -> str | None:
-        now = time.monotonic()
-        if now - self._disk_checked >= 1.0:
-            self._disk_checked = now
-            free = shutil.disk_usage(self.data_dir).free
-            floor = self.settings.journal.min_free_bytes
-            self._disk_low = (f"disk low: {free} bytes free, below min_free_bytes={floor}"
-                              if free < floor else None)
-        return self._disk_low
+        return self.store.readiness()
 
     def _check_writable(self) -> None:
         ok, reason = self.readiness()
         if not ok:
-            if self.journal.read_only_reason:
+            if self.store.read_only_reason:
                 raise JournalReadOnly(reason)
             raise Unavailable(reason)
 
     # -- writes -----------------------------------------------------------------------
 
-    def _verified(self, kind: str, body: bytes, signature: str | None
-                  ) -> tuple[Assertion | Retraction, str]:
+    def _verified(self, kind: str, body: bytes, signature: str | None,
+                  claimed: Claimed | None = None) -> tuple[Assertion | Retraction, str]:
         """Schema (400/422), then the signature (401): who wrote this, proven.
-        Returns the parsed write and the signature in canonical base64."""
+        Returns the parsed write and the signature in canonical base64. ``claimed`` is
+        told the agent id the body claims as soon as it parsed (the access log's)."""
         sig = signing.decode_signature(signature)
         parsed: Assertion | Retraction = (
             parse_assertion(body) if kind == records.ASSERT else parse_retraction(body)
         )
+        if claimed is not None:
+            claimed(parsed.agent_id)
         if not signing.verify(parsed.agent_id, body, sig):
             raise SignatureInvalid("the signature does not match the body and agent_id")
         return parsed, signing.encode_signature(sig)
@@ -260,7 +214,7 @@ class Database:
         """The agent's rate limit and breaker (429), before any check of the write."""
         decision = self.guards.limit("assert", agent)
         if decision is not None and not decision.allowed:
-            self.on_rate_limited("assert")
+            self._events.observe_rate_limited("assert")
             raise RateLimited(f"agent {agent[:16]} is over its write rate limit",
                               retry_after=retry_after_header(decision.retry_after),
                               limit_headers=decision.headers())
@@ -282,10 +236,7 @@ class Database:
         try:
             facts = None
             if known is None and isinstance(parsed, Assertion):  # one read for all checks
-                key = duplicate_key(parsed)
-                known, dups = lookups.assertion_facts(
-                    self.index, parsed.nonce, key, self.defense.duplicate_since())
-                facts = Known([key], dups, None)
+                known, facts = self.defense.facts(parsed)
             checked = self._reserve(kind, body, sig_b64, parsed, known)
             if facts is not None and isinstance(checked, _Pending) and not checked.submitted:
                 checked.facts = facts
@@ -301,9 +252,9 @@ class Database:
                 verdict: dict[str, Any] | None) -> None:
         """A new write is durable: judge it for the breaker and report it."""
         self._judge(agent, admission, verdict is not None)
-        self.on_write(kind, "quarantined" if verdict else "accepted")
+        self._events.observe_write(kind, "quarantined" if verdict else "accepted")
         if verdict:
-            self.on_quarantined(agent, verdict["reason"])
+            self._events.observe_quarantine(agent, verdict["reason"])
 
     def _judge(self, agent: str, admission: Admission, failure: bool | None) -> None:
         """Feed a write's outcome to the agent's breaker (None: not judged, e.g. a replay)."""
@@ -316,7 +267,7 @@ class Database:
         if failure and before != BreakerState.OPEN:
             view = breakers.view(agent)
             if view.state == BreakerState.OPEN and not view.manual:
-                self.on_breaker_opened("automatic")
+                self._events.observe_breaker_open("automatic")
 
     def _reserve(self, kind: str, body: bytes, sig_b64: str, parsed: Assertion | Retraction,
                  known: dict[tuple[str, str], tuple[str, str]] | None = None,
@@ -336,7 +287,7 @@ class Database:
             if pending.id == wid:
                 return pending  # a retry racing its original: share its outcome
             raise NonceReused(f"nonce {parsed.nonce!r} is already used by write {pending.id}")
-        seen = (lookups.writes_by_nonce(self.index, [key]) if known is None else known).get(key)
+        seen = (self.reads.writes_by_nonce([key]) if known is None else known).get(key)
         if seen is not None and seen[0] == wid:
             return WriteResult(200, orjson.loads(seen[1]))
         self._check_skew(parsed)
@@ -383,7 +334,7 @@ class Database:
         if target is None:
             return
         field_name = "retracts" if isinstance(parsed, Retraction) else "supersedes"
-        row = self.index.get_assertion_row(target)
+        row = self.reads.assertion_row(target)
         if row is None:
             if isinstance(parsed, Retraction):
                 raise NotFound(f"assertion {target} does not exist")
@@ -401,12 +352,13 @@ class Database:
 
     def _submit(self, pendings: Sequence[_Pending]) -> concurrent.futures.Future[list[Record]]:
         at = records.now_us()
-        payloads = [records.SignedWrite(p.kind, p.body, p.signature, at, p.verdict).encode()
-                    for p in pendings]
-        for p in pendings:
+        payloads = []
+        for p in pendings:  # each encoded once; the dict rides along to the index
+            p.record = records.SignedWrite(p.kind, p.body, p.signature, at, p.verdict).to_dict()
+            payloads.append(orjson.dumps(p.record))
             p.submitted = True
         try:
-            fut = self.journal.submit(payloads, list(pendings))
+            fut = self.store.submit(payloads, list(pendings))
         except BaseException as e:
             for p in pendings:
                 p.future.set_exception(e)
@@ -426,25 +378,28 @@ class Database:
         fut.add_done_callback(done)
         return fut
 
-    async def write(self, kind: str, body: bytes, signature: str | None) -> WriteResult:
-        """One signed write (POST /v1/assert or /v1/retract)."""
+    async def write(self, kind: str, body: bytes, signature: str | None,
+                    claimed: Claimed | None = None) -> WriteResult:
+        """One signed write (POST /v1/assert or /v1/retract). ``claimed``: see
+        ``_verified``."""
         try:
-            return await self._write(kind, body, signature)
+            return await self._write(kind, body, signature, claimed)
         except StemeError as e:
-            self.on_write(kind, e.type)
+            self._events.observe_write(kind, e.type)
             raise
 
-    async def _write(self, kind: str, body: bytes, signature: str | None) -> WriteResult:
+    async def _write(self, kind: str, body: bytes, signature: str | None,
+                     claimed: Claimed | None) -> WriteResult:
         limit = self.settings.server.max_body_bytes
         if len(body) > limit:
             raise PayloadTooLarge(f"the body is {len(body)} bytes; at most {limit} are allowed")
         self._check_writable()
-        parsed, sig_b64 = self._verified(kind, body, signature)
+        parsed, sig_b64 = self._verified(kind, body, signature, claimed)
         checked, admission = self._guarded_reserve(kind, body, sig_b64, parsed)
         agent = parsed.agent_id
         if isinstance(checked, WriteResult):
             self._judge(agent, admission, None)
-            self.on_write(kind, "replayed")
+            self._events.observe_write(kind, "replayed")
             return checked
         if checked.submitted:  # an identical request is in flight: share its outcome
             self._judge(agent, admission, None)
@@ -474,8 +429,8 @@ class Database:
         def fail(i: int, e: StemeError) -> None:
             results[i] = {"index": i, "status": "error", "error": problem_of(e)}
 
-        known = lookups.writes_by_nonce(
-            self.index, [(x[0].agent_id, x[0].nonce) for x in parsed if not isinstance(x, StemeError)])
+        known = self.reads.writes_by_nonce(
+            [(x[0].agent_id, x[0].nonce) for x in parsed if not isinstance(x, StemeError)])
         staged: list[tuple[int, _Pending, Admission]] = []
         shared: list[tuple[int, _Pending, Admission]] = []
         mine: set[int] = set()  # ids of the pendings this batch reserved
@@ -487,7 +442,7 @@ class Database:
                 a, sig_b64 = item
                 checked, admission = self._guarded_reserve(records.ASSERT, body, sig_b64, a, known)
             except StemeError as e:
-                self.on_write(records.ASSERT, e.type)
+                self._events.observe_write(records.ASSERT, e.type)
                 fail(i, e)
                 continue
             if isinstance(checked, WriteResult):
@@ -503,7 +458,7 @@ class Database:
             if refused is None:
                 new.append((i, p, admission))
             else:
-                self.on_write(records.ASSERT, refused.type)
+                self._events.observe_write(records.ASSERT, refused.type)
                 fail(i, refused)
         if new:
             try:  # one wait for the whole submission: every item's future is set by then
@@ -553,12 +508,13 @@ class Database:
 
     # -- reads ------------------------------------------------------------------------
 
-    def refuse_if_banned(self, kind: str, body: bytes, signature: str | None) -> None:
+    def refuse_if_banned(self, kind: str, body: bytes, signature: str | None,
+                         claimed: Claimed | None = None) -> None:
         """429 for a correctly signed write of an agent whose breaker is OPEN, before any
         other complaint about the request (e.g. its content type): a banned agent learns
         that it is banned."""
         try:
-            parsed, _ = self._verified(kind, body, signature)
+            parsed, _ = self._verified(kind, body, signature, claimed)
         except StemeError:
             return
         view = self.guards.breakers.view(parsed.agent_id)
@@ -567,14 +523,12 @@ class Database:
                               retry_after=retry_after_header(max(0.0, view.until - time.time())))
 
     def breaker_view(self, agent_id: str) -> dict[str, Any]:
-        return breaker_dict(self.guards.breakers.view(agent_id))
+        return self.admin.breaker_view(agent_id)
 
     def _restore_manual_breakers(self) -> None:
         """Manual opens are journaled; replay the ones still in force (automatic state is
         rebuilt from the writes that follow)."""
-        from .index import admin as q
-
-        for b in q.manual_breakers(self.index):
+        for b in self.reads.manual_breakers():
             if b["state"] == "OPEN" and b["until_us"]:
                 at = b["opened_at"] / 1e6
                 self.guards.breakers.open(b["agent_id"], b["reason"],
@@ -582,7 +536,7 @@ class Database:
 
     def resolve_as_of(self, as_of: str | None) -> int:
         """An ``as_of`` parameter (RFC 3339 time or ``lsn:N``) to an LSN."""
-        current = self.index.applied_lsn
+        current = self.reads.applied_lsn
         if as_of is None or as_of == "":
             return current
         if as_of.startswith("lsn:"):
@@ -597,34 +551,56 @@ class Database:
             t = parse_time(as_of)
         except ValueError as e:
             raise ValidationFailed([{"field": "as_of", "message": f"{e}, or lsn:N"}]) from None
-        return min(self.index.lsn_at(int(t.timestamp() * 1_000_000)), current)
+        return min(self.reads.lsn_at(int(t.timestamp() * 1_000_000)), current)
 
     def get_assertion(self, aid: str) -> dict[str, Any]:
-        row = self.index.get_assertion_row(aid.lower())
-        if row is None:
+        found = self.reads.assertion(aid.lower())
+        if found is None:
             raise NotFound(f"no assertion with id {aid}")
-        return row_to_assertion(row)
+        return found
 
     def list_assertions(self, f: AssertionFilter, as_of: str | None,
                         cursor: str | None) -> dict[str, Any]:
-        return list_assertions(self.index, f, self.resolve_as_of(as_of), cursor)
+        return self.reads.list_assertions(f, self.resolve_as_of(as_of), cursor)
 
     def search(self, q: str, limit: int, as_of: str | None, cursor: str | None) -> dict[str, Any]:
-        return search(self.index, q, limit, self.resolve_as_of(as_of), cursor)
+        return self.reads.search(q, limit, self.resolve_as_of(as_of), cursor)
 
+    async def beliefs(self, subject: str, predicate: str | None, context: str | None,
+                      as_of: str | None, limit: int = 100, cursor: str | None = None) -> bytes:
+        """GET /v1/beliefs as JSON bytes. An answer already computed for the LSN it would
+        be given at is served on the event loop (one indexed read and a dictionary
+        look-up); computing one (milliseconds of Python), finding the LSN of an ``as_of``
+        time, or a whole subject's page runs in a worker thread, so it never holds up the
+        loop's other requests."""
+        if as_of and not as_of.startswith("lsn:"):
+            lsn: int | None = await asyncio.to_thread(self.resolve_as_of, as_of)
+        else:
+            lsn = self.resolve_as_of(as_of) if as_of else None
+        if predicate is None:
+            page = await asyncio.to_thread(self.reads.subject_beliefs, subject, context, lsn,
+                                           limit, cursor)
+            return orjson.dumps(page)
+        body = self.reads.cached_belief_json(subject, predicate, context, lsn)
+        if body is None:
+            body = await asyncio.to_thread(self.reads.belief_json, subject, predicate, context,
+                                           lsn)
+        return body
 
-def breaker_dict(v: Any) -> dict[str, Any]:
-    """A breaker view in the admin API's shape (times as RFC 3339)."""
-    def t(x: float | None) -> str | None:
-        return None if x is None else format_time(datetime.fromtimestamp(x, tz=UTC))
-
-    return {"agent_id": v.agent_id, "state": str(v.state), "failure_rate": v.failure_rate,
-            "requests": v.requests, "reason": v.reason, "opened_at": t(v.opened_at),
-            "until": t(v.until), "manual": v.manual}
-
-
-def _ignore(*_: Any) -> None:
-    return None
+    def disputes(self, as_of: str | None, limit: int, cursor: str | None, *,
+                 subject: str | None, predicate: str | None) -> dict[str, Any]:
+        """GET /v1/disputes: contested keys, most contested first. ``open_for_seconds`` is
+        measured to now, to the ``as_of`` time, or (``lsn:N``) to when LSN N was
+        recorded."""
+        lsn = self.resolve_as_of(as_of) if as_of else None
+        if not as_of:
+            reference: int | None = int(time.time() * 1_000_000)
+        elif as_of.startswith("lsn:"):
+            reference = None
+        else:
+            reference = int(parse_time(as_of).timestamp() * 1_000_000)
+        return self.reads.disputes(lsn, limit, cursor, reference_us=reference, subject=subject,
+                                   predicate=predicate)
 
 
 def _outcome(p: _Pending, lsn: int) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 Every error the library raises derives from :class:`StemeError`. Each class carries
 the HTTP ``status`` it maps to, a problem ``type`` (a stable URI fragment used in
-RFC 9457 bodies) and an operator ``hint``::
+RFC 9457 bodies) and an operator ``hint``. The ops errors never travel over HTTP; their
+status still says whose fault it is, like the others::
 
     StemeError
     ├── RequestError                      4xx: the caller can fix it
@@ -24,7 +25,10 @@ RFC 9457 bodies) and an operator ``hint``::
     │   └── JournalReadOnly               503  a failed fsync made the journal read-only
     ├── JournalError                      storage faults found on disk
     │   └── JournalCorrupt                bad checksum / broken chain; names file and offset
-    └── ConfigError                       bad settings file or environment value
+    ├── ConfigError                       bad settings file or environment value
+    └── OpsError                          a backup, archive, restore or drill could not be done
+        └── TargetError                   502  the target (directory or S3 bucket) failed
+            └── MissingObject             404  an object the operation needs is not there
 """
 
 from __future__ import annotations
@@ -230,3 +234,32 @@ class JournalCorrupt(JournalError):
 class ConfigError(StemeError):
     type = "config-error"
     title = "Invalid configuration"
+
+
+class OpsError(StemeError):
+    """A backup, archive, restore or drill could not be done; ``detail`` says why."""
+
+    type = "ops-error"
+    title = "Operation failed"
+    hint = "see docs/operations/backup-dr.md"
+
+
+class TargetError(OpsError):
+    """The target (directory or S3 bucket) could not be read or written."""
+
+    status = 502
+    type = "target-error"
+    title = "Backup target error"
+    hint = "check the target URL, the credentials (AWS_* environment) and the endpoint URL"
+
+
+class MissingObject(TargetError):
+    """An object the operation needs is not in the target."""
+
+    status = 404
+    type = "missing-object"
+    title = "Object missing from the target"
+
+    def __init__(self, url: str) -> None:
+        super().__init__(f"{url}: missing")
+        self.url = url

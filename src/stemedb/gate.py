@@ -10,19 +10,15 @@ in memory and reloaded after the admin service journals a change to either.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from .defense import Thresholds, TrustCounts, decide, is_trusted, trust_score
 from .defense.verdict import duplicate_key
 from .errors import StemeError, TooManyRequests
-from .index import admin as q
-from .index import lookups
-from .index.lookups import DuplicateKey
 from .model import Assertion
 from .records import now_us
-
-if TYPE_CHECKING:
-    from .engine import Database
+from .settings import ContentDefenseSettings
+from .store import DuplicateKey, NonceKey, Reads
 
 HOUR_US = 3_600_000_000
 
@@ -39,22 +35,25 @@ class Known(NamedTuple):
     counters: dict[str, tuple[int, ...]] | None
 
 
-def config_thresholds(db: Database) -> dict[str, float]:
-    cd = db.settings.content_defense
+def config_thresholds(cd: ContentDefenseSettings) -> dict[str, float]:
+    """The thresholds the config (file, env) asks for."""
     return {"quality_threshold": cd.quality_threshold,
             "confidence_threshold": cd.confidence_threshold,
             "duplicate_lookback_hours": cd.duplicate_lookback_hours,
             "untrusted_confidence_threshold": cd.untrusted_confidence_threshold}
 
 
-def agent_trust_counts(db: Database, agent_id: str) -> TrustCounts:
-    c = lookups.trust_counters(db.index, [agent_id]).get(agent_id)
+def agent_trust_counts(reads: Reads, agent_id: str) -> TrustCounts:
+    c = reads.trust_counters([agent_id]).get(agent_id)
     return TrustCounts() if c is None else TrustCounts(*c)
 
 
 class DefenseGate:
-    def __init__(self, db: Database) -> None:
-        self.db = db
+    """``reads``: the derived state; ``config``: the ``[content_defense]`` settings."""
+
+    def __init__(self, reads: Reads, config: ContentDefenseSettings) -> None:
+        self.reads = reads
+        self.config = config
         self._thresholds: Thresholds | None = None
         self._allowlist: dict[str, int] | None = None
 
@@ -64,8 +63,8 @@ class DefenseGate:
         next admin record is journaled: ``Database.append_admin`` calls ``invalidate``)."""
         cached = self._thresholds
         if cached is None:
-            state = q.get_state(self.db.index, "thresholds") or {}
-            cached = self._thresholds = Thresholds.from_dict({**config_thresholds(self.db),
+            state = self.reads.get_state("thresholds") or {}
+            cached = self._thresholds = Thresholds.from_dict({**config_thresholds(self.config),
                                                               **state})
         return cached
 
@@ -74,13 +73,20 @@ class DefenseGate:
         """Allowlisted agent → expiry (unix µs), cached like the thresholds."""
         cached = self._allowlist
         if cached is None:
-            cached = self._allowlist = lookups.allowlist_expiry(self.db.index)
+            cached = self._allowlist = self.reads.allowlist_expiry()
         return cached
 
     def invalidate(self) -> None:
         """Forget the cached thresholds and allowlist (after an admin change to either)."""
         self._thresholds = None
         self._allowlist = None
+
+    def facts(self, a: Assertion) -> tuple[dict[NonceKey, tuple[str, str]], Known]:
+        """What one assertion's checks need from the index, in one read: its nonce's
+        earlier write (idempotency, replay) and whether its duplicate key exists."""
+        key = duplicate_key(a)
+        seen, dups = self.reads.assertion_facts(a.nonce, key, self.duplicate_since())
+        return seen, Known([key], dups, None)
 
     def duplicate_since(self) -> int:
         """Oldest recorded time (unix µs) an earlier write counts as a duplicate from."""
@@ -97,22 +103,22 @@ class DefenseGate:
         allowed = [allow.get(a.agent_id, 0) > now for a in items]
         if all(allowed):
             return [None] * len(items)
-        index = self.db.index
+        reads = self.reads
         t = self.thresholds
         if known is not None:
             keys, dups, counters = known.keys, set(known.found), known.counters
         else:
             keys = [None if ok else duplicate_key(a) for a, ok in zip(items, allowed, strict=True)]
             judged = [k for k in keys if k is not None]
-            dups = lookups.duplicates(index, judged, self.duplicate_since())
-            counters = lookups.trust_counters(index, (k[0] for k in judged))
+            dups = reads.duplicates(judged, self.duplicate_since())
+            counters = reads.trust_counters(k[0] for k in judged)
         trust: dict[str, tuple[bool, float]] = {}
 
         def trust_of(agent: str) -> tuple[bool, float]:
             got = trust.get(agent)
             if got is None:
                 if counters is None:
-                    counts = agent_trust_counts(self.db, agent)
+                    counts = agent_trust_counts(reads, agent)
                 else:
                     c = counters.get(agent)
                     counts = TrustCounts() if c is None else TrustCounts(*c)
@@ -121,7 +127,7 @@ class DefenseGate:
 
         untrusted_at = t.untrusted_confidence_threshold
         pending: dict[str, int] = {}
-        cap = self.db.settings.content_defense.max_pending_per_agent
+        cap = self.config.max_pending_per_agent
         out: list[Verdict | StemeError] = []
         for a, key, ok in zip(items, keys, allowed, strict=True):
             agent = a.agent_id
@@ -142,7 +148,7 @@ class DefenseGate:
                 continue
             n = pending.get(agent)
             if n is None:
-                n = q.pending_count(index, agent)
+                n = reads.pending_count(agent)
             if n >= cap:
                 out.append(TooManyRequests(
                     f"agent {agent[:16]} already has {cap} quarantined writes pending review",

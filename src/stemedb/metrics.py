@@ -381,7 +381,7 @@ class Metrics:
             ["version", "python"],
             registry=r,
         )
-        from . import __version__
+        from .version import __version__
 
         self.build_info.labels(__version__, platform.python_version()).set(1)
 
@@ -398,7 +398,7 @@ class Metrics:
         r.register(_SharedGuardsCollector(self))
         self._db_collector: _DatabaseCollector | None = None
         self._bound: Any = None
-        self._hooks: dict[str, Any] = {}
+        self._previous_events: Any = None
 
         # bounded label sets and cached children (the hot path is one dict lookup)
         self._reasons = _BoundedValues()
@@ -423,28 +423,16 @@ class Metrics:
 
         - scrape-time gauges: LSNs, index lag, read-only, readiness, disk, and, when
           available, pending quarantine items and agents per breaker state;
-        - its group commits (``observe_commit`` appended to ``commit_listeners``);
-        - its observation hooks ``on_write``, ``on_quarantined``, ``on_rate_limited``,
-          ``on_breaker_opened`` and ``on_decided``, set to the matching methods.
+        - its ``WriteEvents`` (writes, quarantines, rate limits, breakers, decisions,
+          group commits): these metrics become the database's ``events``.
 
         Re-binding replaces the previous database; ``unbind`` undoes it all."""
         self.unbind()
         self._db_collector = _DatabaseCollector(database)
         self.registry.register(self._db_collector)
-        listeners = getattr(database, "commit_listeners", None)
-        if listeners is not None and self.observe_commit not in listeners:
-            listeners.append(self.observe_commit)
-        hooks = {
-            "on_write": self.observe_write,
-            "on_quarantined": self.observe_quarantine,
-            "on_rate_limited": self.observe_rate_limited,
-            "on_breaker_opened": self.observe_breaker_open,
-            "on_decided": self.observe_decision,
-        }
-        for name, method in hooks.items():
-            if hasattr(database, name):
-                self._hooks[name] = getattr(database, name)
-                setattr(database, name, method)
+        if hasattr(database, "events"):
+            self._previous_events = database.events
+            database.events = self
         self._pending_source = _pending_source(database)
         try:
             counts = database.guards.breakers.counts
@@ -458,13 +446,9 @@ class Metrics:
             self.registry.unregister(self._db_collector)
             self._db_collector = None
         db = self._bound
-        listeners = getattr(db, "commit_listeners", None)
-        if listeners is not None:
-            while self.observe_commit in listeners:
-                listeners.remove(self.observe_commit)
-        for name, previous in self._hooks.items():
-            setattr(db, name, previous)
-        self._hooks = {}
+        if db is not None and getattr(db, "events", None) is self:
+            db.events = self._previous_events
+        self._previous_events = None
         self._pending_source = self._breaker_source = None
         self._bound = None
 
@@ -486,7 +470,7 @@ class Metrics:
                 self._ingest_window.add(n)
 
     def observe_commit(self, records: int, fsync_seconds: float, nbytes: int) -> None:
-        """One group commit (a ``Database.commit_listeners`` callback, commit thread)."""
+        """One group commit (called on the storage backend's commit thread)."""
         self.wal_fsync.observe(fsync_seconds)
         self.wal_group_commit.observe(records)
         self.wal_bytes.inc(nbytes)
@@ -586,11 +570,7 @@ class Metrics:
 def _pending_source(database: Any) -> Callable[[], float] | None:
     """Pending quarantine items, read from the database's index at scrape time (a scrape
     where that fails keeps the value given to ``set_pending``)."""
-    try:
-        from .index.admin import pending_count
-    except ImportError:
-        return None
-    return lambda: pending_count(database.index)
+    return lambda: database.reads.pending_count()
 
 
 @dataclass(frozen=True, slots=True)
@@ -717,9 +697,9 @@ class _DatabaseCollector(Collector):
         db = self._db
         out: dict[str, float] = {}
         readers: list[tuple[str, Callable[[], float]]] = [
-            ("last", lambda: db.journal.last_lsn),
-            ("applied", lambda: db.index.applied_lsn),
-            ("read_only", lambda: 1 if db.journal.read_only_reason else 0),
+            ("last", lambda: db.store.last_lsn),
+            ("applied", lambda: db.reads.applied_lsn),
+            ("read_only", lambda: 1 if db.store.read_only_reason else 0),
             ("ready", lambda: 1 if db.readiness()[0] else 0),
             ("free", lambda: shutil.disk_usage(db.data_dir).free),
             ("floor", lambda: db.settings.journal.min_free_bytes),

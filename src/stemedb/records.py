@@ -48,12 +48,16 @@ class SignedWrite:
     at: int
     verdict: dict[str, Any] | None = None
 
-    def encode(self) -> bytes:
+    def to_dict(self) -> dict[str, Any]:
+        """The payload as ``decode`` gives it back."""
         data: dict[str, Any] = {"t": self.kind, "at": self.at, "body": self.body.decode("utf-8"),
                                 "sig": self.signature}
         if self.verdict is not None:
             data["v"] = self.verdict
-        return orjson.dumps(data)
+        return data
+
+    def encode(self) -> bytes:
+        return orjson.dumps(self.to_dict())
 
 
 def admin_record(action: str, by: str, at: int | None = None, **fields: Any) -> bytes:

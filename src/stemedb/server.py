@@ -16,7 +16,7 @@ import gc
 import logging
 import signal
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import uvicorn
@@ -24,7 +24,9 @@ import uvicorn
 from . import logs
 from .engine import Database
 from .errors import Unavailable
+from .events import NO_EVENTS
 from .http import create_app
+from .metrics import Metrics
 from .settings import Settings
 
 log = logging.getLogger("stemedb.server")
@@ -121,29 +123,27 @@ async def serve_all(servers: list[tuple[uvicorn.Server, socket.socket]]) -> None
             raise r
 
 
-def run(settings: Settings) -> None:
+def run(settings: Settings, *, open_database: Callable[..., Database] = Database,
+        with_metrics: bool = True) -> None:
+    """Serve until a signal. ``open_database(settings, events=...)`` opens the engine and
+    ``with_metrics=False`` leaves metrics out (benchmark variants pass both)."""
     logs.configure(settings.server.log_level)
     s = settings.server
-    database = Database(settings)
+    metrics = Metrics()
+    database = open_database(settings, events=metrics if with_metrics else NO_EVENTS)
     try:
-        rec = database.journal.recovery
-        if rec.truncated_bytes:
-            log.warning(
-                "cut a torn tail of %d bytes off the journal; the cut bytes are kept in %s",
-                rec.truncated_bytes,
-                rec.broken_copy,
-            )
         log.info(
             "journal open",
             extra={
                 "data_dir": str(settings.data_dir),
-                "last_lsn": database.journal.last_lsn,
+                "last_lsn": database.store.last_lsn,
                 "config": settings.config_path,
             },
         )
         # The API app starts and stops the database's background work; the database
         # itself is closed here, once, after both servers have finished.
-        app = create_app(database, close_on_shutdown=False)
+        app = create_app(database, close_on_shutdown=False, metrics=metrics,
+                         with_metrics=with_metrics)
         servers: list[tuple[uvicorn.Server, socket.socket]] = []
         try:
             servers.append((_Server(_config(app, s.host, s.port)), bind(s.host, s.port, "API")))

@@ -19,10 +19,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from stemedb import records
 from stemedb.cli import main
+from stemedb.errors import OpsError
 from stemedb.journal import Journal
 from stemedb.ops.archive import archive_once, archive_status, load_state, verify_archive
 from stemedb.ops.restore import restore
-from stemedb.ops.storage import OpsError, open_target
+from stemedb.ops.targets import open_target
 from tests.helpers import ROOT
 from tests.ops.conftest import JournalBuilder, S3Server
 

@@ -11,10 +11,11 @@ import pytest
 from click.testing import CliRunner
 
 from stemedb.cli import main
+from stemedb.errors import OpsError
 from stemedb.ops.archive import archive_once, load_state
 from stemedb.ops.backup import create_backup, list_backups
 from stemedb.ops.restore import restore, verify_backup
-from stemedb.ops.storage import OpsError, open_target
+from stemedb.ops.targets import open_target
 from tests.ops.conftest import JournalBuilder, S3Server
 
 

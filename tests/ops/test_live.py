@@ -17,7 +17,7 @@ from stemedb.journal import scan
 from stemedb.ops.archive import archive_once
 from stemedb.ops.backup import create_backup
 from stemedb.ops.restore import restore
-from stemedb.ops.storage import open_target
+from stemedb.ops.targets import open_target
 from stemedb.signing import AgentKey
 from tests.helpers import ServerProcess, assertion_body
 from tests.ops.conftest import S3Server, Source, index_digest, reference_digest

@@ -12,12 +12,13 @@ import pytest
 
 from stemedb import records
 from stemedb.datadir import INDEX_FILE, JOURNAL_DIR
+from stemedb.errors import OpsError
 from stemedb.index import Entry, IndexStore
 from stemedb.journal import Journal, scan
 from stemedb.ops.archive import archive_once, load_state
 from stemedb.ops.backup import create_backup, us_to_time
 from stemedb.ops.restore import restore
-from stemedb.ops.storage import OpsError, open_target
+from stemedb.ops.targets import open_target
 from tests.ops.conftest import JournalBuilder, S3Server, Source
 
 

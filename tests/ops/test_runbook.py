@@ -14,7 +14,7 @@ import pytest
 
 from stemedb.ops.archive import archive_once
 from stemedb.ops.backup import create_backup
-from stemedb.ops.storage import open_target
+from stemedb.ops.targets import open_target
 from tests.helpers import ROOT, ServerProcess, sh_blocks
 from tests.ops.conftest import JournalBuilder, S3Server
 

@@ -25,7 +25,7 @@ from stemedb.beliefs import (
     noisy_or,
     run_start,
 )
-from stemedb.defense.trust import TrustCounts
+from stemedb.trust import TrustCounts
 
 FRESH = Standing.of(TrustCounts(accepted=1))  # a key whose one claim is this one
 TRUSTED = Standing.of(TrustCounts(accepted=6))  # five earlier good writes + this one

@@ -171,3 +171,47 @@ def test_second_process_cannot_open_the_same_data_dir(tmp_path: Path) -> None:
     with pytest.raises(Unavailable):
         Database(_settings(tmp_path / "d"))
     db.close()
+
+
+def test_a_live_write_is_parsed_hashed_and_decoded_once(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine parses the body once, hashes it once (its id), and hands its payload
+    to the index as it built it: the index neither decodes nor hashes it again. A
+    reindex, which has only the journal, still does both, and gets the same rows."""
+    import hashlib
+    import types
+
+    from stemedb import model, records
+    from stemedb.index import apply
+
+    calls = {"parse": 0, "decode": 0, "index_sha256": 0}
+    parse, decode = model.parse_write, records.decode
+
+    def counting_parse(*a: object, **k: object) -> object:
+        calls["parse"] += 1
+        return parse(*a, **k)  # type: ignore[arg-type]
+
+    def counting_decode(payload: bytes) -> dict[str, object]:
+        calls["decode"] += 1
+        return decode(payload)
+
+    def counting_sha256(data: bytes) -> object:
+        calls["index_sha256"] += 1
+        return hashlib.sha256(data)
+
+    db = Database(_settings(tmp_path / "d"))
+    key = AgentKey.generate()
+    seen: list[str] = []
+    try:
+        monkeypatch.setattr(model, "parse_write", counting_parse)
+        monkeypatch.setattr(records, "decode", counting_decode)
+        monkeypatch.setattr(apply, "hashlib", types.SimpleNamespace(sha256=counting_sha256))
+        body = assertion_body(key, subject="lisbon", object="portugal")
+        result = asyncio.run(db.write("assert", body, key.sign_b64(body), seen.append))
+        assert result.status == 201
+        assert calls == {"parse": 1, "decode": 0, "index_sha256": 0}
+        assert seen == [key.agent_id]  # the claimed agent, from that one parse
+        live = db.index.digest()
+    finally:
+        db.close()
+    assert reindex(tmp_path / "d", digest=True)[1] == live

@@ -82,7 +82,7 @@ def wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> None:
 def test_without_redis_url_the_guards_are_the_in_process_ones() -> None:
     g = Guards(make_settings())
     assert g.link is None and g.shared_status() is None
-    assert isinstance(g.breakers, CircuitBreakers)
+    assert type(g.breakers) is CircuitBreakers
     assert all(type(lim) is RateLimiter for lim in g.limiters.values())
 
 

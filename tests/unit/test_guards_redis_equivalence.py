@@ -56,7 +56,7 @@ def test_gcra_script_decides_as_the_in_process_limiter(
     clock = Clock()
     policy = LimitPolicy(rate, burst, "assert")
     local = RateLimiter(policy, clock=clock)
-    shared = SharedRateLimiter(link, RateLimiter(policy, clock=clock), wall=clock,
+    shared = SharedRateLimiter(policy, link=link, clock=clock, wall=clock,
                                prefix=f"eq:{uuid.uuid4().hex}:", key_slack_seconds=3600)
     for wait, key, cost in steps:
         clock.t += wait
@@ -70,7 +70,8 @@ def test_gcra_script_decides_as_the_in_process_limiter(
 
 AGENTS = ["a" * 64, "b" * 64]
 agent = st.sampled_from([AGENTS[0], AGENTS[0], AGENTS[0], AGENTS[1]])
-failure = st.sampled_from([True, True, False])
+# A draw in 0..9; a write fails when it is below the example's failure bias.
+failure = st.integers(0, 9)
 wait = st.tuples(st.just("wait"), st.integers(1, 40).map(lambda q: q / 4))
 # A request as the engine makes it: admit, then record with the admission's probe flag.
 request = st.tuples(st.just("request"), agent, failure)
@@ -108,16 +109,14 @@ def _same_view(got: Any, expected: Any) -> None:
 
 
 @EXAMPLES
-@given(config=configs, ops=ops)
+@given(config=configs, ops=ops, bias=st.sampled_from([1, 5, 9]))
 def test_breaker_script_follows_the_in_process_state_machine(
-        link: RedisLink, config: BreakerConfig, ops: list[tuple[Any, ...]]) -> None:
+        link: RedisLink, config: BreakerConfig, ops: list[tuple[Any, ...]], bias: int) -> None:
     clock = Clock()
 
-    def breakers() -> CircuitBreakers:
-        return CircuitBreakers(config, clock=clock, wall=clock, idle_seconds=1e7)
-
-    local = breakers()
-    shared = SharedBreakers(link, breakers(), wall=clock, prefix=f"eq:{uuid.uuid4().hex}:")
+    local = CircuitBreakers(config, clock=clock, wall=clock, idle_seconds=1e7)
+    shared = SharedBreakers(config, link=link, clock=clock, wall=clock, idle_seconds=1e7,
+                            prefix=f"eq:{uuid.uuid4().hex}:")
     admissions: dict[str, Any] = {}
     for op, *args in ops:
         if op == "wait":
@@ -129,8 +128,8 @@ def test_breaker_script_follows_the_in_process_state_machine(
             if op == "admit":
                 admissions[args[0]] = e
             elif e.allowed:
-                local.record(args[0], args[1], probe=e.probe)
-                shared.record(args[0], args[1], probe=e.probe)
+                local.record(args[0], args[1] < bias, probe=e.probe)
+                shared.record(args[0], args[1] < bias, probe=e.probe)
         elif op == "record":
             local.record(args[0], args[1], probe=args[2])
             shared.record(args[0], args[1], probe=args[2])

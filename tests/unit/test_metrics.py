@@ -413,7 +413,7 @@ def test_bind_reads_the_database_at_scrape_time_and_listens_to_commits(tmp_path:
     try:
         m.bind(db)
         m.bind(db)  # re-binding does not register twice
-        assert db.commit_listeners.count(m.observe_commit) == 1
+        assert db.events is m
         assert value(m, "stemedb_wal_last_lsn") == 0
         assert value(m, "stemedb_ready") == 1
         assert value(m, "stemedb_journal_read_only") == 0
@@ -434,8 +434,7 @@ def test_bind_reads_the_database_at_scrape_time_and_listens_to_commits(tmp_path:
         assert value(m, "stemedb_quarantine_pending") == 0  # read from the index
         assert value(m, "stemedb_circuit_breaker_state", state="open") == 0
         m.unbind()
-        assert m.observe_commit not in db.commit_listeners
-        assert db.on_write != m.observe_write
+        assert db.events is not m
         assert value(m, "stemedb_ready") is None
     finally:
         db.close()
@@ -446,11 +445,11 @@ def test_a_database_that_cannot_be_read_does_not_break_the_scrape(tmp_path: Path
         data_dir = tmp_path / "gone"
 
         @property
-        def journal(self) -> object:
+        def store(self) -> object:
             raise RuntimeError("closed")
 
         @property
-        def index(self) -> object:
+        def reads(self) -> object:
             raise RuntimeError("closed")
 
         def readiness(self) -> tuple[bool, str]:
@@ -479,8 +478,8 @@ def test_ready_and_read_only_follow_the_database(tmp_path: Path) -> None:
         applied_lsn = 7
 
     class Fake:
-        journal = Journal()
-        index = Index()
+        store = Journal()
+        reads = Index()
         data_dir = tmp_path
 
         def readiness(self) -> tuple[bool, str]:

@@ -1,7 +1,6 @@
 """Belief commands: ``beliefs`` and ``disputes``, thin shells over :class:`stemedb.Client`.
 
-Exit codes as for the client commands: 0 success, 1 the server answered with an error,
-2 usage error, 3 the server could not be reached.
+Exit codes as in :mod:`stemedb.cli.output`.
 """
 
 from __future__ import annotations
@@ -9,12 +8,12 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .client_cmds import _cell, _client, _print_json, json_option, url_option
+from .client_cmds import _client, json_option, url_option
+from .output import cell, list_table, print_json, short_time
 
 as_of_option = click.option(
     "--as-of", help="RFC 3339 time or lsn:N: answer as the database stood then."
@@ -30,7 +29,7 @@ def _short(value: Any, width: int = 8) -> Text:
 
 
 def _candidates_table(belief: dict[str, Any], title: Text) -> Table:
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table = list_table(title)
     table.add_column("object", overflow="fold", min_width=6)
     table.add_column("score", justify="right", no_wrap=True)
     table.add_column("strength", justify="right", no_wrap=True)
@@ -41,7 +40,7 @@ def _candidates_table(belief: dict[str, Any], title: Text) -> Table:
             f"{g['kind']}×{g['agents']} {g['strength']:.2f}" for g in c.get("groups", [])
         )
         table.add_row(
-            _cell(c.get("object")),
+            cell(c.get("object")),
             _num(c.get("score")),
             _num(c.get("strength")),
             Text(str(c.get("agents", ""))),
@@ -51,8 +50,8 @@ def _candidates_table(belief: dict[str, Any], title: Text) -> Table:
 
 
 def _support_table(candidate: dict[str, Any]) -> Table:
-    title = Text("support for ") + _cell(candidate.get("object"))
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    title = Text("support for ") + cell(candidate.get("object"))
+    table = list_table(title)
     for name, justify in (
         ("id", "left"),
         ("agent", "left"),
@@ -78,8 +77,8 @@ def _support_table(candidate: dict[str, Any]) -> Table:
             _num(s.get("confidence")),
             _num(s.get("weight")),
             Text(str(s.get("group", ""))),
-            Text(str(s.get("recorded_at") or "")[:19].replace("T", " ")),
-            _cell(", ".join(s.get("evidence") or [])),
+            Text(short_time(s.get("recorded_at")) or ""),
+            cell(", ".join(s.get("evidence") or [])),
         )
     return table
 
@@ -136,7 +135,7 @@ def beliefs(
             subject, predicate=predicate, context=context, as_of=as_of, limit=limit, cursor=cursor
         )
     if as_json:
-        _print_json(answer)
+        print_json(answer)
         return
     console = Console()
     lsn = answer.get("as_of_lsn")
@@ -167,7 +166,7 @@ def _duration(seconds: Any) -> str:
 def _candidate_cell(c: dict[str, Any] | None) -> Text:
     if c is None:
         return Text("")
-    return _cell(c.get("object")) + Text(f"  {c.get('score', 0):.2f} ({c.get('agents')})")
+    return cell(c.get("object")) + Text(f"  {c.get('score', 0):.2f} ({c.get('agents')})")
 
 
 @click.command()
@@ -193,14 +192,14 @@ def disputes(
             limit=limit, cursor=cursor, subject=subject, predicate=predicate, as_of=as_of
         )
     if as_json:
-        _print_json(page)
+        print_json(page)
         return
     items = list(page.get("items", []))
     title = (
         f"{len(items)} dispute{'' if len(items) == 1 else 's'}"
         f" of {page.get('total', len(items))} (as of LSN {page.get('as_of_lsn')})"
     )
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table = list_table(title)
     for name in ("subject", "predicate", "context"):
         table.add_column(name, overflow="fold", min_width=len(name))
     table.add_column("contention", justify="right", no_wrap=True)
@@ -211,9 +210,9 @@ def disputes(
     for d in items:
         cands = list(d.get("candidates", []))
         table.add_row(
-            _cell(d.get("subject")),
-            _cell(d.get("predicate")),
-            _cell(d.get("context")),
+            cell(d.get("subject")),
+            cell(d.get("predicate")),
+            cell(d.get("context")),
             _num(d.get("contention")),
             _candidate_cell(cands[0] if cands else None),
             _candidate_cell(cands[1] if len(cands) > 1 else None),

@@ -1,39 +1,33 @@
 """Client commands: ``keygen``, ``assert``, ``get``, ``query``, ``search``.
 
-Each command is a thin shell over :class:`stemedb.Client`. Exit codes: 0 success,
-1 the server answered with an error (its problem detail goes to stderr), 2 usage error,
-3 the server could not be reached.
+Each command is a thin shell over :class:`stemedb.Client`; exit codes as in
+:mod:`stemedb.cli.output`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import IO, Any, NoReturn
+from typing import IO, Any
 
 import click
 import orjson
-from rich import box
 from rich.console import Console
 from rich.table import Table
-from rich.text import Text
 
-from ..client import (
-    DEFAULT_URL,
-    ApiError,
-    Client,
-    ClientError,
-    ConnectionFailed,
-    build_assertion,
-    format_timestamp,
-    new_nonce,
-)
+from ..client import DEFAULT_URL, Client, build_assertion, format_timestamp, new_nonce
 from ..signing import AgentKey
-
-EXIT_FAILED = 1  # the server answered with an error, or a local step (writing a key) failed
-EXIT_UNREACHABLE = 3
-# A person is waiting: ride out short rate limits, report long outages at once.
-CLI_MAX_RETRY_AFTER = 10.0
+from .output import (
+    CLI_MAX_RETRY_AFTER,
+    api_errors,
+    cell,
+    fail,
+    fields_table,
+    json_flag,
+    list_table,
+    print_json,
+    short_time,
+)
 
 
 def make_client(url: str, key: AgentKey | None = None) -> Client:
@@ -48,33 +42,17 @@ url_option = click.option(
     show_default=True,
     help="Server URL (env STEMEDB_URL).",
 )
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+json_option = json_flag()
 
 
 # -- helpers -------------------------------------------------------------------------------
 
 
-def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    raise click.exceptions.Exit(code)
-
-
 @contextmanager
 def _client(url: str, key: AgentKey | None = None) -> Iterator[Client]:
     """A client whose errors become a message on stderr and an exit code."""
-    try:
-        with make_client(url, key) as client:
-            yield client
-    except ApiError as e:
-        lines = [str(e)]
-        for err in e.errors:
-            if isinstance(err, dict):
-                lines.append(f"  {err.get('field', '?')}: {err.get('message', '')}")
-        _fail("\n".join(lines), EXIT_FAILED)
-    except ConnectionFailed as e:
-        _fail(f"cannot reach the server: {e}", EXIT_UNREACHABLE)
-    except ClientError as e:
-        _fail(str(e), EXIT_FAILED)
+    with api_errors(), make_client(url, key) as client:
+        yield client
 
 
 def _load_key(path: str) -> AgentKey:
@@ -90,10 +68,6 @@ def _json_value(text: str) -> Any:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
         return text
-
-
-def _print_json(value: Any) -> None:
-    click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode())
 
 
 def _field(item: dict[str, Any], name: str) -> Any:
@@ -112,15 +86,6 @@ def _field(item: dict[str, Any], name: str) -> Any:
         if isinstance(parsed, dict):
             return parsed.get(name)
     return None
-
-
-def _cell(value: Any) -> Text:
-    # Text, never markup: assertion content is untrusted and may contain "[...]".
-    if value is None:
-        return Text("")
-    if isinstance(value, str):
-        return Text(value)
-    return Text(orjson.dumps(value).decode())
 
 
 _RECORD_ORDER = (
@@ -144,23 +109,21 @@ _RECORD_ORDER = (
 
 
 def _record_table(item: dict[str, Any]) -> Table:
-    table = Table(show_header=False, box=None, pad_edge=False)
-    table.add_column("field", style="bold", no_wrap=True)
-    table.add_column("value", overflow="fold")
+    table = fields_table()
     shown = set()
     for name in _RECORD_ORDER:
         value = _field(item, name)
         if value is not None:
-            table.add_row(name, _cell(value))
+            table.add_row(name, cell(value))
             shown.add(name)
     for name, value in item.items():
         if name not in shown and name != "assertion":
-            table.add_row(name, _cell(value))
+            table.add_row(name, cell(value))
     return table
 
 
 def _items_table(items: Iterable[dict[str, Any]], title: str, wide: bool) -> Table:
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table = list_table(title)
     table.add_column("id", no_wrap=True)
     for name in ("subject", "predicate", "object"):
         table.add_column(name, overflow="fold", min_width=len(name))
@@ -172,15 +135,15 @@ def _items_table(items: Iterable[dict[str, Any]], title: str, wide: bool) -> Tab
     for item in items:
         recorded = _field(item, "recorded_at") or _field(item, "timestamp")
         row = [
-            _cell(str(_field(item, "id") or "")[:12]),
-            _cell(_field(item, "subject")),
-            _cell(_field(item, "predicate")),
-            _cell(_field(item, "object")),
-            _cell(_field(item, "confidence")),
-            _cell(str(_field(item, "agent_id") or "")[:8]),
-            _cell(_field(item, "status")),
+            cell(str(_field(item, "id") or "")[:12]),
+            cell(_field(item, "subject")),
+            cell(_field(item, "predicate")),
+            cell(_field(item, "object")),
+            cell(_field(item, "confidence")),
+            cell(str(_field(item, "agent_id") or "")[:8]),
+            cell(_field(item, "status")),
             # Second precision is enough to scan a list; `get` shows the full value.
-            _cell(str(recorded)[:19].replace("T", " ") if recorded else None),
+            cell(short_time(recorded)),
         ]
         table.add_row(*(row if wide else row[:-1]))
     return table
@@ -188,7 +151,7 @@ def _items_table(items: Iterable[dict[str, Any]], title: str, wide: bool) -> Tab
 
 def _print_page(page: dict[str, Any], as_json: bool, noun: tuple[str, str]) -> None:
     if as_json:
-        _print_json(page)
+        print_json(page)
         return
     items = list(page.get("items", []))
     console = Console()
@@ -217,9 +180,9 @@ def keygen(out: str, fmt: str) -> None:
     try:
         key.save(out, fmt=fmt)
     except FileExistsError:
-        _fail(f"{out} already exists; refusing to overwrite a key", EXIT_FAILED)
+        fail(f"{out} already exists; refusing to overwrite a key")
     except OSError as e:
-        _fail(f"cannot write {out}: {e.strerror or e}", EXIT_FAILED)
+        fail(f"cannot write {out}: {e.strerror or e}")
     click.echo(key.agent_id)
 
 
@@ -311,7 +274,7 @@ def assert_cmd(
             supersedes=supersedes,
         )
     with _client(url, key) as client:
-        _print_json(client.post_signed(body))
+        print_json(client.post_signed(body))
 
 
 @click.command()
@@ -323,7 +286,7 @@ def get(assertion_id: str, url: str, as_json: bool) -> None:
     with _client(url) as client:
         item = client.get(assertion_id)
     if as_json:
-        _print_json(item)
+        print_json(item)
     else:
         Console().print(_record_table(item))
 

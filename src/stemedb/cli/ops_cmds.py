@@ -7,13 +7,12 @@ the usual AWS configuration, or ``--s3-endpoint-url`` / ``STEMEDB_S3_ENDPOINT_UR
 from __future__ import annotations
 
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 import click
 import orjson
@@ -22,52 +21,37 @@ from rich.table import Table
 
 from ..errors import StemeError
 from ..settings import load_settings
+from .output import (
+    exit_with,
+    fail_on,
+    json_flag,
+    print_json,
+    progress_bars,
+    report_console,
+    show_progress,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 err = Console(stderr=True, soft_wrap=True)
 
-
-def _out() -> Console:
-    """Standard output; wide when it is not a terminal, so tables are never cut."""
-    return Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-
-
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _emit_json(data: Any) -> None:
-    click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
-
-
-def _fail(e: StemeError, as_json: bool) -> NoReturn:
-    if as_json:
-        _emit_json({"ok": False, "error": e.detail, "hint": e.hint or None})
-    else:
-        err.print(f"[bold red]error:[/] {e.detail}", markup=True, highlight=False)
-        if e.hint:
-            err.print(f"[yellow]hint:[/] {e.hint}", highlight=False)
-    sys.exit(1)
-
-
-def _progress(as_json: bool) -> bool:
-    return not as_json and sys.stderr.isatty()
 
 
 def _data_dir(config: str | None, data_dir: str | None, as_json: bool) -> Path:
     try:
         settings = load_settings(config, overrides={"server.data_dir": data_dir})
     except StemeError as e:
-        _fail(e, as_json)
+        fail_on(e, as_json=as_json)
     return Path(settings.data_dir)
 
 
 def _target(url: str, endpoint: str | None, as_json: bool) -> Any:
-    from ..ops.storage import open_target
+    from ..ops.targets import open_target
 
     try:
         return open_target(url, endpoint)
     except StemeError as e:
-        _fail(e, as_json)
+        fail_on(e, as_json=as_json)
 
 
 def _size(n: float) -> str:
@@ -100,8 +84,7 @@ def endpoint_option(f: F) -> F:
     )(f)
 
 
-def json_option(f: F) -> F:
-    return click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")(f)
+json_option = json_flag("Print the result as JSON.")
 
 
 def source_options(f: F) -> F:
@@ -169,16 +152,17 @@ def backup_create(
     directory = _data_dir(config, data_dir, as_json)
     target = _target(to, endpoint, as_json)
     try:
-        m = create_backup(
-            directory,
-            target,
-            progress=_progress(as_json),
-            scratch_dir=Path(scratch_dir) if scratch_dir else None,
-        )
+        with progress_bars(show_progress(as_json)) as progress:
+            m = create_backup(
+                directory,
+                target,
+                progress=progress,
+                scratch_dir=Path(scratch_dir) if scratch_dir else None,
+            )
     except StemeError as e:
         if textfile_dir:
             write_backup_metrics(Path(textfile_dir), success=False)
-        _fail(e, as_json)
+        fail_on(e, as_json=as_json)
     if textfile_dir:
         write_backup_metrics(
             Path(textfile_dir),
@@ -188,15 +172,15 @@ def backup_create(
             lsn=m.last_lsn,
         )
     if as_json:
-        _emit_json(m.to_dict())
+        print_json(m.to_dict())
         return
-    _out().print(
+    report_console().print(
         f"[green]backup {m.id}[/]: LSN {m.first_lsn}..{m.last_lsn} ({m.records:,} "
         f"records, {m.first_time} .. {m.last_time}), {_size(m.size)} in "
         f"{m.duration_seconds:.2f} s",
         highlight=False,
     )
-    _out().print(
+    report_console().print(
         f"  target {target.describe(m.prefix)}; index digest {m.index_digest}", highlight=False
     )
 
@@ -220,9 +204,9 @@ def backup_list(from_: str, endpoint: str | None, as_json: bool) -> None:
     try:
         infos = list_backups(target)
     except StemeError as e:
-        _fail(e, as_json)
+        fail_on(e, as_json=as_json)
     if as_json:
-        _emit_json([b.to_dict() for b in infos])
+        print_json([b.to_dict() for b in infos])
         return
     table = Table(title=f"backups in {target.url}")
     for col in ("id", "status", "LSN range", "records", "first recorded", "last recorded", "size"):
@@ -243,9 +227,9 @@ def backup_list(from_: str, endpoint: str | None, as_json: bool) -> None:
                 m.last_time,
                 _size(m.size),
             )
-    _out().print(table)
+    report_console().print(table)
     if not infos:
-        _out().print("no backups yet")
+        report_console().print("no backups yet")
 
 
 @backup.command("verify")
@@ -278,17 +262,18 @@ def backup_verify(
 
     target = _target(from_, endpoint, as_json)
     try:
-        report = verify_backup(
-            target,
-            backup_id,
-            wal=wal,
-            progress=_progress(as_json),
-            scratch_dir=Path(scratch_dir) if scratch_dir else None,
-        )
+        with progress_bars(show_progress(as_json)) as progress:
+            report = verify_backup(
+                target,
+                backup_id,
+                wal=wal,
+                progress=progress,
+                scratch_dir=Path(scratch_dir) if scratch_dir else None,
+            )
     except StemeError as e:
-        _fail(e, as_json)
+        fail_on(e, as_json=as_json)
     if as_json:
-        _emit_json(report.to_dict())
+        print_json(report.to_dict())
     else:
         if report.ok:
             wal_part = ""
@@ -297,19 +282,19 @@ def backup_verify(
                     f"; WAL archive: {report.wal.segments} segments, LSN "
                     f"{report.wal.first_lsn}..{report.wal.last_lsn}"
                 )
-            _out().print(
+            report_console().print(
                 f"[green]OK[/]: backup {report.backup_id}: {report.files} files, "
                 f"{report.records:,} records to LSN {report.last_lsn}, replayed index "
                 f"digest matches the manifest{wal_part}",
                 highlight=False,
             )
         else:
-            _out().print(f"[bold red]FAULTS[/] in {report.target}:", highlight=False)
+            report_console().print(f"[bold red]FAULTS[/] in {report.target}:", highlight=False)
             for f in report.faults:
-                _out().print(f"  - {f}", highlight=False, markup=False)
+                report_console().print(f"  - {f}", highlight=False, markup=False)
         for n in report.notes:
-            _out().print(f"  note: {n}", highlight=False, markup=False)
-    sys.exit(0 if report.ok else 1)
+            report_console().print(f"  note: {n}", highlight=False, markup=False)
+    exit_with(report.ok)
 
 
 # -- wal -------------------------------------------------------------------------------
@@ -373,7 +358,7 @@ def wal_archive(
             click.echo(orjson.dumps(report.to_dict()).decode())
             return
         s = report.status
-        _out().print(
+        report_console().print(
             f"archived {len(report.archived) + len(report.adopted)} segment(s) "
             f"({_size(report.bytes)}) to {target.describe('wal/')} in "
             f"{report.seconds:.2f} s; {report.skipped} already there; lag "
@@ -384,10 +369,11 @@ def wal_archive(
 
     if not watch:
         try:
-            report = archive_once(directory, target, progress=_progress(as_json))
+            with progress_bars(show_progress(as_json)) as progress:
+                report = archive_once(directory, target, progress=progress)
         except StemeError as e:
             metrics(None)
-            _fail(e, as_json)
+            fail_on(e, as_json=as_json)
         metrics(report)
         show(report)
         return
@@ -437,14 +423,14 @@ def wal_status(
     try:
         status = archive_status(directory, target)
     except StemeError as e:
-        _fail(e, as_json)
+        fail_on(e, as_json=as_json)
     if as_json:
-        _emit_json(status)
+        print_json(status)
         return
     table = Table(title="WAL archive", show_header=False)
     for k, v in status.items():
         table.add_row(k, str(v))
-    _out().print(table)
+    report_console().print(table)
 
 
 # -- restore ---------------------------------------------------------------------------
@@ -502,22 +488,23 @@ def restore(
     to_time_us = _parse_time(to_time) if to_time is not None else None
     target = _target(from_, endpoint, as_json)
     try:
-        report = do_restore(
-            target,
-            Path(data_dir),
-            backup_id=backup_id,
-            to_lsn=to_lsn,
-            to_time_us=to_time_us,
-            progress=_progress(as_json),
-            digest=digest,
-        )
+        with progress_bars(show_progress(as_json)) as progress:
+            report = do_restore(
+                target,
+                Path(data_dir),
+                backup_id=backup_id,
+                to_lsn=to_lsn,
+                to_time_us=to_time_us,
+                progress=progress,
+                digest=digest,
+            )
     except StemeError as e:
-        _fail(e, as_json)
+        fail_on(e, as_json=as_json)
     if as_json:
-        _emit_json(report.to_dict())
+        print_json(report.to_dict())
         return
     rate = report.replayed / report.seconds if report.seconds else 0.0
-    _out().print(
+    report_console().print(
         f"[green]restored[/] into {report.data_dir}: LSN {report.lsn} "
         f"({report.last_time}) from backup {report.backup_id} + "
         f"{len(report.archived_segments)} archived segments; {report.replayed:,} records "
@@ -525,8 +512,8 @@ def restore(
         highlight=False,
     )
     if report.digest:
-        _out().print(f"  index digest {report.digest}", highlight=False)
-    _out().print(
+        report_console().print(f"  index digest {report.digest}", highlight=False)
+    report_console().print(
         f"  start it: stemedb serve --data-dir {report.data_dir}", highlight=False, markup=False
     )
 
@@ -588,20 +575,21 @@ def dr_drill(
     target = _target(from_, endpoint, as_json)
     started = time.monotonic()
     try:
-        report = run_drill(
-            target,
-            max_rto=max_rto,
-            max_rpo=max_rpo,
-            source_url=source_url,
-            sample=sample,
-            keep=keep,
-            progress=_progress(as_json),
-            scratch_dir=Path(scratch_dir) if scratch_dir else None,
-        )
+        with progress_bars(show_progress(as_json)) as progress:
+            report = run_drill(
+                target,
+                max_rto=max_rto,
+                max_rpo=max_rpo,
+                source_url=source_url,
+                sample=sample,
+                keep=keep,
+                progress=progress,
+                scratch_dir=Path(scratch_dir) if scratch_dir else None,
+            )
     except StemeError as e:
         if textfile_dir:
             write_drill_metrics(Path(textfile_dir), success=False)
-        _fail(e, as_json)
+        fail_on(e, as_json=as_json)
     if textfile_dir:
         write_drill_metrics(
             Path(textfile_dir),
@@ -610,7 +598,7 @@ def dr_drill(
             rpo_s=report.rpo_seconds,
         )
     if as_json:
-        _emit_json(report.to_dict())
+        print_json(report.to_dict())
     else:
         table = Table(title=f"DR drill from {report.target} ({time.monotonic() - started:.1f} s)")
         table.add_column("check")
@@ -618,19 +606,19 @@ def dr_drill(
         table.add_column("detail")
         for c in report.checks:
             table.add_row(c.name, "[green]ok[/]" if c.ok else "[bold red]FAIL[/]", c.detail)
-        _out().print(table)
+        report_console().print(table)
         rto = "-" if report.rto_seconds is None else f"{report.rto_seconds:.1f} s"
         rpo = "-" if report.rpo_seconds is None else f"{report.rpo_seconds:.1f} s"
-        _out().print(
+        report_console().print(
             f"RTO {rto} (restore {report.restore_seconds} s + start "
             f"{report.startup_seconds} s), RPO {rpo}; backup {report.backup_id}, LSN "
             f"{report.lsn} ({report.last_time})",
             highlight=False,
         )
         if report.scratch:
-            _out().print(f"scratch kept: {report.scratch}", highlight=False, markup=False)
-        _out().print("[green]PASS[/]" if report.ok else "[bold red]FAIL[/]")
-    sys.exit(0 if report.ok else 1)
+            report_console().print(f"scratch kept: {report.scratch}", highlight=False, markup=False)
+        report_console().print("[green]PASS[/]" if report.ok else "[bold red]FAIL[/]")
+    exit_with(report.ok)
 
 
 COMMANDS = [backup, wal, restore, dr_drill]

@@ -2,32 +2,26 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
 
 from ..errors import StemeError
 from ..settings import load_settings
+from .output import exit_with, fail_on, json_flag, progress_bars, show_progress
 
-err = Console(stderr=True, soft_wrap=True)
-
-
-def _fail(e: StemeError) -> None:
-    err.print(f"[bold red]error:[/] {e.detail}")
-    if e.hint:
-        err.print(f"[yellow]hint:[/] {e.hint}")
-    sys.exit(1)
+if TYPE_CHECKING:
+    from ..ops.verify import VerifyReport
 
 
 def _settings(config: str | None, **overrides: Any) -> Any:
     try:
         return load_settings(config, overrides={k: v for k, v in overrides.items() if v is not None})
     except StemeError as e:
-        _fail(e)
+        fail_on(e)
 
 
 data_dir_option = click.option("--data-dir", type=click.Path(file_okay=False),
@@ -57,24 +51,38 @@ def serve(host: str | None, port: int | None, dashboard_port: int | None,
     try:
         run(settings)
     except StemeError as e:
-        _fail(e)
+        fail_on(e)
 
 
 @click.command()
 @data_dir_option
 @config_option
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@json_flag("Print the report as JSON.")
 def verify(data_dir: str | None, config: str | None, as_json: bool) -> None:
     """Re-check every journal checksum, the hash chain and every signature."""
     from ..ops.verify import verify_data_dir
 
     settings = _settings(config, **{"server.data_dir": data_dir})
-    report = verify_data_dir(settings.data_dir, progress=not as_json)
+    with progress_bars(show_progress(as_json)) as progress:
+        report = verify_data_dir(settings.data_dir, progress=progress)
     if as_json:
         click.echo(report.to_json())
     else:
-        report.print(Console(soft_wrap=True))
-    sys.exit(0 if report.ok else 1)
+        _print_verify(report, Console(soft_wrap=True))
+    exit_with(report.ok)
+
+
+def _print_verify(report: VerifyReport, console: Console) -> None:
+    scope = " (live server: checked up to its applied LSN)" if report.live else ""
+    if report.ok:
+        console.print(f"[green]OK[/]: {report.records} records, {report.signed} signatures, "
+                      f"{report.bytes} bytes, last LSN {report.last_lsn}{scope}")
+    else:
+        console.print(f"[bold red]FAULTS[/] after {report.records} records{scope}:")
+        for f in report.faults[:50]:
+            console.print(f"  - {f}")
+        if len(report.faults) > 50:
+            console.print(f"  … and {len(report.faults) - 50} more")
 
 
 @click.command()
@@ -90,9 +98,10 @@ def reindex(data_dir: str | None, config: str | None, digest: bool) -> None:
     settings = _settings(config, **{"server.data_dir": data_dir})
     started = time.perf_counter()
     try:
-        n, found = do_reindex(Path(settings.data_dir), progress=True, digest=digest)
+        with progress_bars(show_progress(False)) as progress:
+            n, found = do_reindex(Path(settings.data_dir), progress=progress, digest=digest)
     except StemeError as e:
-        _fail(e)
+        fail_on(e)
     secs = time.perf_counter() - started
     rate = n / secs if secs > 0 else float(n)
     line = f"reindexed {n} records in {secs:.2f} s ({rate:,.0f} records/s)"

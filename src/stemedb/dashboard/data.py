@@ -3,8 +3,8 @@
 Quarantine items, agents, breakers, thresholds and the allowlist come from the same admin
 service calls the admin API uses (``db.admin``). The few figures the admin API has no call
 for (pending per reason, ingest and quarantine rates, the pending history of the last
-hour) are read here with indexed queries of the index database; every change still goes
-through ``db.admin``.
+hour) come from the store's named dashboard queries (``db.reads``); every change still
+goes through ``db.admin``.
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..defense import REASONS, TrustCounts, is_trusted, trust_score
-from ..index import admin as q
-from ..index.query import _us_to_time
+from ..model import us_to_time
 from ..records import now_us
 
 if TYPE_CHECKING:
@@ -22,29 +21,18 @@ if TYPE_CHECKING:
 
 MINUTE_US = 60 * 1_000_000
 HISTORY_MINUTES = 60
-_ALL_STATUSES = "q.status IN ('pending', 'approved', 'rejected')"
 
 
 def reason_counts(db: Database) -> dict[str, int]:
     """Pending items per reason (every known reason listed, zero included)."""
-    rows = db.index.query(
-        "SELECT reason, count(*) FROM quarantine WHERE status='pending' GROUP BY reason", []
-    )
-    found = {r[0]: int(r[1]) for r in rows}
-    return {**dict.fromkeys(REASONS, 0), **found}
+    return {**dict.fromkeys(REASONS, 0), **db.reads.pending_by_reason()}
 
 
 def agent_counts(db: Database, reason: str | None) -> list[tuple[str, int]]:
     """(agent_id, pending items) busiest first: one GROUP BY over the status index."""
     if reason is None:
-        return list(q.quarantine_counts(db.index).items())
-    rows = db.index.query(
-        "SELECT agent_id, count(*) AS n FROM quarantine"
-        " WHERE status='pending' AND reason=? GROUP BY agent_id"
-        " ORDER BY n DESC",
-        [reason],
-    )
-    return [(r[0], int(r[1])) for r in rows]
+        return list(db.reads.pending_per_agent().items())
+    return db.reads.pending_by_agent(reason)
 
 
 def agent_summary(db: Database, agent_id: str) -> dict[str, Any]:
@@ -56,7 +44,7 @@ def agent_brief(db: Database, agent_id: str) -> dict[str, Any] | None:
     """``db.admin.agent`` without its count over the quarantine table: the pending figure
     comes from the agent's counters (quarantined − approved − rejected), which is what
     trust is computed from. Cheap enough for every group of a page."""
-    counts = q.agent_counts(db.index, agent_id)
+    counts = db.reads.agent_counts(agent_id)
     if counts is None:
         return None
     tc = TrustCounts(
@@ -66,7 +54,7 @@ def agent_brief(db: Database, agent_id: str) -> dict[str, Any] | None:
         rejected=counts["rejected"],
         retracted=counts["retracted"],
     )
-    until = q.allowlisted_until(db.index, agent_id)
+    until = db.reads.allowlisted_until(agent_id)
     return {
         "agent_id": agent_id,
         "trust": round(trust_score(tc), 6),
@@ -87,13 +75,7 @@ def newest_pending(
 ) -> list[dict[str, Any]]:
     """The newest pending items of one agent, in the admin API's item shape (one indexed
     range read; unlike ``list_quarantine`` it does not count the agent's items again)."""
-    sql = q._Q_SELECT + " WHERE q.status = 'pending' AND q.agent_id = ?"
-    params: list[Any] = [agent_id]
-    if reason:
-        sql += " AND q.reason = ?"
-        params.append(reason)
-    rows = db.index.query(sql + " ORDER BY q.lsn DESC LIMIT ?", [*params, limit])
-    return [q.quarantine_item(r) for r in rows]
+    return db.reads.newest_pending(agent_id, reason, limit)
 
 
 @dataclass(frozen=True)
@@ -140,20 +122,14 @@ class Overview:
             },
             "false_positive_rate": self.false_positive_rate,
             "false_positive_rate_last_hour": self.false_positive_rate_hour,
-            "pending_last_hour": [{"at": _us_to_time(t), "pending": n} for t, n in self.series],
+            "pending_last_hour": [{"at": us_to_time(t), "pending": n} for t, n in self.series],
             "top_agents": [{"agent_id": a, "pending": n} for a, n in self.top_agents],
         }
 
 
 def lsn_at(db: Database, at_us: int) -> int:
-    """The last LSN recorded at or before ``at_us`` (0 if none): one index seek.
-
-    Records are stamped in commit order, so the newest stamp at or before a time belongs
-    to the greatest LSN at or before it (``IndexStore.lsn_at`` scans for the maximum)."""
-    rows = db.index.query(
-        "SELECT lsn FROM lsn_time WHERE at <= ? ORDER BY at DESC LIMIT 1", [at_us]
-    )
-    return int(rows[0][0]) if rows else 0
+    """The last LSN recorded at or before ``at_us`` (0 if none): one index seek."""
+    return db.reads.last_lsn_at(at_us)
 
 
 def overview(db: Database, now: int | None = None, top: int = 10) -> Overview:
@@ -162,56 +138,43 @@ def overview(db: Database, now: int | None = None, top: int = 10) -> Overview:
     right after a restart too: pending(t) = pending(now) − created after t + decided after
     t."""
     now = now_us() if now is None else now
-    store = db.index
-    pending = q.pending_count(store)
+    reads = db.reads
+    pending = reads.pending_count()
     start = now - HISTORY_MINUTES * MINUTE_US
     bounds = [lsn_at(db, start + k * MINUTE_US) for k in range(HISTORY_MINUTES)]
     bounds.append(2**62)  # the last minute runs up to whatever is applied now
     created = [0] * HISTORY_MINUTES
-    if bounds[0] < store.applied_lsn:
+    if bounds[0] < reads.applied_lsn:
         for k in range(HISTORY_MINUTES):
             if bounds[k + 1] > bounds[k]:
-                created[k] = int(
-                    store.query(
-                        f"SELECT count(*) FROM quarantine q WHERE {_ALL_STATUSES}"
-                        " AND q.lsn > ? AND q.lsn <= ?",
-                        [bounds[k], bounds[k + 1]],
-                    )[0][0]
-                )
+                created[k] = reads.quarantined_between(bounds[k], bounds[k + 1])
     decided = [0] * HISTORY_MINUTES
     approved_hour = rejected_hour = 0
-    for b, action, n in store.query(
-        f"SELECT (at - ?) / {MINUTE_US} AS b, action, count(*) FROM audit"
-        " WHERE lsn > ? AND at > ? AND action IN ('quarantine.approve', 'quarantine.reject')"
-        " GROUP BY b, action",
-        [start, bounds[0], start],
-    ):
-        decided[min(max(int(b), 0), HISTORY_MINUTES - 1)] += int(n)
+    for b, action, n in reads.decisions_by_minute(start, bounds[0], MINUTE_US):
+        decided[min(max(b, 0), HISTORY_MINUTES - 1)] += n
         if action == "quarantine.approve":
-            approved_hour += int(n)
+            approved_hour += n
         else:
-            rejected_hour += int(n)
+            rejected_hour += n
     series: list[tuple[int, int]] = [(now, pending)]
     level = pending
     for k in range(HISTORY_MINUTES - 1, -1, -1):  # walk back one minute at a time
         level = max(0, level - created[k] + decided[k])
         series.append((start + k * MINUTE_US, level))
     series.reverse()
-    totals = store.query(
-        "SELECT coalesce(sum(approved), 0), coalesce(sum(rejected), 0) FROM agents", []
-    )[0]
-    writes = store.query("SELECT count(*) FROM assertions WHERE lsn > ?", [bounds[-6]])[0][0]
-    writes_1m = store.query("SELECT count(*) FROM assertions WHERE lsn > ?", [bounds[-2]])[0][0]
+    approved_total, rejected_total = reads.decision_totals()
+    writes = reads.assertions_after(bounds[-6])
+    writes_1m = reads.assertions_after(bounds[-2])
     return Overview(
         pending=pending,
         ingest_per_min_1m=float(writes_1m),
         ingest_per_min_5m=int(writes) / 5.0,
         quarantine_per_min_1m=float(created[-1]),
         quarantine_per_min_5m=sum(created[-5:]) / 5.0,
-        approved_total=int(totals[0]),
-        rejected_total=int(totals[1]),
+        approved_total=approved_total,
+        rejected_total=rejected_total,
         approved_hour=approved_hour,
         rejected_hour=rejected_hour,
         series=series,
-        top_agents=list(q.quarantine_counts(store).items())[:top],
+        top_agents=list(reads.pending_per_agent().items())[:top],
     )

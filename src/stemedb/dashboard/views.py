@@ -12,7 +12,6 @@ from starlette.responses import JSONResponse, Response
 
 from ..defense import REASONS
 from ..errors import NotFound, StemeError
-from ..index import admin as q
 from . import data
 from .chart import line_chart
 from .sessions import Session
@@ -198,7 +197,7 @@ def _item_context(request: Request, qid: str) -> dict[str, Any]:
     return {
         "item": item,
         "agent": agent,
-        "nav_pending": q.pending_count(db.index),
+        "nav_pending": db.reads.pending_count(),
         "history": db.admin.audit(qid, 50)["items"],
         "agent_history": db.admin.audit(item["agent_id"], 20)["items"],
         "next": safe_next(back, default_back),
@@ -229,7 +228,7 @@ def _agent_context(request: Request, agent: str) -> dict[str, Any]:
     aid = summary["agent_id"]
     return {
         "agent": summary,
-        "nav_pending": q.pending_count(db.index),
+        "nav_pending": db.reads.pending_count(),
         "history": db.admin.audit(aid, 50)["items"],
         "items": db.admin.list_quarantine(
             agent_id=aid, reason=None, status="all", limit=20, cursor=None
@@ -266,7 +265,7 @@ def _breakers_context(request: Request) -> dict[str, Any]:
     )
     return {
         "breakers": items,
-        "nav_pending": q.pending_count(db.index),
+        "nav_pending": db.reads.pending_count(),
         "prefill_agent": request.query_params.get("agent", "")[:64],
         "durations": BREAKER_DURATIONS,
         "open_count": sum(1 for b in items if b["state"] != "CLOSED"),
@@ -328,7 +327,7 @@ def _defense_context(request: Request) -> dict[str, Any]:
         "thresholds": db.admin.thresholds(),
         "fields": THRESHOLD_FIELDS,
         "allowlist": db.admin.allowlist()["allowlist"],
-        "nav_pending": q.pending_count(db.index),
+        "nav_pending": db.reads.pending_count(),
         "prefill_agent": request.query_params.get("agent", "")[:64],
         "default_expiry": default_expiry(),
         "changes": [

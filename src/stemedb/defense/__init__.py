@@ -11,9 +11,9 @@ the agent trusted) and gets back accept or quarantine with a reason and a breakd
 See ``docs/content-defense.md`` for every signal, amount and formula.
 """
 
+from ..trust import TrustCounts, is_trusted, trust_score
 from .quality import AMOUNTS, MINOR_AMOUNTS, SIGNAL_NAMES, QualityReport, Signal, score_quality
 from .thresholds import Thresholds
-from .trust import TrustCounts, is_trusted, trust_score
 from .verdict import REASONS, Verdict, decide, duplicate_key
 
 __all__ = [

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from stemedb.guards.addresses import IPNetwork, address_key, client_address, parse_networks
@@ -17,7 +18,6 @@ from stemedb.guards.limiter import LimitDecision, LimitPolicy, RateLimiter
 
 if TYPE_CHECKING:
     from stemedb.guards.link import RedisLink
-    from stemedb.guards.shared import SharedBreakers, SharedRateLimiter
 
 CLASSES = ("assert", "query", "admin")
 
@@ -25,33 +25,34 @@ CLASSES = ("assert", "query", "admin")
 class Guards:
     def __init__(self, settings: Any, *, clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time) -> None:
-        rl = settings.rate_limit
-        self.limiters: dict[str, RateLimiter | SharedRateLimiter] = {}
-        for name in CLASSES:
-            rate, burst = getattr(rl, f"{name}_rate"), getattr(rl, f"{name}_burst")
-            if rate > 0:
-                self.limiters[name] = RateLimiter(LimitPolicy(rate, burst, name), clock=clock,
-                                                  max_keys=rl.max_keys)
-        cidrs = [c.strip() for c in rl.trusted_proxies.split(",") if c.strip()]
-        self.trusted_proxies: tuple[IPNetwork, ...] = parse_networks(cidrs)
-        cb = settings.circuit_breaker
-        self.breakers: CircuitBreakers | SharedBreakers = CircuitBreakers(
-            BreakerConfig(failure_rate_threshold=cb.failure_rate_threshold,
-                          min_requests=cb.min_requests, timeout_seconds=cb.timeout_seconds,
-                          window_size=cb.window_size, half_open_probes=cb.half_open_probes),
-            clock=clock, wall=wall, max_agents=cb.max_agents)
+        make_limiter: Callable[..., RateLimiter] = RateLimiter
+        make_breakers: Callable[..., CircuitBreakers] = CircuitBreakers
         self.link: RedisLink | None = None
         guards = getattr(settings, "guards", None)
         redis_url = getattr(guards, "redis_url", "")
         if redis_url:
-            from stemedb.guards.shared import share
+            from stemedb.guards.link import RedisLink
+            from stemedb.guards.shared import SharedBreakers, SharedRateLimiter
 
-            local = {n: lim for n, lim in self.limiters.items() if isinstance(lim, RateLimiter)}
-            assert isinstance(self.breakers, CircuitBreakers)
-            self.link, shared, self.breakers = share(
-                redis_url, local, self.breakers, wall=wall,
-                timeout=getattr(guards, "redis_timeout_ms", 100) / 1000)
-            self.limiters.update(shared)
+            self.link = RedisLink(redis_url,
+                                  timeout=getattr(guards, "redis_timeout_ms", 100) / 1000)
+            make_limiter = partial(SharedRateLimiter, link=self.link, wall=wall)
+            make_breakers = partial(SharedBreakers, link=self.link)
+        rl = settings.rate_limit
+        self.limiters: dict[str, RateLimiter] = {}
+        for name in CLASSES:
+            rate, burst = getattr(rl, f"{name}_rate"), getattr(rl, f"{name}_burst")
+            if rate > 0:
+                self.limiters[name] = make_limiter(LimitPolicy(rate, burst, name), clock=clock,
+                                                   max_keys=rl.max_keys)
+        cidrs = [c.strip() for c in rl.trusted_proxies.split(",") if c.strip()]
+        self.trusted_proxies: tuple[IPNetwork, ...] = parse_networks(cidrs)
+        cb = settings.circuit_breaker
+        self.breakers: CircuitBreakers = make_breakers(
+            BreakerConfig(failure_rate_threshold=cb.failure_rate_threshold,
+                          min_requests=cb.min_requests, timeout_seconds=cb.timeout_seconds,
+                          window_size=cb.window_size, half_open_probes=cb.half_open_probes),
+            clock=clock, wall=wall, max_agents=cb.max_agents)
 
     def limit(self, name: str, key: str, cost: int = 1) -> LimitDecision | None:
         """The limiter's decision, or None when that class is not limited."""

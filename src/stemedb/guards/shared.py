@@ -1,14 +1,14 @@
 """Guards shared by every node through one Redis (``[guards] redis_url``).
 
-:class:`SharedRateLimiter` and :class:`SharedBreakers` have the surface of
-:class:`RateLimiter` and :class:`CircuitBreakers`, so the engine and the HTTP layer use
-them unchanged. Each check is one atomic Lua script (guards/lua.py) computing what the
+:class:`SharedRateLimiter` and :class:`SharedBreakers` are a :class:`RateLimiter` and a
+:class:`CircuitBreakers`, so the engine, the admin service and the HTTP layer use them
+unchanged. Each check is one atomic Lua script (guards/lua.py) computing what the
 in-process class computes, on state kept in Redis; the answers are built by the same
 code (``RateLimiter.decision``, the breaker's Admission and view helpers).
 
-Each wraps the in-process guard it replaces and falls back to it while Redis is
-unreachable (guards/link.py): a request is never refused because of Redis. Manual opens
-and resets are applied to both, so a ban set through this node holds through an outage;
+While Redis is unreachable (guards/link.py) each decides as the in-process class it
+extends, on its own in-memory state: a request is never refused because of Redis. Manual
+opens and resets are applied to both, so a ban set through this node holds through an outage;
 those made during an outage are replayed into Redis before it is used again, and the
 bans a node holds are put back into a Redis that lost its data (``{prefix}cb:epoch``).
 
@@ -47,17 +47,18 @@ from stemedb.guards.breaker import (
     REASON_FAILURE_RATE,
     REASON_PROBE_FAILED,
     Admission,
+    BreakerConfig,
     BreakerState,
     BreakerView,
     CircuitBreakers,
     closed_view,
     sort_views,
 )
-from stemedb.guards.limiter import LimitDecision, RateLimiter
+from stemedb.guards.limiter import LimitDecision, LimitPolicy, RateLimiter
 from stemedb.guards.link import RedisLink
 from stemedb.guards.lua import BREAKER, GCRA
 
-__all__ = ["SharedBreakers", "SharedRateLimiter", "share"]
+__all__ = ["SharedBreakers", "SharedRateLimiter"]
 
 Clock = Callable[[], float]
 
@@ -67,21 +68,20 @@ _PENDING_MAX = 10_000
 _VIEWS_CHUNK = 256
 
 
-class SharedRateLimiter:
-    """GCRA with each key's TAT in Redis; ``local`` decides while Redis is unreachable."""
+class SharedRateLimiter(RateLimiter):
+    """GCRA with each key's TAT in Redis; the in-process limiter while it is unreachable."""
 
-    def __init__(self, link: RedisLink, local: RateLimiter, *, wall: Clock = time.time,
+    def __init__(self, policy: LimitPolicy, *, link: RedisLink, clock: Clock = time.monotonic,
+                 wall: Clock = time.time, max_keys: int = 100_000,
                  prefix: str = DEFAULT_PREFIX, key_slack_seconds: float = 1.0) -> None:
+        super().__init__(policy, clock=clock, max_keys=max_keys)
         self.link = link
-        self.local = local
-        self.policy = local.policy
         self._wall = wall
-        self._prefix = f"{prefix}rl:{local.policy.name}:"
-        interval = 1.0 / local.policy.rate
+        self._prefix = f"{prefix}rl:{policy.name}:"
         # The policy travels with every call: repr() round-trips, so Lua gets these exact
         # doubles. slack: a key outlives its TAT a little, so a caller whose clock is a
         # little behind Redis's still finds it.
-        self._args = (interval, local.policy.burst * interval, local.policy.burst)
+        self._args = (self._interval, self._tau, self._burst)
         self._slack_ms = max(0, math.ceil(key_slack_seconds * 1000))
         self._script = link.script(GCRA)
 
@@ -95,34 +95,32 @@ class SharedRateLimiter:
                                 (now, *self._args, cost, self._slack_ms))
             if got is not None:
                 allowed, tat, retry_after = got
-                return self.local.decision(now, float(tat), allowed == 1, float(retry_after))
-        return self.local.check(key, cost)
+                return self.decision(now, float(tat), allowed == 1, float(retry_after))
+        return super().check(key, cost)
 
 
-class SharedBreakers:
-    """Per-agent breakers kept in Redis, with the state machine of CircuitBreakers;
-    ``local`` decides while Redis is unreachable."""
+class SharedBreakers(CircuitBreakers):
+    """Per-agent breakers kept in Redis, with the state machine of CircuitBreakers; the
+    in-process breakers (this object's own state) while Redis is unreachable."""
 
-    def __init__(self, link: RedisLink, local: CircuitBreakers, *, wall: Clock = time.time,
-                 prefix: str = DEFAULT_PREFIX) -> None:
+    def __init__(self, config: BreakerConfig | None = None, *, link: RedisLink,
+                 clock: Clock = time.monotonic, wall: Clock = time.time,
+                 max_agents: int = 100_000, idle_seconds: float = 3600.0,
+                 probe_lease_seconds: float = 60.0, prefix: str = DEFAULT_PREFIX) -> None:
+        super().__init__(config, clock=clock, wall=wall, max_agents=max_agents,
+                         idle_seconds=idle_seconds, probe_lease_seconds=probe_lease_seconds)
         self.link = link
-        self.local = local
-        self.config = c = local.config
-        self.max_agents = local.max_agents
-        self.idle_seconds = local.idle_seconds
-        self.probe_lease_seconds = local.probe_lease_seconds
-        self.evictions = 0
-        self._wall = wall
+        c = self.config
         self._prefix = f"{prefix}cb:"
         self._index = (f"{prefix}cb:index", f"{prefix}cb:open")
         self._config = (self._prefix, c.failure_rate_threshold, c.min_requests,
                         c.window_size, float(c.timeout_seconds), c.half_open_probes,
-                        local.probe_lease_seconds, local.idle_seconds, local.max_agents,
+                        probe_lease_seconds, idle_seconds, max_agents,
                         REASON_FAILURE_RATE, REASON_PROBE_FAILED)
         self._script = link.script(BREAKER)
         self._pending: OrderedDict[str, Callable[[], Any]] = OrderedDict()
         self._admin_lock = threading.Lock()
-        # Agents whose manual ban this node also holds in ``local``; and the token of the
+        # Agents whose manual ban this node also holds in memory; and the token of the
         # Redis data set they were written to, to tell a Redis that came back empty.
         self._mirrored: set[str] = set()
         self._epoch_key = f"{prefix}cb:epoch"
@@ -144,13 +142,13 @@ class SharedBreakers:
                 allowed, state, left, probe, epoch = got
                 if self._mirrored and not self._check_mirror(agent_id, allowed == 1,
                                                              epoch == 1):
-                    return self.local.admit(agent_id)
+                    return super().admit(agent_id)
                 if allowed:
                     return _ADMIT_PROBE if probe else _ADMIT_CLOSED
                 if state == 1:
                     return Admission(False, BreakerState.OPEN, float(left), False)
                 return Admission(False, BreakerState.HALF_OPEN, _PROBES_BUSY_RETRY, False)
-        return self.local.admit(agent_id)
+        return super().admit(agent_id)
 
     def record(self, agent_id: str, failure: bool, *, probe: bool = False) -> None:
         if self.link.shared:
@@ -158,14 +156,14 @@ class SharedBreakers:
             if got is not None:
                 self.evictions += got[1]
                 return
-        self.local.record(agent_id, failure, probe=probe)
+        super().record(agent_id, failure, probe=probe)
 
     def release(self, agent_id: str, admission: Admission) -> None:
         if not admission.probe:
             return
         if self.link.shared and self._run("release", (agent_id,)) is not None:
             return
-        self.local.release(agent_id, admission)
+        super().release(agent_id, admission)
 
     # -- admin ----------------------------------------------------------------------
 
@@ -177,16 +175,16 @@ class SharedBreakers:
             raise ValueError("duration_seconds must be a positive number")
         opened = self._wall() if at is None else float(at)
         until = opened + duration_seconds
-        local = self.local.open(agent_id, reason, duration_seconds, at=opened)
+        local = super().open(agent_id, reason, duration_seconds, at=opened)
         if local.state == BreakerState.OPEN:
             # Bans that ran out while their agent stayed away go here, not on a request.
             self._mirrored = {a for a in self._mirrored
-                              if self.local.view(a).state == BreakerState.OPEN}
+                              if CircuitBreakers.view(self, a).state == BreakerState.OPEN}
             self._mirrored.add(agent_id)
 
         def apply() -> Any:
             got = self._run("open", (agent_id,), reason, opened, until)
-            return None if got is None else _view(agent_id, got)
+            return None if got is None else _view_of(agent_id, got)
 
         shared = self._admin(agent_id, apply)
         if shared is None:
@@ -198,7 +196,7 @@ class SharedBreakers:
     def reset(self, agent_id: str) -> BreakerView:
         """As :meth:`CircuitBreakers.reset`, on every node and locally."""
         self._mirrored.discard(agent_id)
-        self.local.reset(agent_id)
+        super().reset(agent_id)
         self._admin(agent_id, lambda: self._run("reset", (agent_id,)))
         return closed_view(agent_id)
 
@@ -247,7 +245,7 @@ class SharedBreakers:
             return agent_id not in self._mirrored
         if allowed and agent_id in self._mirrored:  # reset or over, maybe on another node
             self._mirrored.discard(agent_id)
-            self.local.reset(agent_id)
+            CircuitBreakers.reset(self, agent_id)
         return True
 
     def _restore_in_background(self) -> None:
@@ -271,7 +269,7 @@ class SharedBreakers:
         if current is not None and (self._epoch is None or current == self._epoch):
             self._epoch = current
             return
-        bans = [v for v in self.local.views()
+        bans = [v for v in CircuitBreakers.views(self)
                 if v.agent_id in self._mirrored and v.manual and v.state == BreakerState.OPEN]
         for v in bans:
             if self._run("open", (v.agent_id,), v.reason, v.opened_at, v.until) is None:
@@ -291,8 +289,8 @@ class SharedBreakers:
         if self.link.shared:
             got = self._run("view", (agent_id,))
             if got is not None:
-                return _view(agent_id, got)
-        return self.local.view(agent_id)
+                return _view_of(agent_id, got)
+        return super().view(agent_id)
 
     def views(self) -> list[BreakerView]:
         """Every agent remembered by the cluster: OPEN first, then HALF_OPEN, then by
@@ -301,7 +299,7 @@ class SharedBreakers:
             out = self._views()
             if out is not None:
                 return sort_views(out)
-        return self.local.views()
+        return super().views()
 
     def _views(self) -> list[BreakerView] | None:
         members = self.link.call(lambda: self.link.client.zrange(self._index[0], 0, -1))
@@ -313,7 +311,7 @@ class SharedBreakers:
             got = self._run("views", agents[i:i + _VIEWS_CHUNK])
             if got is None:
                 return None
-            out += [_view(got[j].decode(), got[j + 1]) for j in range(0, len(got), 2)]
+            out += [_view_of(got[j].decode(), got[j + 1]) for j in range(0, len(got), 2)]
         return out
 
     def counts(self) -> dict[str, int]:
@@ -324,10 +322,10 @@ class SharedBreakers:
                 total, opened, half = got
                 return {"CLOSED": max(0, total - opened - half), "OPEN": opened,
                         "HALF_OPEN": half}
-        return self.local.counts()
+        return super().counts()
 
 
-def _view(agent_id: str, got: Sequence[Any]) -> BreakerView:
+def _view_of(agent_id: str, got: Sequence[Any]) -> BreakerView:
     state, failures, n, reason, opened, until, manual = got
     return BreakerView(
         agent_id,
@@ -339,13 +337,3 @@ def _view(agent_id: str, got: Sequence[Any]) -> BreakerView:
         float(until) if until else None,
         manual == 1,
     )
-
-
-def share(url: str, limiters: dict[str, RateLimiter], breakers: CircuitBreakers, *,
-          wall: Clock = time.time, prefix: str = DEFAULT_PREFIX, **link_options: Any
-          ) -> tuple[RedisLink, dict[str, SharedRateLimiter], SharedBreakers]:
-    """The Redis-backed guards for ``url``, each falling back to the given local one."""
-    link = RedisLink(url, **link_options)
-    shared = {name: SharedRateLimiter(link, lim, wall=wall, prefix=prefix)
-              for name, lim in limiters.items()}
-    return link, shared, SharedBreakers(link, breakers, wall=wall, prefix=prefix)

@@ -9,11 +9,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from .. import __version__
 from ..auth import admin_token
 from ..engine import Database
 from ..metrics import Metrics
 from ..ops.archive import watch_archive
+from ..version import __version__
 from . import problems
 from .guard_middleware import AddressLimitMiddleware
 from .metrics_middleware import MetricsMiddleware

@@ -58,7 +58,7 @@ class AddressLimitMiddleware:
         if decision.allowed:
             await self.app(scope, receive, send)
             return
-        self.db.on_rate_limited(cls)
+        self.db.events.observe_rate_limited(cls)
         err = RateLimited(f"client {key} is over the {cls} rate limit",
                           retry_after=retry_after_header(decision.retry_after),
                           limit_headers=decision.headers())

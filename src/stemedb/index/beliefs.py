@@ -27,10 +27,8 @@ from typing import Any
 
 import orjson
 
+from ..answers import belief_dict, candidate_dict, decode_cursor, encode_cursor, rounded
 from ..beliefs import (
-    DIGITS,
-    Belief,
-    Candidate,
     Claim,
     Standing,
     aggregate,
@@ -38,9 +36,9 @@ from ..beliefs import (
     object_key,
     run_start,
 )
-from ..defense.trust import TrustCounts
-from ..model import nfc
-from .query import MAX_LIMIT, _us_to_time, decode_cursor, encode_cursor
+from ..model import nfc, us_to_time
+from ..trust import TrustCounts
+from .query import MAX_LIMIT
 from .store import IndexStore
 
 _CHUNK = 500  # agent ids per IN (...) list
@@ -222,48 +220,6 @@ def _claim(row: sqlite3.Row) -> Claim:
         recorded_at_us=int(row["recorded_at"]),
         lsn=int(row["lsn"]),
     )
-
-
-def _r(x: float) -> float:
-    return round(x, DIGITS)
-
-
-def candidate_dict(c: Candidate, with_support: bool = True) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "object": orjson.loads(c.object_json),
-        "score": _r(c.score),
-        "strength": _r(c.strength),
-        "agents": c.agents,
-    }
-    if with_support:
-        out["groups"] = [
-            {"kind": g.kind, "strength": _r(g.strength), "agents": g.agents} for g in c.groups
-        ]
-        out["support"] = [
-            {
-                "id": s.claim.id,
-                "agent_id": s.claim.agent_id,
-                "confidence": s.claim.confidence,
-                "evidence": list(s.claim.evidence),
-                "context": s.claim.context or None,
-                "recorded_at": _us_to_time(s.claim.recorded_at_us),
-                "lsn": s.claim.lsn,
-                "trust": s.standing.trust,
-                "trusted": s.standing.trusted,
-                "weight": _r(s.weight),
-                "group": s.group,
-            }
-            for s in c.support
-        ]
-    return out
-
-
-def belief_dict(b: Belief) -> dict[str, Any]:
-    return {
-        "candidates": [candidate_dict(c) for c in b.candidates],
-        "contested": b.contested,
-        "contention": _r(b.contention),
-    }
 
 
 # -- beliefs ----------------------------------------------------------------------------
@@ -626,10 +582,10 @@ def compute_disputes(
             "subject": k[0],
             "predicate": k[1],
             "context": k[2] or None,
-            "contention": _r(b.contention),
+            "contention": rounded(b.contention),
             "candidates": [candidate_dict(c, with_support=False) for c in b.candidates],
             "open_since_lsn": since,
-            "open_since": _us_to_time(at) if at is not None else None,
+            "open_since": us_to_time(at) if at is not None else None,
             "_open_since_us": at,
         }
         out.append((dispute_order(b.contention, runner_up, since, k), item))

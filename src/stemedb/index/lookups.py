@@ -10,13 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ..store import DuplicateKey, NonceKey
 from .store import IndexStore
 
 # Keys per statement: well under SQLite's limit of bound parameters (32,766).
 CHUNK = 500
 
-NonceKey = tuple[str, str]  # (agent_id, nonce)
-DuplicateKey = tuple[str, str, str, str, str]  # agent, subject, predicate, object, context
 
 
 def _values(width: int, n: int) -> str:

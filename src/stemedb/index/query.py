@@ -7,20 +7,13 @@ through one consistent snapshot even while writes continue.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import functools
 import re
-import sqlite3
-import time
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
+from ..answers import decode_cursor, encode_cursor, row_to_assertion
 from ..errors import ValidationFailed
-from ..model import format_time, nfc
+from ..model import nfc
+from ..store import AssertionFilter
 from .store import IndexStore
 
 MAX_LIMIT = 1000
@@ -37,74 +30,6 @@ _STATUS_AS_OF = (
 _ACTIVE_AS_OF = (
     "active_lsn IS NOT NULL AND active_lsn <= :asof AND (ended_lsn IS NULL OR ended_lsn > :asof)"
 )
-
-
-@dataclass
-class AssertionFilter:
-    subject: str | None = None
-    predicate: str | None = None
-    object: str | None = None
-    agent_id: str | None = None
-    context: str | None = None
-    since_us: int | None = None
-    until_us: int | None = None
-    include_inactive: bool = False
-    limit: int = 100
-
-
-def encode_cursor(data: dict[str, int]) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps(data)).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> dict[str, int]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        data = orjson.loads(raw)
-        if not isinstance(data, dict) or not all(
-            isinstance(v, int) and v >= 0 for v in data.values()
-        ):
-            raise ValueError
-        return data
-    except (binascii.Error, ValueError, orjson.JSONDecodeError):
-        raise ValidationFailed([{"field": "cursor", "message": "is not a cursor this server issued"}]) from None
-
-
-def _us_to_time(us: int) -> str:
-    """RFC 3339 with microseconds (``format_time``) of unix microseconds, without a
-    datetime per call: answers list hundreds of times, most of them in few seconds."""
-    if type(us) is not int or us < 0:
-        return format_time(datetime.fromtimestamp(us / 1e6, tz=UTC))
-    sec, frac = divmod(us, 1_000_000)
-    return f"{_second(sec)}.{frac:06d}Z"
-
-
-@functools.lru_cache(maxsize=4096)
-def _second(sec: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
-
-
-def row_to_assertion(row: sqlite3.Row, status: str | None = None) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "status": status or row["status"],
-        "lsn": row["lsn"],
-        "recorded_at": _us_to_time(row["recorded_at"]),
-        "agent_id": row["agent_id"],
-        "subject": row["subject"],
-        "predicate": row["predicate"],
-        "object": orjson.loads(row["object_raw"]),
-        "confidence": row["confidence"],
-        "evidence": orjson.loads(row["evidence"]),
-        "context": row["context"] or None,
-        "valid_from": row["valid_from"],
-        "valid_until": row["valid_until"],
-        "supersedes": row["supersedes"],
-        "ended_by": row["ended_by"],
-        "timestamp": row["timestamp"],
-        "nonce": row["nonce"],
-        "signature": row["signature"],
-        "body": row["body"],
-    }
 
 
 def list_assertions(store: IndexStore, f: AssertionFilter, as_of: int,

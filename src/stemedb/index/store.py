@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import gc
 import hashlib
-import itertools
 import logging
 import os
 import queue
@@ -20,14 +19,13 @@ import sqlite3
 import sys
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 
 from .. import records
-from ..model import Assertion, Retraction, canonical_json, nfc, quarantine_id
+from .apply import REBUILD_FTS, Entry, Step, insert_rows, plan, write_steps
 from .schema import DDL, SCHEMA_VERSION
 
 log = logging.getLogger("stemedb.index")
@@ -38,17 +36,6 @@ class Connection(sqlite3.Connection):
     index to ``finish_bulk`` (appliers must not touch it)."""
 
     fts_deferred = False
-
-
-class Entry(NamedTuple):
-    """One journal record to apply: its LSN, chain hash, decoded payload, and (on the
-    live path) the already-parsed write so it need not be parsed twice. (A named tuple:
-    replay makes one per record, and it is cheap to make.)"""
-
-    lsn: int
-    hash: bytes
-    data: dict[str, Any]
-    parsed: Any = None
 
 
 _SECONDARY = re.compile(r"CREATE INDEX IF NOT EXISTS (\w+)")
@@ -173,7 +160,7 @@ class IndexStore:
 
     def _build_indexes(self) -> None:
         with self._write_lock:
-            self._write.executescript("BEGIN;" + DDL + _REBUILD_FTS + ";COMMIT;")
+            self._write.executescript("BEGIN;" + DDL + REBUILD_FTS + ";COMMIT;")
             self._write.fts_deferred = False
 
     # -- connections ----------------------------------------------------------------
@@ -290,15 +277,15 @@ class IndexStore:
         if entries:
             self._write_planned(entries, plan(entries))
 
-    def _write_planned(self, entries: Sequence[Entry], planned: list[_Step]) -> None:
+    def _write_planned(self, entries: Sequence[Entry], planned: list[Step]) -> None:
         """The transaction of ``apply``: ``planned`` is ``plan(entries)``."""
         with self._write_lock:
             c = self._write
             c.execute("BEGIN IMMEDIATE")
             try:
-                _insert(c, "INSERT OR REPLACE INTO lsn_time (lsn, at) VALUES (?,?)",
+                insert_rows(c, "INSERT OR REPLACE INTO lsn_time (lsn, at) VALUES (?,?)",
                         [(e.lsn, int(e.data["at"])) for e in entries])
-                _write_steps(c, planned)
+                write_steps(c, planned)
                 last = entries[-1]
                 c.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                               [("applied_lsn", str(last.lsn)), ("applied_hash", last.hash.hex())])
@@ -319,7 +306,7 @@ class IndexStore:
         cyclic garbage collector is paused (planned rows are acyclic, and collections
         would only rescan the batches in flight).
         """
-        handoff: queue.Queue[tuple[list[Entry], list[_Step]] | None] = queue.Queue(maxsize=2)
+        handoff: queue.Queue[tuple[list[Entry], list[Step]] | None] = queue.Queue(maxsize=2)
         failed: list[BaseException] = []
 
         def write() -> None:
@@ -423,245 +410,3 @@ class IndexStore:
         finally:
             conn.execute("COMMIT")
         return h.hexdigest()
-
-
-# -- applying records --------------------------------------------------------------------
-#
-# A signed write (assertion or retraction) becomes its rows first: ``_plan`` is a pure
-# function of the record. A run of signed writes between two admin records is then
-# written a table at a time (``_write_run``), and admin records are applied one by one
-# between runs. The rows come out exactly as if every record were applied alone, in LSN
-# order:
-#
-# - ``writes`` is inserted first, in LSN order, with INSERT OR IGNORE: the rows kept are
-#   the ones one-by-one application keeps. A record whose write (or nonce) was journaled
-#   before changes nothing, so when fewer rows were inserted than planned, the records
-#   whose ``writes`` row is not their own are dropped from the run.
-# - assertion rowids are assigned in insertion order (LSN order), as one by one.
-# - ``end_assertion`` only touches assertions recorded at or before the ending record,
-#   so running the ends after the run's inserts, in LSN order, sees what it would have
-#   seen one by one.
-# - per-agent counts are summed per run; ``first_seen`` is the time of the agent's first
-#   counted record, ``last_seen`` the greatest time, as one upsert per record gives.
-
-_INSERT_WRITE = ("INSERT OR IGNORE INTO writes (id, agent_id, nonce, kind, lsn, outcome)"
-                 " VALUES (?,?,?,?,?,?)")
-_INSERT_ASSERTION = (
-    "INSERT INTO assertions (id, lsn, agent_id, subject, predicate, object_json, object_text,"
-    " object_raw, context, confidence, evidence, valid_from, valid_until, supersedes,"
-    " timestamp, nonce, recorded_at, status, active_lsn, body, signature)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-)
-_INSERT_RETRACTION = ("INSERT INTO retractions (id, lsn, agent_id, retracts, reason,"
-                      " recorded_at, body, signature) VALUES (?,?,?,?,?,?,?,?)")
-_INSERT_QUARANTINE = ("INSERT INTO quarantine (id, assertion_id, agent_id, reason, score,"
-                      " verdict, status, lsn, created_at) VALUES (?,?,?,?,?,?,'pending',?,?)")
-_INDEX_FTS = ("INSERT INTO assertions_fts (rowid, subject, predicate, object_text)"
-              " SELECT rowid, subject, predicate, object_text FROM assertions WHERE rowid > ?")
-_COUNT_AGENTS = (
-    "INSERT INTO agents (agent_id, accepted, quarantined, retracted, first_seen, last_seen)"
-    " VALUES (?,?,?,?,?,?) ON CONFLICT (agent_id) DO UPDATE SET"
-    " accepted = accepted + excluded.accepted, quarantined = quarantined + excluded.quarantined,"
-    " retracted = retracted + excluded.retracted, last_seen = max(last_seen, excluded.last_seen)"
-)
-_REBUILD_FTS = "INSERT INTO assertions_fts (assertions_fts) VALUES ('rebuild')"
-_COUNTED = {"accepted": 1, "quarantined": 2, "retracted": 3}  # column in _COUNT_AGENTS
-
-
-@dataclass(slots=True)
-class _Plan:
-    """The rows one signed write adds, and what it may end."""
-
-    lsn: int
-    write: tuple[Any, ...]  # writes row
-    row: tuple[Any, ...]  # assertions or retractions row
-    is_assert: bool
-    quarantine: tuple[Any, ...] | None
-    agent: str
-    counter: str  # accepted | quarantined | retracted (only if ``end`` took effect)
-    at: int
-    end: tuple[str, str, str, int, str] | None  # end_assertion(aid, agent, status, lsn, by)
-
-
-_Step = list[_Plan] | Entry  # a run of signed writes, or an admin record
-
-
-def plan(entries: Sequence[Entry]) -> list[_Step]:
-    """The rows of a batch of records, ready to write: pure, no database access."""
-    steps: list[_Step] = []
-    run: list[_Plan] = []
-    for e in entries:
-        if e.data["t"] == records.ADMIN:
-            if run:
-                steps.append(run)
-                run = []
-            steps.append(e)
-        else:
-            run.append(_plan(e))
-    if run:
-        steps.append(run)
-    return steps
-
-
-def _write_steps(c: Connection, steps: list[_Step]) -> None:
-    from .admin import apply_admin
-
-    fts = not c.fts_deferred
-    for step in steps:
-        if isinstance(step, Entry):
-            apply_admin(c, step)
-        else:
-            _write_run(c, step, fts)
-
-
-def _plan(e: Entry) -> _Plan:
-    d = e.data
-    body_text: str = d["body"]
-    body = body_text.encode("utf-8")
-    wid = hashlib.sha256(body).hexdigest()  # write_id(body)
-    if d["t"] == records.ASSERT:
-        return _plan_assert(e, d, body_text, body, wid)
-    if d["t"] == records.RETRACT:
-        return _plan_retract(e, d, body_text, body, wid)
-    raise KeyError(d["t"])
-
-
-def _plan_assert(e: Entry, d: dict[str, Any], body_text: str, body: bytes, wid: str) -> _Plan:
-    # The fields as journaled: the parsed write on the live path, else the signed body
-    # as it was validated before it was journaled (what ``trusted_assertion`` holds).
-    f = e.parsed.__dict__ if isinstance(e.parsed, Assertion) else orjson.loads(body)
-    lsn, at, v = e.lsn, int(d["at"]), d.get("v")
-    agent, nonce, obj = f["agent_id"], f["nonce"], f["object"]
-    if isinstance(obj, str):  # the common case, without canonical_json's walk
-        object_text = _nfc(obj)
-        object_json = orjson.dumps(object_text).decode()
-        object_raw = object_json if object_text is obj else orjson.dumps(obj).decode()
-    else:
-        object_json = object_text = canonical_json(obj)
-        object_raw = orjson.dumps(obj).decode()
-    context = f.get("context")
-    supersedes = f.get("supersedes")
-    end = None
-    quarantine = None
-    if v is None:
-        outcome = f'{{"id":"{wid}","status":"accepted","lsn":{lsn}}}'
-        status, active_lsn, counter = "active", lsn, "accepted"
-        if supersedes:
-            end = (supersedes, agent, "superseded", lsn, wid)
-    else:
-        qid = quarantine_id(wid)
-        outcome = orjson.dumps({"id": wid, "status": "quarantined", "lsn": lsn,
-                                "quarantine_id": qid, "reason": v["reason"]}).decode()
-        status, active_lsn, counter = "quarantined", None, "quarantined"
-        quarantine = (qid, wid, agent, v["reason"], float(v.get("score", 0.0)),
-                      orjson.dumps(v).decode(), lsn, at)
-    row = (wid, lsn, agent, _nfc(f["subject"].strip()), _nfc(f["predicate"].strip()), object_json,
-           object_text, object_raw, _nfc(context) if context is not None else "", f["confidence"],
-           orjson.dumps(f.get("evidence", [])).decode(), f.get("valid_from"),
-           f.get("valid_until"), supersedes, f["timestamp"], nonce, at, status, active_lsn,
-           body_text, d["sig"])
-    return _Plan(lsn, (wid, agent, nonce, "assert", lsn, outcome), row, True, quarantine,
-                 agent, counter, at, end)
-
-
-def _plan_retract(e: Entry, d: dict[str, Any], body_text: str, body: bytes, wid: str) -> _Plan:
-    f = e.parsed.__dict__ if isinstance(e.parsed, Retraction) else orjson.loads(body)
-    lsn, at = e.lsn, int(d["at"])
-    agent, retracts = f["agent_id"], f["retracts"]
-    outcome = orjson.dumps(
-        {"id": wid, "status": "retracted", "retracts": retracts, "lsn": lsn}
-    ).decode()
-    row = (wid, lsn, agent, retracts, f.get("reason", ""), at, body_text, d["sig"])
-    return _Plan(lsn, (wid, agent, f["nonce"], "retract", lsn, outcome), row, False, None,
-                 agent, "retracted", at, (retracts, agent, "retracted", lsn, wid))
-
-
-def _nfc(s: str) -> str:
-    """``model.nfc``; an ASCII string is its own NFC form."""
-    return s if s.isascii() else nfc(s)
-
-
-def _write_run(c: sqlite3.Connection, plans: list[_Plan], fts: bool) -> None:
-    """Writes the rows of a run of signed writes (see the comment above ``_Plan``)."""
-    if _insert(c, _INSERT_WRITE, [p.write for p in plans]) != len(plans):
-        plans = [p for p in plans if _owns_write(c, p)]
-    top = 0
-    if fts:
-        top = c.execute("SELECT max(rowid) FROM assertions").fetchone()[0] or 0
-    _insert(c, _INSERT_ASSERTION, [p.row for p in plans if p.is_assert])
-    _insert(c, _INSERT_RETRACTION, [p.row for p in plans if not p.is_assert])
-    _insert(c, _INSERT_QUARANTINE, [p.quarantine for p in plans if p.quarantine is not None])
-    if fts:
-        c.execute(_INDEX_FTS, (top,))
-    counts: dict[str, list[Any]] = {}
-    for p in plans:
-        if p.end is not None and not end_assertion(c, *p.end) and not p.is_assert:
-            continue  # a retraction that ended nothing is not counted
-        n = counts.get(p.agent)
-        if n is None:
-            counts[p.agent] = n = [p.agent, 0, 0, 0, p.at, p.at]
-        n[_COUNTED[p.counter]] += 1
-        if p.at > n[5]:
-            n[5] = p.at
-    c.executemany(_COUNT_AGENTS, list(counts.values()))
-
-
-ROWS_PER_STATEMENT = 64
-
-
-@functools.cache
-def _rows_statement(sql: str, n: int) -> str:
-    """``sql`` (an INSERT with one VALUES tuple) inserting ``n`` rows at once."""
-    head, values = sql.split(" VALUES ")
-    return head + " VALUES " + ",".join([values] * n)
-
-
-def _insert(c: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]) -> int:
-    """Inserts ``rows`` in order with ``sql``; returns how many were inserted.
-
-    Rows go ROWS_PER_STATEMENT to a statement (one multi-row VALUES): one call into
-    SQLite per group instead of per row, so fewer crossings of the GIL (SQLite releases
-    it while it works) and less per-row overhead. The rows are inserted one after
-    another exactly as with one statement per row.
-    """
-    k = ROWS_PER_STATEMENT
-    whole = len(rows) - len(rows) % k
-    n = 0
-    if whole:
-        chain = itertools.chain.from_iterable
-        n += c.executemany(_rows_statement(sql, k),
-                           [tuple(chain(rows[i:i + k])) for i in range(0, whole, k)]).rowcount
-    if whole < len(rows):
-        n += c.executemany(sql, rows[whole:]).rowcount
-    return n
-
-
-def _owns_write(c: sqlite3.Connection, p: _Plan) -> bool:
-    """Whether the ``writes`` row of this record's id is its own (its insert was kept)."""
-    row = c.execute("SELECT lsn FROM writes WHERE id=?", (p.write[0],)).fetchone()
-    return row is not None and row[0] == p.lsn
-
-
-def end_assertion(c: sqlite3.Connection, aid: str, agent_id: str | None, status: str, lsn: int,
-                  by: str) -> bool:
-    """End an active assertion (of ``agent_id`` when given) recorded at or before ``lsn``;
-    no-op otherwise, so replay is deterministic. True when it took effect."""
-    cur = c.execute(
-        "UPDATE assertions SET status=?, ended_lsn=?, ended_by=? "
-        "WHERE id=? AND (? IS NULL OR agent_id=?) AND status='active' AND lsn <= ?",
-        (status, lsn, by, aid, agent_id, agent_id, lsn),
-    )
-    return cur.rowcount > 0
-
-
-_COUNTERS = ("accepted", "quarantined", "approved", "rejected", "retracted")
-
-
-def count_agent(c: sqlite3.Connection, agent_id: str, counter: str, at: int) -> None:
-    assert counter in _COUNTERS
-    c.execute(
-        f"INSERT INTO agents (agent_id, {counter}, first_seen, last_seen) VALUES (?, 1, ?, ?) "
-        f"ON CONFLICT (agent_id) DO UPDATE SET {counter} = {counter} + 1, "
-        "last_seen = max(last_seen, excluded.last_seen)",
-        (agent_id, at, at),
-    )

@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 
 from ..datadir import JOURNAL_DIR, durable_lsn, segment_files
-from ..errors import JournalError
+from ..errors import JournalError, MissingObject, OpsError
 from ..journal import (
     FRAME_HEADER_SIZE,
     SEGMENT_HEADER_SIZE,
@@ -39,15 +39,9 @@ from ..journal import (
 )
 from ..journal import Frame as _Frame
 from .backup import now_time, record_at, us_to_time
-from .storage import (
-    LocalTarget,
-    MissingObject,
-    ObjectInfo,
-    OpsError,
-    Target,
-    progress_bar,
-    sha256_file,
-)
+from .files import sha256_file
+from .progress import Meter, Progress
+from .targets import LocalTarget, ObjectInfo, Target, open_target
 
 log = logging.getLogger("stemedb.ops")
 
@@ -229,7 +223,9 @@ class ArchiveReport:
         }
 
 
-def archive_once(data_dir: Path, target: Target, *, progress: bool = False) -> ArchiveReport:
+def archive_once(
+    data_dir: Path, target: Target, *, progress: Progress | None = None
+) -> ArchiveReport:
     """Archives every sealed segment not yet archived; returns what it did."""
     started = time.perf_counter()
     data_dir = Path(data_dir)
@@ -282,35 +278,34 @@ def archive_once(data_dir: Path, target: Target, *, progress: bool = False) -> A
         todo.append((i, first))
     total = sum((journal_dir / segment_name(f)).stat().st_size for _, f in todo)
     last_save = time.monotonic()
-    with progress_bar(progress) as bar:
-        task = bar.add_task("archiving WAL", total=total or 1)
-        for i, first in todo:
-            name = segment_name(first)
-            path = journal_dir / name
-            last = firsts[firsts.index(first) + 1] - 1
-            prev = state.segments.get(segment_name(sealed[i - 1])) if i > 0 else None
-            meta = describe_segment(
-                journal_dir, first, last, bytes.fromhex(prev.last_hash) if prev else None
-            )
-            local = _stat(path)
-            sha, size = sha256_file(path)
-            if local["size"] != size or _stat(path) != local:
-                raise OpsError(f"{path} changed while being archived; is it really sealed?")
-            obj = objects.get(name)
-            if obj is not None and obj.size == size and _stored_sha(target, name) == sha:
-                report.adopted.append(name)
-                bar.advance(task, size)
-            else:
-                target.put_file(WAL + name, path, sha, lambda n: bar.advance(task, n))
-                report.archived.append(name)
-                report.bytes += size
-            state.segments[name] = ArchivedSegment(
-                name=name, sha256=sha, archived_at=now_time(), source=local, **meta
-            )
-            dirty = True
-            if time.monotonic() - last_save >= SAVE_EVERY_S:
-                save_state(target, state)
-                last_save, dirty = time.monotonic(), False
+    archiving = Meter(progress, "archiving WAL", total or 1)
+    for i, first in todo:
+        name = segment_name(first)
+        path = journal_dir / name
+        last = firsts[firsts.index(first) + 1] - 1
+        prev = state.segments.get(segment_name(sealed[i - 1])) if i > 0 else None
+        meta = describe_segment(
+            journal_dir, first, last, bytes.fromhex(prev.last_hash) if prev else None
+        )
+        local = _stat(path)
+        sha, size = sha256_file(path)
+        if local["size"] != size or _stat(path) != local:
+            raise OpsError(f"{path} changed while being archived; is it really sealed?")
+        obj = objects.get(name)
+        if obj is not None and obj.size == size and _stored_sha(target, name) == sha:
+            report.adopted.append(name)
+            archiving.advance(size)
+        else:
+            target.put_file(WAL + name, path, sha, archiving.advance)
+            report.archived.append(name)
+            report.bytes += size
+        state.segments[name] = ArchivedSegment(
+            name=name, sha256=sha, archived_at=now_time(), source=local, **meta
+        )
+        dirty = True
+        if time.monotonic() - last_save >= SAVE_EVERY_S:
+            save_state(target, state)
+            last_save, dirty = time.monotonic(), False
     if dirty or not state.updated_at:
         save_state(target, state)
     report.seconds = round(time.perf_counter() - started, 3)
@@ -369,8 +364,6 @@ def archive_status(
     time of the last archived record (what a restore from the archive alone would lose
     if the data directory were gone now; the active segment is never archived).
     """
-    from .storage import open_target
-
     t = open_target(target, endpoint_url) if isinstance(target, str) else target
     return _status(Path(data_dir), t, load_state(t))
 
@@ -431,7 +424,9 @@ class ArchiveCheck:
     notes: list[str] = field(default_factory=list)
 
 
-def verify_archive(target: Target, scratch: Path, *, progress: bool = False) -> ArchiveCheck:
+def verify_archive(
+    target: Target, scratch: Path, *, progress: Progress | None = None
+) -> ArchiveCheck:
     """Downloads every archived segment and checks it against the state (size,
     SHA-256), its records (checksums, chain, LSN range) and its link to the segment
     before it; names every missing, damaged or out-of-place segment."""
@@ -451,52 +446,51 @@ def verify_archive(target: Target, scratch: Path, *, progress: bool = False) -> 
     journal_dir.mkdir(parents=True, exist_ok=True)
     prev: ArchivedSegment | None = None
     total = sum(s.size for s in ordered)
-    with progress_bar(progress) as bar:
-        task = bar.add_task("verifying WAL archive", total=total or 1)
-        for seg in ordered:
-            where = target.describe(WAL + seg.name)
-            if prev is not None and seg.first_lsn != prev.last_lsn + 1:
-                missing = segment_name(prev.last_lsn + 1)
+    verifying = Meter(progress, "verifying WAL archive", total or 1)
+    for seg in ordered:
+        where = target.describe(WAL + seg.name)
+        if prev is not None and seg.first_lsn != prev.last_lsn + 1:
+            missing = segment_name(prev.last_lsn + 1)
+            check.faults.append(
+                f"{target.describe(WAL + missing)}: missing (gap in the "
+                f"WAL archive between {prev.name} and {seg.name})"
+            )
+            prev = None
+        obj = objects.get(seg.name)
+        if obj is None:
+            check.faults.append(f"{where}: missing")
+            prev = None
+            continue
+        dest = journal_dir / seg.name
+        sha, size = target.download(WAL + seg.name, dest, verifying.advance)
+        try:
+            if size != seg.size:
                 check.faults.append(
-                    f"{target.describe(WAL + missing)}: missing (gap in the "
-                    f"WAL archive between {prev.name} and {seg.name})"
+                    f"{where}: {size} bytes, expected {seg.size} (truncated or replaced)"
                 )
                 prev = None
-            obj = objects.get(seg.name)
-            if obj is None:
-                check.faults.append(f"{where}: missing")
+                continue
+            if sha != seg.sha256:
+                check.faults.append(f"{where}: SHA-256 mismatch (corrupt)")
                 prev = None
                 continue
-            dest = journal_dir / seg.name
-            sha, size = target.download(WAL + seg.name, dest, lambda n: bar.advance(task, n))
             try:
-                if size != seg.size:
-                    check.faults.append(
-                        f"{where}: {size} bytes, expected {seg.size} (truncated or replaced)"
-                    )
-                    prev = None
-                    continue
-                if sha != seg.sha256:
-                    check.faults.append(f"{where}: SHA-256 mismatch (corrupt)")
-                    prev = None
-                    continue
-                try:
-                    meta = describe_segment(
-                        journal_dir,
-                        seg.first_lsn,
-                        seg.last_lsn,
-                        bytes.fromhex(prev.last_hash) if prev else None,
-                    )
-                except OpsError as e:
-                    check.faults.append(f"{where}: {e.detail}")
-                    prev = None
-                    continue
-                if meta["last_hash"] != seg.last_hash:
-                    check.faults.append(f"{where}: last record hash differs from the state")
-                check.segments += 1
-                check.bytes += size
-                check.last_lsn = seg.last_lsn
-                prev = seg
-            finally:
-                dest.unlink(missing_ok=True)
+                meta = describe_segment(
+                    journal_dir,
+                    seg.first_lsn,
+                    seg.last_lsn,
+                    bytes.fromhex(prev.last_hash) if prev else None,
+                )
+            except OpsError as e:
+                check.faults.append(f"{where}: {e.detail}")
+                prev = None
+                continue
+            if meta["last_hash"] != seg.last_hash:
+                check.faults.append(f"{where}: last record hash differs from the state")
+            check.segments += 1
+            check.bytes += size
+            check.last_lsn = seg.last_lsn
+            prev = seg
+        finally:
+            dest.unlink(missing_ok=True)
     return check

@@ -35,21 +35,16 @@ from typing import Any
 
 import orjson
 
-from .. import __version__, records
+from .. import records
 from ..datadir import INDEX_FILE, JOURNAL_DIR, is_live, read_applied, segment_files
-from ..errors import JournalCorrupt
+from ..errors import JournalCorrupt, MissingObject, OpsError
 from ..index import Entry, IndexStore
 from ..index.store import self_contained, snapshot_index
 from ..journal import FRAME_HEADER_SIZE, Record, scan, segment_name
-from .storage import (
-    LocalTarget,
-    OpsError,
-    Target,
-    fsync_path,
-    progress_bar,
-    remove_tree,
-    sha256_file,
-)
+from ..version import __version__
+from .files import fsync_path, remove_tree, sha256_file
+from .progress import Meter, Progress
+from .targets import LocalTarget, Target
 
 log = logging.getLogger("stemedb.ops")
 
@@ -194,8 +189,6 @@ def list_backups(target: Target) -> list[BackupInfo]:
 
 
 def load_manifest(target: Target, backup_id: str) -> Manifest:
-    from .storage import MissingObject
-
     try:
         raw = target.get_bytes(f"{BACKUPS}{backup_id}/{MANIFEST}")
     except MissingObject:
@@ -234,7 +227,11 @@ class _Seen:
 
 
 def create_backup(
-    data_dir: Path, target: Target, *, progress: bool = False, scratch_dir: Path | None = None
+    data_dir: Path,
+    target: Target,
+    *,
+    progress: Progress | None = None,
+    scratch_dir: Path | None = None,
 ) -> Manifest:
     """Backs up ``data_dir`` (live or stopped) to ``target``; returns the manifest."""
     started = time.perf_counter()
@@ -260,15 +257,14 @@ def create_backup(
     uploaded: list[str] = []
     try:
         manifest = _build(data_dir, stage, bid, created, progress)
-        with progress_bar(progress and not in_place) as bar:
-            task = bar.add_task("uploading backup", total=manifest.size or 1)
-            for f in manifest.files:
-                path = stage / f.path
-                if in_place:
-                    fsync_path(path)
-                else:
-                    target.put_file(prefix + f.path, path, f.sha256, lambda n: bar.advance(task, n))
-                    uploaded.append(prefix + f.path)
+        uploading = Meter(None if in_place else progress, "uploading backup", manifest.size or 1)
+        for f in manifest.files:
+            path = stage / f.path
+            if in_place:
+                fsync_path(path)
+            else:
+                target.put_file(prefix + f.path, path, f.sha256, uploading.advance)
+                uploaded.append(prefix + f.path)
         if in_place:
             fsync_path(stage / JOURNAL_DIR)
             fsync_path(stage)
@@ -297,7 +293,9 @@ def create_backup(
     return manifest
 
 
-def _build(data_dir: Path, stage: Path, bid: str, created: datetime, progress: bool) -> Manifest:
+def _build(
+    data_dir: Path, stage: Path, bid: str, created: datetime, progress: Progress | None
+) -> Manifest:
     """Snapshot, cut, copy, check, catch up: fills ``stage``; returns the manifest
     (without completed_at)."""
     journal_dir = data_dir / JOURNAL_DIR
@@ -323,57 +321,35 @@ def _build(data_dir: Path, stage: Path, bid: str, created: datetime, progress: b
         raise OpsError(f"nothing to back up: the journal in {journal_dir} holds no records")
     total = sum((journal_dir / segment_name(f)).stat().st_size for f in firsts)
     seen = _Seen()
-    with progress_bar(progress) as bar:
-        task = bar.add_task("copying journal", total=total or 1)
-        for first in firsts:
-            _copy(
-                journal_dir / segment_name(first),
-                stage_journal / segment_name(first),
-                lambda n: bar.advance(task, n),
-            )
-        check = bar.add_task("checking journal + catching up index", total=total or 1)
-        store = IndexStore(snap)
+    copying = Meter(progress, "copying journal", total or 1)
+    for first in firsts:
+        name = segment_name(first)
+        _copy(journal_dir / name, stage_journal / name, copying.advance)
+    checking = Meter(progress, "checking journal + catching up index", total or 1)
+    store = IndexStore(snap)
+    try:
+        snap_lsn, snap_hash = store.applied()
         try:
-            snap_lsn, snap_hash = store.applied()
-            try:
-                store.rebuild_from(
-                    _entries(
-                        stage_journal,
-                        cut,
-                        live,
-                        snap_lsn,
-                        snap_hash,
-                        seen,
-                        lambda n: bar.update(check, completed=n),
-                    )
-                )
-            except _SnapshotMismatch:
-                log.warning("the index snapshot does not match the journal; rebuilding it")
-                store.close()
-                for suffix in ("", "-wal", "-shm"):
-                    Path(str(snap) + suffix).unlink(missing_ok=True)
-                store = IndexStore(snap)
-                seen = _Seen()
-                store.rebuild_from(
-                    _entries(
-                        stage_journal,
-                        cut,
-                        live,
-                        0,
-                        b"",
-                        seen,
-                        lambda n: bar.update(check, completed=n),
-                    )
-                )
-            last = seen.last
-            if last is None:
-                raise OpsError(f"nothing to back up: the journal in {journal_dir} holds no records")
-            if store.applied() != (last.lsn, last.hash):
-                raise OpsError("the index snapshot did not catch up to the cut; retry")
-            bar.add_task("index digest", total=None)
-            digest = store.digest()
-        finally:
+            store.rebuild_from(
+                _entries(stage_journal, cut, live, snap_lsn, snap_hash, seen, checking.update)
+            )
+        except _SnapshotMismatch:
+            log.warning("the index snapshot does not match the journal; rebuilding it")
             store.close()
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(snap) + suffix).unlink(missing_ok=True)
+            store = IndexStore(snap)
+            seen = _Seen()
+            store.rebuild_from(_entries(stage_journal, cut, live, 0, b"", seen, checking.update))
+        last = seen.last
+        if last is None:
+            raise OpsError(f"nothing to back up: the journal in {journal_dir} holds no records")
+        if store.applied() != (last.lsn, last.hash):
+            raise OpsError("the index snapshot did not catch up to the cut; retry")
+        Meter(progress, "index digest", None)
+        digest = store.digest()
+    finally:
+        store.close()
     self_contained(snap)
     trim_after(stage_journal, last)
     segments = _segments(stage_journal, last.lsn)

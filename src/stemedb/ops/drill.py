@@ -29,11 +29,13 @@ import orjson
 
 from .. import records, signing
 from ..datadir import JOURNAL_DIR
-from ..errors import JournalError
+from ..errors import JournalError, OpsError
 from ..journal import scan
 from ..model import write_id
+from .files import remove_tree
+from .progress import Progress
 from .restore import restore
-from .storage import OpsError, Target, remove_tree
+from .targets import Target
 
 
 @dataclass
@@ -170,7 +172,7 @@ def run_drill(
     sample: int = 50,
     keep: bool = False,
     scratch_dir: Path | None = None,
-    progress: bool = False,
+    progress: Progress | None = None,
     ready_timeout: float = 900.0,
     seed: int | None = None,
 ) -> DrillReport:

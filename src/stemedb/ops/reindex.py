@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
-from rich.progress import Progress
-
 from ..datadir import INDEX_FILE, JOURNAL_DIR, DataDirLock, remove_index
-from ..index import IndexStore, entries_from
+from ..index import Entry, IndexStore, entries_from
 from ..journal import Journal
-from .storage import fsync_path
+from .files import fsync_path
+from .progress import Meter, Progress
 
 
-def rebuild_index(journal: Journal, target: Path, progress: bool = False,
+def rebuild_index(journal: Journal, target: Path, progress: Progress | None = None,
                   digest: bool = False) -> tuple[int, str | None]:
     """Build a fresh index at ``target`` from every journal record: (records, the new
     index's digest when asked for, else None)."""
@@ -22,25 +22,24 @@ def rebuild_index(journal: Journal, target: Path, progress: bool = False,
     store = IndexStore(target, bulk=True)
     try:
         last = journal.last_lsn
-        if progress:
-            with Progress(transient=True) as bar:
-                task = bar.add_task("replaying journal", total=last or 1)
-
-                def tick(entries):  # type: ignore[no-untyped-def]
-                    for e in entries:
-                        yield e
-                        if e.lsn % 1000 == 0:
-                            bar.update(task, completed=e.lsn)
-
-                n = store.rebuild_from(tick(entries_from(journal.read(1))), batch=10_000)
-        else:
-            n = store.rebuild_from(entries_from(journal.read(1)), batch=10_000)
+        entries = entries_from(journal.read(1))
+        if progress is not None:
+            entries = _metered(entries, Meter(progress, "replaying journal", last or 1, "records"))
+        n = store.rebuild_from(entries, batch=10_000)
         return n, store.finish_bulk(digest=digest)
     finally:
         store.close()
 
 
-def reindex(data_dir: Path, progress: bool = False, digest: bool = False
+def _metered(entries: Iterator[Entry], meter: Meter) -> Iterator[Entry]:
+    # Every 1000th record: a report per record would cost more than the replay.
+    for e in entries:
+        yield e
+        if e.lsn % 1000 == 0:
+            meter.update(e.lsn)
+
+
+def reindex(data_dir: Path, progress: Progress | None = None, digest: bool = False
             ) -> tuple[int, str | None]:
     """Rebuild ``<data_dir>``'s index from its journal into a new file, then swap it in:
     (records, the new index's digest when asked for)."""

@@ -27,7 +27,7 @@ from typing import Any
 
 from .. import records
 from ..datadir import INDEX_FILE, JOURNAL_DIR, remove_index, segment_files
-from ..errors import JournalError
+from ..errors import JournalError, MissingObject, OpsError
 from ..index import Entry, IndexStore
 from ..journal import Record, chain_hash, scan, segment_name
 from .archive import WAL, ArchiveCheck, ArchiveState, load_state, verify_archive, wal_objects
@@ -41,15 +41,9 @@ from .backup import (
     trim_after,
     us_to_time,
 )
-from .storage import (
-    MissingObject,
-    ObjectInfo,
-    OpsError,
-    Target,
-    fsync_path,
-    progress_bar,
-    remove_tree,
-)
+from .files import fsync_path, remove_tree
+from .progress import Meter, Progress
+from .targets import ObjectInfo, Target
 
 log = logging.getLogger("stemedb.ops")
 
@@ -290,7 +284,7 @@ def restore(
     backup_id: str | None = None,
     to_lsn: int | None = None,
     to_time_us: int | None = None,
-    progress: bool = False,
+    progress: Progress | None = None,
     rebuild: bool = False,
     digest: bool = False,
 ) -> RestoreReport:
@@ -343,40 +337,34 @@ def restore(
     created = not data_dir.exists()
     data_dir.mkdir(parents=True, exist_ok=True)
     try:
-        with progress_bar(progress) as bar:
-            task = bar.add_task(f"downloading backup {m.id}", total=m.size or 1)
-            faults = fetch_backup_files(target, m, data_dir, lambda n: bar.advance(task, n))
-            if faults:
-                raise OpsError(
-                    f"backup {m.id} is damaged: " + "; ".join(faults),
-                    hint="restore from another backup (--backup ID), and run "
-                    "`stemedb backup verify`",
-                )
-            if need_wal:
-                estimate = max([m.last_lsn, *(s.last_lsn for s in state.segments.values())])
-            else:
-                estimate = m.last_lsn
-            goal = to_lsn if to_lsn is not None else estimate
-            replay_task = bar.add_task("replaying journal", total=None, start=False)
-
-            def on_index_from(lsn: int) -> None:
-                bar.update(replay_task, total=max(goal - lsn, 1))
-                bar.start_task(replay_task)
-
-            result = _replay(
-                target,
-                m,
-                data_dir,
-                to_lsn=to_lsn,
-                to_time_us=to_time_us,
-                need_wal=need_wal,
-                rebuild=rebuild,
-                objects=objects,
-                state=state,
-                tick=lambda n: bar.advance(replay_task, n),
-                on_index_from=on_index_from,
-                digest=digest,
+        downloading = Meter(progress, f"downloading backup {m.id}", m.size or 1)
+        faults = fetch_backup_files(target, m, data_dir, downloading.advance)
+        if faults:
+            raise OpsError(
+                f"backup {m.id} is damaged: " + "; ".join(faults),
+                hint="restore from another backup (--backup ID), and run "
+                "`stemedb backup verify`",
             )
+        if need_wal:
+            estimate = max([m.last_lsn, *(s.last_lsn for s in state.segments.values())])
+        else:
+            estimate = m.last_lsn
+        goal = to_lsn if to_lsn is not None else estimate
+        replaying = Meter(progress, "replaying journal", None, "records")
+        result = _replay(
+            target,
+            m,
+            data_dir,
+            to_lsn=to_lsn,
+            to_time_us=to_time_us,
+            need_wal=need_wal,
+            rebuild=rebuild,
+            objects=objects,
+            state=state,
+            tick=replaying.advance,
+            on_index_from=lambda lsn: replaying.set_total(max(goal - lsn, 1)),
+            digest=digest,
+        )
         w = result.walk
         last = w.last
         if last is None:
@@ -591,7 +579,7 @@ def verify_backup(
     backup_id: str | None = None,
     *,
     wal: bool = True,
-    progress: bool = False,
+    progress: Progress | None = None,
     scratch_dir: Path | None = None,
 ) -> BackupVerifyReport:
     """Checks a backup (default: the latest complete one) end to end: every file against
@@ -614,7 +602,11 @@ def verify_backup(
 
 
 def _verify_backup(
-    target: Target, backup_id: str | None, report: BackupVerifyReport, progress: bool, scratch: Path
+    target: Target,
+    backup_id: str | None,
+    report: BackupVerifyReport,
+    progress: Progress | None,
+    scratch: Path,
 ) -> None:
     infos = list_backups(target)
     if backup_id is None:
@@ -634,9 +626,8 @@ def _verify_backup(
     for key in sorted(listed - {m.prefix + f.path for f in m.files} - {m.prefix + MANIFEST}):
         report.notes.append(f"{target.describe(key)} is not in the manifest (ignored)")
     data = scratch / "data"
-    with progress_bar(progress) as bar:
-        task = bar.add_task(f"checking backup {m.id}", total=m.size or 1)
-        faults = fetch_backup_files(target, m, data, lambda n: bar.advance(task, n))
+    checking = Meter(progress, f"checking backup {m.id}", m.size or 1)
+    faults = fetch_backup_files(target, m, data, checking.advance)
     report.files = len(m.files) - len(faults)
     report.bytes = m.size
     report.faults += faults
@@ -661,25 +652,24 @@ def _verify_backup(
     if firsts != expected:
         report.faults.append(f"backup {m.id}: segments {firsts} differ from the manifest's")
         return
-    with progress_bar(progress, bytes_=False) as bar:
-        task = bar.add_task("replaying journal", total=m.records or 1)
-        try:
-            result = _replay(
-                target,
-                m,
-                data,
-                to_lsn=m.last_lsn,
-                to_time_us=None,
-                need_wal=False,
-                rebuild=True,
-                objects={},
-                state=ArchiveState(),
-                tick=lambda n: bar.advance(task, n),
-                digest=True,
-            )
-        except OpsError as e:
-            report.faults.append(e.detail)
-            return
+    replaying = Meter(progress, "replaying journal", m.records or 1, "records")
+    try:
+        result = _replay(
+            target,
+            m,
+            data,
+            to_lsn=m.last_lsn,
+            to_time_us=None,
+            need_wal=False,
+            rebuild=True,
+            objects={},
+            state=ArchiveState(),
+            tick=replaying.advance,
+            digest=True,
+        )
+    except OpsError as e:
+        report.faults.append(e.detail)
+        return
     w = result.walk
     report.records = w.count
     report.last_lsn = w.last.lsn if w.last else 0

@@ -10,14 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
 from .. import records, signing
 from ..datadir import INDEX_FILE, JOURNAL_DIR, is_live, read_applied
 from ..errors import JournalCorrupt
 from ..journal import Record, scan
 from ..model import write_id
+from .progress import Meter, Progress
 
 
 @dataclass
@@ -38,18 +37,6 @@ class VerifyReport:
                              "bytes": self.bytes, "last_lsn": self.last_lsn, "live": self.live,
                              "faults": self.faults}).decode()
 
-    def print(self, console: Console) -> None:
-        scope = " (live server: checked up to its applied LSN)" if self.live else ""
-        if self.ok:
-            console.print(f"[green]OK[/]: {self.records} records, {self.signed} signatures, "
-                          f"{self.bytes} bytes, last LSN {self.last_lsn}{scope}")
-        else:
-            console.print(f"[bold red]FAULTS[/] after {self.records} records{scope}:")
-            for f in self.faults[:50]:
-                console.print(f"  - {f}")
-            if len(self.faults) > 50:
-                console.print(f"  … and {len(self.faults) - 50} more")
-
 
 def check_signature(r: Record) -> tuple[bool, str | None]:
     """(is this a signed write, the fault if its signature does not hold)."""
@@ -68,7 +55,7 @@ def check_signature(r: Record) -> tuple[bool, str | None]:
     return True, None
 
 
-def verify_data_dir(data_dir: Path, progress: bool = True) -> VerifyReport:
+def verify_data_dir(data_dir: Path, progress: Progress | None = None) -> VerifyReport:
     report = VerifyReport()
     journal_dir = Path(data_dir) / JOURNAL_DIR
     if not journal_dir.is_dir():
@@ -80,23 +67,21 @@ def verify_data_dir(data_dir: Path, progress: bool = True) -> VerifyReport:
         applied = read_applied(Path(data_dir) / INDEX_FILE)
         limit = applied[0] if applied is not None else 0
     total = sum(p.stat().st_size for p in journal_dir.glob("*.wal"))
-    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-                  TimeRemainingColumn(), disable=not progress, transient=True) as bar:
-        task = bar.add_task("verifying journal", total=total or 1)
+    verifying = Meter(progress, "verifying journal", total or 1)
 
-        def advance(n: int) -> None:
-            report.bytes = n
-            bar.update(task, completed=n)
+    def advance(n: int) -> None:
+        report.bytes = n
+        verifying.update(n)
 
-        try:
-            for r in scan(journal_dir, to_lsn=limit, progress=advance):
-                report.records += 1
-                report.last_lsn = r.lsn
-                signed, fault = check_signature(r)
-                if fault:
-                    report.faults.append(fault)
-                elif signed:
-                    report.signed += 1
-        except JournalCorrupt as e:
-            report.faults.append(f"{e.detail}; {e.hint}")
+    try:
+        for r in scan(journal_dir, to_lsn=limit, progress=advance):
+            report.records += 1
+            report.last_lsn = r.lsn
+            signed, fault = check_signature(r)
+            if fault:
+                report.faults.append(fault)
+            elif signed:
+                report.signed += 1
+    except JournalCorrupt as e:
+        report.faults.append(f"{e.detail}; {e.hint}")
     return report

@@ -1,22 +1,15 @@
-"""GET /v1/beliefs and /v1/disputes: the aggregated view (see docs/beliefs.md).
-
-An answer already computed for the LSN it would be given at is served on the event loop
-(one indexed read and a dictionary look-up); computing one (milliseconds of Python) runs
-in the thread pool, so it never holds up the loop's other requests.
-"""
+"""GET /v1/beliefs and /v1/disputes: the aggregated view (see docs/beliefs.md). The
+engine decides what is served from its cache and what is computed off the event loop
+(``Database.beliefs``)."""
 
 from __future__ import annotations
 
-import time
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from ...errors import ValidationFailed
-from ...index import beliefs as q
-from ...model import parse_time
 from ..deps import db, json_response
 from .fast import FastRoute, plain_query
 
@@ -25,23 +18,6 @@ router = APIRouter(tags=["reads"])
 SUBJECT_MAX, PREDICATE_MAX, CONTEXT_MAX = 512, 256, 128
 
 Limit = Annotated[int, Query(ge=1, le=1000)]
-
-
-def _as_of_lsn(request: Request, as_of: str | None) -> int | None:
-    """None for "now"; otherwise the LSN the database stood at (422 for a bad value)."""
-    if as_of is None or as_of == "":
-        return None
-    return db(request).resolve_as_of(as_of)
-
-
-def _reference_us(as_of: str | None) -> int | None:
-    """The moment ``open_for_seconds`` is measured to: now, the ``as_of`` time, or (for
-    ``lsn:N``) None, meaning the time LSN N was recorded."""
-    if as_of is None or as_of == "":
-        return int(time.time() * 1_000_000)
-    if as_of.startswith("lsn:"):
-        return None
-    return int(parse_time(as_of).timestamp() * 1_000_000)
 
 
 def _text(name: str, value: str | None, required: bool = False) -> str | None:
@@ -75,20 +51,8 @@ async def _beliefs(request: Request, subject: str, predicate: str | None, contex
                    as_of: str | None, limit: int = 100, cursor: str | None = None) -> Response:
     s = _text("subject", subject, required=True)
     assert s is not None
-    if as_of and not as_of.startswith("lsn:"):
-        # Finding the LSN of a time can walk back through many records: not on the loop.
-        lsn = await run_in_threadpool(_as_of_lsn, request, as_of)
-    else:
-        lsn = _as_of_lsn(request, as_of)
-    p = _text("predicate", predicate)
-    index = db(request).index
-    if p is None:
-        return json_response(
-            await run_in_threadpool(q.subject_beliefs, index, s, context, lsn, limit, cursor)
-        )
-    body = q.cached_belief_json(index, s, p, context, lsn)
-    if body is None:
-        body = await run_in_threadpool(q.belief_json, index, s, p, context, lsn)
+    body = await db(request).beliefs(s, _text("predicate", predicate), context, as_of, limit,
+                                     cursor)
     return Response(body, media_type="application/json")
 
 
@@ -117,15 +81,6 @@ def get_disputes(
     predicate: Annotated[str | None, Query(max_length=256)] = None,
 ) -> Response:
     """Contested subject/predicate/context keys, most contested first."""
-    lsn = _as_of_lsn(request, as_of)
-    return json_response(
-        q.disputes(
-            db(request).index,
-            lsn,
-            limit,
-            cursor,
-            reference_us=_reference_us(as_of),
-            subject=_text("subject", subject),
-            predicate=_text("predicate", predicate),
-        )
-    )
+    return json_response(db(request).disputes(as_of, limit, cursor,
+                                              subject=_text("subject", subject),
+                                              predicate=_text("predicate", predicate)))

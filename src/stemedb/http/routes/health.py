@@ -21,7 +21,7 @@ def readyz(request: Request) -> Response:
     database = db(request)
     ok, reason = database.readiness()
     body = {"status": "ready" if ok else "not_ready", "reason": reason,
-            "applied_lsn": database.index.applied_lsn, "journal_lsn": database.journal.last_lsn}
+            "applied_lsn": database.reads.applied_lsn, "journal_lsn": database.store.last_lsn}
     return json_response(body, 200 if ok else 503, None if ok else {"Retry-After": "5"})
 
 

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from ...errors import ValidationFailed
-from ...index import AssertionFilter
 from ...model import parse_time
+from ...store import AssertionFilter
 from ..deps import db, json_response
 from .fast import FastRoute
 

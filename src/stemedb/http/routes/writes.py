@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
+from collections.abc import Callable
 
-import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
@@ -20,27 +19,30 @@ from .fast import FastRoute
 router = APIRouter(tags=["writes"])
 
 
-def note_agent(request: Request, body: bytes) -> None:
-    """The agent id prefix for the access log (as claimed by the body), when it logs."""
+def agent_noter(request: Request) -> Callable[[str], None] | None:
+    """What keeps the agent id prefix (as the body claims it, once the engine parsed it)
+    for the access log; None when the log is off."""
     if not access_log.isEnabledFor(logging.INFO):
-        return
-    with contextlib.suppress(orjson.JSONDecodeError, AttributeError, TypeError):
-        agent = orjson.loads(body).get("agent_id")
-        if isinstance(agent, str):
-            request.scope.setdefault("state", {})["agent_id"] = agent[:16]
+        return None
+    state = request.scope.setdefault("state", {})
+
+    def note(agent_id: str) -> None:
+        state["agent_id"] = agent_id[:16]
+
+    return note
 
 
 async def _signed_write(request: Request, kind: str) -> Response:
     database = db(request)
     body = await read_body(request, database.settings.server.max_body_bytes)
     signature = request.headers.get(SIGNATURE_HEADER)
-    note_agent(request, body)
+    note = agent_noter(request)
     try:
         require_json(request)
     except UnsupportedMediaType:
-        database.refuse_if_banned(kind, body, signature)
+        database.refuse_if_banned(kind, body, signature, note)
         raise
-    result = await database.write(kind, body, signature)
+    result = await database.write(kind, body, signature, note)
     return json_response(result.body, result.status)
 
 

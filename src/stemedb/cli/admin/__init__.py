@@ -1,0 +1,1 @@
+"""The ``stemedb admin`` command groups, one module each; ``admin_cmds`` assembles them."""

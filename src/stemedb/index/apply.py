@@ -1,0 +1,420 @@
+"""Records → rows: how each journal record changes the index, in one place.
+
+The index is a deterministic function of the journal: replaying the same records in LSN
+order always gives the same rows, whether they arrive one commit at a time on the live
+path or ten thousand at a time in a rebuild. Everything that decides a row lives here:
+
+- ``plan``: a signed write (assertion or retraction) becomes its rows, a pure function of
+  the record (no database access);
+- ``write_steps``: planned runs of signed writes written a table at a time, and admin
+  records applied one by one between them (``apply_admin``);
+- the admin appliers: each a function of the record and the current rows. A decision that
+  no longer applies (approving an item already decided) is recorded in the audit table and
+  changes nothing else, so replay stays deterministic.
+
+The caller owns the transaction (``IndexStore.apply``).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import itertools
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import orjson
+
+from .. import records
+from ..model import Assertion, Retraction, canonical_json, nfc, quarantine_id, us_to_time
+
+
+class Entry(NamedTuple):
+    """One journal record to apply: its LSN, chain hash, decoded payload, and (on the
+    live path) the already-parsed write and its id, so neither is computed twice. (A
+    named tuple: replay makes one per record, and it is cheap to make.)"""
+
+    lsn: int
+    hash: bytes
+    data: dict[str, Any]
+    parsed: Any = None
+    wid: str | None = None
+
+
+# -- applying records --------------------------------------------------------------------
+#
+# A signed write (assertion or retraction) becomes its rows first: ``_plan`` is a pure
+# function of the record. A run of signed writes between two admin records is then
+# written a table at a time (``_write_run``), and admin records are applied one by one
+# between runs. The rows come out exactly as if every record were applied alone, in LSN
+# order:
+#
+# - ``writes`` is inserted first, in LSN order, with INSERT OR IGNORE: the rows kept are
+#   the ones one-by-one application keeps. A record whose write (or nonce) was journaled
+#   before changes nothing, so when fewer rows were inserted than planned, the records
+#   whose ``writes`` row is not their own are dropped from the run.
+# - assertion rowids are assigned in insertion order (LSN order), as one by one.
+# - ``end_assertion`` only touches assertions recorded at or before the ending record,
+#   so running the ends after the run's inserts, in LSN order, sees what it would have
+#   seen one by one.
+# - per-agent counts are summed per run; ``first_seen`` is the time of the agent's first
+#   counted record, ``last_seen`` the greatest time, as one upsert per record gives.
+
+_INSERT_WRITE = ("INSERT OR IGNORE INTO writes (id, agent_id, nonce, kind, lsn, outcome)"
+                 " VALUES (?,?,?,?,?,?)")
+_INSERT_ASSERTION = (
+    "INSERT INTO assertions (id, lsn, agent_id, subject, predicate, object_json, object_text,"
+    " object_raw, context, confidence, evidence, valid_from, valid_until, supersedes,"
+    " timestamp, nonce, recorded_at, status, active_lsn, body, signature)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+_INSERT_RETRACTION = ("INSERT INTO retractions (id, lsn, agent_id, retracts, reason,"
+                      " recorded_at, body, signature) VALUES (?,?,?,?,?,?,?,?)")
+_INSERT_QUARANTINE = ("INSERT INTO quarantine (id, assertion_id, agent_id, reason, score,"
+                      " verdict, status, lsn, created_at) VALUES (?,?,?,?,?,?,'pending',?,?)")
+_INDEX_FTS = ("INSERT INTO assertions_fts (rowid, subject, predicate, object_text)"
+              " SELECT rowid, subject, predicate, object_text FROM assertions WHERE rowid > ?")
+_COUNT_AGENTS = (
+    "INSERT INTO agents (agent_id, accepted, quarantined, retracted, first_seen, last_seen)"
+    " VALUES (?,?,?,?,?,?) ON CONFLICT (agent_id) DO UPDATE SET"
+    " accepted = accepted + excluded.accepted, quarantined = quarantined + excluded.quarantined,"
+    " retracted = retracted + excluded.retracted, last_seen = max(last_seen, excluded.last_seen)"
+)
+REBUILD_FTS = "INSERT INTO assertions_fts (assertions_fts) VALUES ('rebuild')"
+_COUNTED = {"accepted": 1, "quarantined": 2, "retracted": 3}  # column in _COUNT_AGENTS
+
+
+@dataclass(slots=True)
+class _Plan:
+    """The rows one signed write adds, and what it may end."""
+
+    lsn: int
+    write: tuple[Any, ...]  # writes row
+    row: tuple[Any, ...]  # assertions or retractions row
+    is_assert: bool
+    quarantine: tuple[Any, ...] | None
+    agent: str
+    counter: str  # accepted | quarantined | retracted (only if ``end`` took effect)
+    at: int
+    end: tuple[str, str, str, int, str] | None  # end_assertion(aid, agent, status, lsn, by)
+
+
+Step = list[_Plan] | Entry  # a run of signed writes, or an admin record
+
+
+def plan(entries: Sequence[Entry]) -> list[Step]:
+    """The rows of a batch of records, ready to write: pure, no database access."""
+    steps: list[Step] = []
+    run: list[_Plan] = []
+    for e in entries:
+        if e.data["t"] == records.ADMIN:
+            if run:
+                steps.append(run)
+                run = []
+            steps.append(e)
+        else:
+            run.append(_plan(e))
+    if run:
+        steps.append(run)
+    return steps
+
+
+def write_steps(c: sqlite3.Connection, steps: list[Step]) -> None:
+    """Writes planned steps (``plan``) inside the caller's transaction."""
+    fts = not getattr(c, "fts_deferred", False)
+    for step in steps:
+        if isinstance(step, Entry):
+            apply_admin(c, step)
+        else:
+            _write_run(c, step, fts)
+
+
+def _plan(e: Entry) -> _Plan:
+    d = e.data
+    body_text: str = d["body"]
+    wid = e.wid or hashlib.sha256(body_text.encode("utf-8")).hexdigest()  # write_id(body)
+    if d["t"] == records.ASSERT:
+        return _plan_assert(e, d, body_text, wid)
+    if d["t"] == records.RETRACT:
+        return _plan_retract(e, d, body_text, wid)
+    raise KeyError(d["t"])
+
+
+def _plan_assert(e: Entry, d: dict[str, Any], body_text: str, wid: str) -> _Plan:
+    # The fields as journaled: the parsed write on the live path, else the signed body
+    # as it was validated before it was journaled (what ``trusted_assertion`` holds).
+    f = e.parsed.__dict__ if isinstance(e.parsed, Assertion) else orjson.loads(body_text)
+    lsn, at, v = e.lsn, int(d["at"]), d.get("v")
+    agent, nonce, obj = f["agent_id"], f["nonce"], f["object"]
+    if isinstance(obj, str):  # the common case, without canonical_json's walk
+        object_text = _nfc(obj)
+        object_json = orjson.dumps(object_text).decode()
+        object_raw = object_json if object_text is obj else orjson.dumps(obj).decode()
+    else:
+        object_json = object_text = canonical_json(obj)
+        object_raw = orjson.dumps(obj).decode()
+    context = f.get("context")
+    supersedes = f.get("supersedes")
+    end = None
+    quarantine = None
+    if v is None:
+        outcome = f'{{"id":"{wid}","status":"accepted","lsn":{lsn}}}'
+        status, active_lsn, counter = "active", lsn, "accepted"
+        if supersedes:
+            end = (supersedes, agent, "superseded", lsn, wid)
+    else:
+        qid = quarantine_id(wid)
+        outcome = orjson.dumps({"id": wid, "status": "quarantined", "lsn": lsn,
+                                "quarantine_id": qid, "reason": v["reason"]}).decode()
+        status, active_lsn, counter = "quarantined", None, "quarantined"
+        quarantine = (qid, wid, agent, v["reason"], float(v.get("score", 0.0)),
+                      orjson.dumps(v).decode(), lsn, at)
+    row = (wid, lsn, agent, _nfc(f["subject"].strip()), _nfc(f["predicate"].strip()), object_json,
+           object_text, object_raw, _nfc(context) if context is not None else "", f["confidence"],
+           orjson.dumps(f.get("evidence", [])).decode(), f.get("valid_from"),
+           f.get("valid_until"), supersedes, f["timestamp"], nonce, at, status, active_lsn,
+           body_text, d["sig"])
+    return _Plan(lsn, (wid, agent, nonce, "assert", lsn, outcome), row, True, quarantine,
+                 agent, counter, at, end)
+
+
+def _plan_retract(e: Entry, d: dict[str, Any], body_text: str, wid: str) -> _Plan:
+    f = e.parsed.__dict__ if isinstance(e.parsed, Retraction) else orjson.loads(body_text)
+    lsn, at = e.lsn, int(d["at"])
+    agent, retracts = f["agent_id"], f["retracts"]
+    outcome = orjson.dumps(
+        {"id": wid, "status": "retracted", "retracts": retracts, "lsn": lsn}
+    ).decode()
+    row = (wid, lsn, agent, retracts, f.get("reason", ""), at, body_text, d["sig"])
+    return _Plan(lsn, (wid, agent, f["nonce"], "retract", lsn, outcome), row, False, None,
+                 agent, "retracted", at, (retracts, agent, "retracted", lsn, wid))
+
+
+def _nfc(s: str) -> str:
+    """``model.nfc``; an ASCII string is its own NFC form."""
+    return s if s.isascii() else nfc(s)
+
+
+def _write_run(c: sqlite3.Connection, plans: list[_Plan], fts: bool) -> None:
+    """Writes the rows of a run of signed writes (see the comment above ``_Plan``)."""
+    if insert_rows(c, _INSERT_WRITE, [p.write for p in plans]) != len(plans):
+        plans = [p for p in plans if _owns_write(c, p)]
+    top = 0
+    if fts:
+        top = c.execute("SELECT max(rowid) FROM assertions").fetchone()[0] or 0
+    insert_rows(c, _INSERT_ASSERTION, [p.row for p in plans if p.is_assert])
+    insert_rows(c, _INSERT_RETRACTION, [p.row for p in plans if not p.is_assert])
+    insert_rows(c, _INSERT_QUARANTINE, [p.quarantine for p in plans if p.quarantine is not None])
+    if fts:
+        c.execute(_INDEX_FTS, (top,))
+    counts: dict[str, list[Any]] = {}
+    for p in plans:
+        if p.end is not None and not end_assertion(c, *p.end) and not p.is_assert:
+            continue  # a retraction that ended nothing is not counted
+        n = counts.get(p.agent)
+        if n is None:
+            counts[p.agent] = n = [p.agent, 0, 0, 0, p.at, p.at]
+        n[_COUNTED[p.counter]] += 1
+        if p.at > n[5]:
+            n[5] = p.at
+    c.executemany(_COUNT_AGENTS, list(counts.values()))
+
+
+ROWS_PER_STATEMENT = 64
+
+
+@functools.cache
+def _rows_statement(sql: str, n: int) -> str:
+    """``sql`` (an INSERT with one VALUES tuple) inserting ``n`` rows at once."""
+    head, values = sql.split(" VALUES ")
+    return head + " VALUES " + ",".join([values] * n)
+
+
+def insert_rows(c: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]) -> int:
+    """Inserts ``rows`` in order with ``sql``; returns how many were inserted.
+
+    Rows go ROWS_PER_STATEMENT to a statement (one multi-row VALUES): one call into
+    SQLite per group instead of per row, so fewer crossings of the GIL (SQLite releases
+    it while it works) and less per-row overhead. The rows are inserted one after
+    another exactly as with one statement per row.
+    """
+    k = ROWS_PER_STATEMENT
+    whole = len(rows) - len(rows) % k
+    n = 0
+    if whole:
+        chain = itertools.chain.from_iterable
+        n += c.executemany(_rows_statement(sql, k),
+                           [tuple(chain(rows[i:i + k])) for i in range(0, whole, k)]).rowcount
+    if whole < len(rows):
+        n += c.executemany(sql, rows[whole:]).rowcount
+    return n
+
+
+def _owns_write(c: sqlite3.Connection, p: _Plan) -> bool:
+    """Whether the ``writes`` row of this record's id is its own (its insert was kept)."""
+    row = c.execute("SELECT lsn FROM writes WHERE id=?", (p.write[0],)).fetchone()
+    return row is not None and row[0] == p.lsn
+
+
+def end_assertion(c: sqlite3.Connection, aid: str, agent_id: str | None, status: str, lsn: int,
+                  by: str) -> bool:
+    """End an active assertion (of ``agent_id`` when given) recorded at or before ``lsn``;
+    no-op otherwise, so replay is deterministic. True when it took effect."""
+    cur = c.execute(
+        "UPDATE assertions SET status=?, ended_lsn=?, ended_by=? "
+        "WHERE id=? AND (? IS NULL OR agent_id=?) AND status='active' AND lsn <= ?",
+        (status, lsn, by, aid, agent_id, agent_id, lsn),
+    )
+    return cur.rowcount > 0
+
+
+_COUNTERS = ("accepted", "quarantined", "approved", "rejected", "retracted")
+
+
+def count_agent(c: sqlite3.Connection, agent_id: str, counter: str, at: int) -> None:
+    assert counter in _COUNTERS
+    c.execute(
+        f"INSERT INTO agents (agent_id, {counter}, first_seen, last_seen) VALUES (?, 1, ?, ?) "
+        f"ON CONFLICT (agent_id) DO UPDATE SET {counter} = {counter} + 1, "
+        "last_seen = max(last_seen, excluded.last_seen)",
+        (agent_id, at, at),
+    )
+
+
+# -- admin records ----------------------------------------------------------------------
+
+_TARGET_KEYS = ("id", "agent_id")
+
+
+def apply_admin(c: sqlite3.Connection, e: Entry) -> None:
+    d = e.data
+    action = d["action"]
+    detail = {k: v for k, v in d.items() if k not in ("t", "at", "by", "action")}
+    target = next((str(d[k]) for k in _TARGET_KEYS if k in d), None)
+    c.execute("INSERT INTO audit (lsn, at, by, action, target, detail) VALUES (?,?,?,?,?,?)",
+              (e.lsn, int(d["at"]), d["by"], action, target, orjson.dumps(detail).decode()))
+    handler = _ADMIN.get(action)
+    if handler is not None:  # unknown actions stay in the audit log only
+        handler(c, e.lsn, d)
+
+
+def _pending(c: sqlite3.Connection, qid: str) -> sqlite3.Row | None:
+    row: sqlite3.Row | None = c.execute(
+        "SELECT q.*, a.supersedes FROM quarantine q JOIN assertions a ON a.id = q.assertion_id"
+        " WHERE q.id=? AND q.status='pending'", (qid,)).fetchone()
+    return row
+
+
+def _add_note(c: sqlite3.Connection, qid: str, note: str, by: str, at: int) -> None:
+    row = c.execute("SELECT notes FROM quarantine WHERE id=?", (qid,)).fetchone()
+    if row is None:
+        return
+    notes = orjson.loads(row[0])
+    notes.append({"note": note, "by": by, "at": us_to_time(at)})
+    c.execute("UPDATE quarantine SET notes=? WHERE id=?", (orjson.dumps(notes).decode(), qid))
+
+
+def _decide(c: sqlite3.Connection, lsn: int, d: dict[str, Any], approve: bool) -> None:
+    q = _pending(c, d["id"])
+    if q is None:
+        return
+    at, by = int(d["at"]), d["by"]
+    why = d.get("note") if approve else d.get("reason")
+    c.execute("UPDATE quarantine SET status=?, decided_at=?, decided_by=?, decision_reason=?,"
+              " decided_lsn=? WHERE id=?",
+              ("approved" if approve else "rejected", at, by, why, lsn, d["id"]))
+    if approve:
+        c.execute("UPDATE assertions SET status='active', active_lsn=? WHERE id=?",
+                  (lsn, q["assertion_id"]))
+        if q["supersedes"]:
+            end_assertion(c, q["supersedes"], q["agent_id"], "superseded", lsn, q["assertion_id"])
+    else:
+        c.execute("UPDATE assertions SET status='rejected' WHERE id=?", (q["assertion_id"],))
+    if why:
+        _add_note(c, d["id"], why, by, at)
+    count_agent(c, q["agent_id"], "approved" if approve else "rejected", at)
+
+
+def _approve(c: sqlite3.Connection, lsn: int, d: dict[str, Any]) -> None:
+    _decide(c, lsn, d, True)
+
+
+def _reject(c: sqlite3.Connection, lsn: int, d: dict[str, Any]) -> None:
+    _decide(c, lsn, d, False)
+
+
+def _note(c: sqlite3.Connection, lsn: int, d: dict[str, Any]) -> None:
+    _add_note(c, d["id"], d["note"], d["by"], int(d["at"]))
+
+
+def _retract(c: sqlite3.Connection, lsn: int, d: dict[str, Any]) -> None:
+    """An admin retraction: ends the assertion if it is still active (replay stays
+    deterministic) and counts it for its agent, as the agent's own retraction is."""
+    if end_assertion(c, d["id"], d["agent_id"], "retracted", lsn, d["by"]):
+        count_agent(c, d["agent_id"], "retracted", int(d["at"]))
+
+
+def _purge(c: sqlite3.Connection, lsn: int, d: dict[str, Any]) -> None:
+    """Retention: forget rejected items decided before ``before`` (the journal keeps them)."""
+    rows = c.execute(
+        "SELECT a.rowid, a.subject, a.predicate, a.object_text, q.id FROM quarantine q"
+        " JOIN assertions a ON a.id = q.assertion_id"
+        " WHERE q.status='rejected' AND q.decided_at < ?", (int(d["before"]),)).fetchall()
+    fts = not getattr(c, "fts_deferred", False)  # else built from the rows left, later
+    for rowid, subject, predicate, object_text, qid in rows:
+        if fts:
+            c.execute("INSERT INTO assertions_fts (assertions_fts, rowid, subject, predicate,"
+                      " object_text) VALUES ('delete', ?, ?, ?, ?)",
+                      (rowid, subject, predicate, object_text))
+        c.execute("DELETE FROM assertions WHERE rowid=?", (rowid,))
+        c.execute("DELETE FROM quarantine WHERE id=?", (qid,))
+
+
+def _allow(c: sqlite3.Connection, lsn: int, d: dict[str, Any]) -> None:
+    c.execute("INSERT OR REPLACE INTO allowlist (agent_id, expires_at, expires_us, reason,"
+              " added_by, added_at, lsn) VALUES (?,?,?,?,?,?,?)",
+              (d["agent_id"], d["expires_at"], int(d["expires_us"]), d.get("reason", ""),
+               d["by"], int(d["at"]), lsn))
+
+
+def _disallow(c: sqlite3.Connection, lsn: int, d: dict[str, Any]) -> None:
+    c.execute("DELETE FROM allowlist WHERE agent_id=?", (d["agent_id"],))
+
+
+def _thresholds(c: sqlite3.Connection, lsn: int, d: dict[str, Any]) -> None:
+    row = c.execute("SELECT value FROM state WHERE key='thresholds'").fetchone()
+    current = orjson.loads(row[0]) if row else {}
+    current.update(d["values"])
+    c.execute("INSERT OR REPLACE INTO state (key, value, lsn) VALUES ('thresholds', ?, ?)",
+              (orjson.dumps(current, option=orjson.OPT_SORT_KEYS).decode(), lsn))
+    if d.get("source") == "config":
+        c.execute("INSERT OR REPLACE INTO state (key, value, lsn) VALUES ('config_thresholds',"
+                  " ?, ?)", (orjson.dumps(d["values"], option=orjson.OPT_SORT_KEYS).decode(), lsn))
+
+
+def _breaker_open(c: sqlite3.Connection, lsn: int, d: dict[str, Any]) -> None:
+    at = int(d["at"])
+    until = at + int(float(d["duration_seconds"]) * 1_000_000)
+    c.execute("INSERT OR REPLACE INTO breakers (agent_id, state, reason, opened_at, until_us, lsn)"
+              " VALUES (?, 'OPEN', ?, ?, ?, ?)", (d["agent_id"], d.get("reason", ""), at, until, lsn))
+
+
+def _breaker_reset(c: sqlite3.Connection, lsn: int, d: dict[str, Any]) -> None:
+    c.execute("INSERT OR REPLACE INTO breakers (agent_id, state, reason, opened_at, until_us, lsn)"
+              " VALUES (?, 'CLOSED', ?, NULL, NULL, ?)", (d["agent_id"], d.get("reason", ""), lsn))
+
+
+_ADMIN: dict[str, Callable[[sqlite3.Connection, int, dict[str, Any]], None]] = {
+    "quarantine.approve": _approve,
+    "quarantine.reject": _reject,
+    "quarantine.note": _note,
+    "quarantine.purge": _purge,
+    "assertion.retract": _retract,
+    "allowlist.add": _allow,
+    "allowlist.remove": _disallow,
+    "thresholds.set": _thresholds,
+    "breaker.open": _breaker_open,
+    "breaker.reset": _breaker_reset,
+}

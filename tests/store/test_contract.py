@@ -1,0 +1,185 @@
+"""The contract of ``store.Store`` (see its module docstring), run against every backend
+in ``conftest.BACKENDS``: LSNs and chain, acknowledged means durable and applied,
+ordering under concurrency, reopening, derived state as a function of the journal, and
+refusing appends after a durability failure."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+from collections.abc import Sequence
+
+import orjson
+import pytest
+
+from stemedb import records
+from stemedb.errors import JournalReadOnly
+from stemedb.journal import Record, chain_hash
+from stemedb.model import write_id
+from stemedb.signing import AgentKey
+from stemedb.store import Store
+from tests.helpers import assertion_body
+
+from .conftest import BACKENDS, Backend
+
+ZERO = bytes(32)
+
+
+def signed(key: AgentKey, at: int, **fields: object) -> tuple[bytes, str]:
+    """A journal payload of a signed assertion, and its write id."""
+    body = assertion_body(key, **fields)
+    return records.SignedWrite(records.ASSERT, body, key.sign_b64(body), at).encode(), write_id(body)
+
+
+def submit(store: Store, payloads: Sequence[bytes]) -> list[Record]:
+    return store.submit(payloads).result(timeout=30)
+
+
+def assert_chained(recs: Sequence[Record], first_prev: bytes = ZERO) -> None:
+    prev = first_prev
+    for i, r in enumerate(recs, start=recs[0].lsn):
+        assert r.lsn == i
+        assert r.hash == chain_hash(prev, r.lsn, r.payload)
+        prev = r.hash
+
+
+def test_lsns_are_consecutive_and_hash_chained_from_zero(backend: Backend) -> None:
+    key = AgentKey.generate()
+    store = backend.open()
+    try:
+        assert store.last_lsn == 0
+        first = submit(store, [signed(key, 1_000 + i)[0] for i in range(3)])
+        second = submit(store, [records.admin_record("thresholds.set", "test", at=2_000,
+                                                     values={"quality_threshold": 0.5})])
+        assert [r.lsn for r in first + second] == [1, 2, 3, 4]
+        assert_chained(first + second)
+        assert store.last_lsn == 4
+        read = list(store.records())
+        assert [(r.lsn, r.payload, r.hash) for r in read] == \
+            [(r.lsn, r.payload, r.hash) for r in first + second]
+        assert [r.lsn for r in store.records(2, 3)] == [2, 3]
+        assert list(store.records(5)) == []
+    finally:
+        store.close()
+
+
+def test_an_acknowledged_write_is_applied_before_the_answer(backend: Backend) -> None:
+    key = AgentKey.generate()
+    store = backend.open()
+    try:
+        for i in range(20):
+            payload, wid = signed(key, 1_000 + i, subject=f"city {i}")
+            (rec,) = submit(store, [payload])
+            # a reader that starts after the acknowledgement sees the write
+            assert store.reads.applied_lsn >= rec.lsn
+            got = store.reads.assertion(wid)
+            assert got is not None and got["lsn"] == rec.lsn and got["status"] == "active"
+            nonce = orjson.loads(records.decode(payload)["body"])["nonce"]
+            assert (key.agent_id, nonce) in store.reads.writes_by_nonce([(key.agent_id, nonce)])
+        (admin,) = submit(store, [records.admin_record("thresholds.set", "test", at=5_000,
+                                                       values={"quality_threshold": 0.4})])
+        assert store.reads.get_state("thresholds") == {"quality_threshold": 0.4}
+        assert store.reads.applied_lsn == admin.lsn
+    finally:
+        store.close()
+
+
+def test_concurrent_submits_get_one_order_and_keep_each_call_together(
+        backend: Backend) -> None:
+    key = AgentKey.generate()
+    store = backend.open()
+    calls: list[list[Record]] = []
+    lock = threading.Lock()
+
+    def writer(w: int) -> None:
+        for i in range(15):
+            payloads = [signed(key, 10_000 + w * 100 + i, subject=f"w{w} i{i} part{p}")[0]
+                        for p in range(2)]
+            got = submit(store, payloads)
+            with lock:
+                calls.append(got)
+
+    try:
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            list(pool.map(writer, range(8)))
+        lsns = sorted(r.lsn for call in calls for r in call)
+        assert lsns == list(range(1, 8 * 15 * 2 + 1))
+        for call in calls:  # one call's records are consecutive, in the order given
+            assert call[1].lsn == call[0].lsn + 1
+        all_records = list(store.records())
+        assert_chained(all_records)
+        assert store.reads.applied_lsn == store.last_lsn == len(all_records)
+    finally:
+        store.close()
+
+
+def test_reopening_keeps_the_journal_and_the_derived_state(backend: Backend) -> None:
+    key = AgentKey.generate()
+    store = backend.open()
+    try:
+        submit(store, [signed(key, 1_000 + i, subject=f"s{i}")[0] for i in range(10)])
+        before = [(r.lsn, r.hash) for r in store.records()]
+        digest = store.digest()
+    finally:
+        store.close()
+    store = backend.open()
+    try:
+        assert store.last_lsn == 10
+        assert [(r.lsn, r.hash) for r in store.records()] == before
+        assert store.digest() == digest
+        (nxt,) = submit(store, [signed(key, 2_000)[0]])
+        assert nxt.lsn == 11 and nxt.hash == chain_hash(before[-1][1], 11, nxt.payload)
+    finally:
+        store.close()
+
+
+def test_the_derived_state_is_a_function_of_the_journal(backend: Backend,
+                                                        request: pytest.FixtureRequest) -> None:
+    """The same records applied in other batch splits give the same digest."""
+    key, other = AgentKey.generate(), AgentKey.generate()
+    payloads = [signed(key, 1_000 + i, subject=f"s{i % 4}", object=f"o{i % 3}")[0]
+                for i in range(12)]
+    payloads += [signed(other, 2_000 + i, subject=f"s{i % 4}")[0] for i in range(5)]
+    payloads.append(records.admin_record("allowlist.add", "test", at=3_000,
+                                         agent_id=other.agent_id,
+                                         expires_at="2099-01-01T00:00:00Z",
+                                         expires_us=4_070_908_800_000_000, reason="pilot"))
+    store = backend.open()
+    try:
+        submit(store, payloads)
+        one_batch = store.digest()
+    finally:
+        store.close()
+    second = request.getfixturevalue("tmp_path_factory").mktemp("again")
+    again = BACKENDS[backend.name](second / "store").open()
+    try:
+        for i in range(0, len(payloads), 5):
+            submit(again, payloads[i:i + 5])
+        assert again.digest() == one_batch
+    finally:
+        again.close()
+
+
+def test_a_failed_durability_acknowledges_nothing_and_refuses_appends(
+        backend: Backend) -> None:
+    key = AgentKey.generate()
+    store = backend.open()
+    try:
+        submit(store, [signed(key, 1_000)[0]])
+    finally:
+        store.close()
+    store = backend.open(fail_durability=True)
+    try:
+        assert store.readiness() == (True, "ready")
+        payload, wid = signed(key, 2_000, subject="lost")
+        with pytest.raises(JournalReadOnly):
+            submit(store, [payload])
+        ready, why = store.readiness()
+        assert not ready and why
+        assert store.read_only_reason
+        with pytest.raises(JournalReadOnly):
+            submit(store, [signed(key, 3_000)[0]])
+        assert store.reads.assertion(wid) is None  # never applied, never served
+        assert store.reads.applied_lsn == 1
+    finally:
+        store.close()
