@@ -1,14 +1,23 @@
-"""Guards built from settings: the per-class rate limiters and the agents' breakers."""
+"""Guards built from settings: the per-class rate limiters and the agents' breakers.
+
+With ``[guards] redis_url`` set they are shared by every node through that Redis
+(guards/shared.py), each falling back to the in-process one while Redis is unreachable;
+unset, they are the in-process ones alone.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from stemedb.guards.addresses import IPNetwork, address_key, client_address, parse_networks
 from stemedb.guards.breaker import BreakerConfig, CircuitBreakers
 from stemedb.guards.limiter import LimitDecision, LimitPolicy, RateLimiter
+
+if TYPE_CHECKING:
+    from stemedb.guards.link import RedisLink
 
 CLASSES = ("assert", "query", "admin")
 
@@ -16,17 +25,30 @@ CLASSES = ("assert", "query", "admin")
 class Guards:
     def __init__(self, settings: Any, *, clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time) -> None:
+        make_limiter: Callable[..., RateLimiter] = RateLimiter
+        make_breakers: Callable[..., CircuitBreakers] = CircuitBreakers
+        self.link: RedisLink | None = None
+        guards = getattr(settings, "guards", None)
+        redis_url = getattr(guards, "redis_url", "")
+        if redis_url:
+            from stemedb.guards.link import RedisLink
+            from stemedb.guards.shared import SharedBreakers, SharedRateLimiter
+
+            self.link = RedisLink(redis_url,
+                                  timeout=getattr(guards, "redis_timeout_ms", 100) / 1000)
+            make_limiter = partial(SharedRateLimiter, link=self.link, wall=wall)
+            make_breakers = partial(SharedBreakers, link=self.link)
         rl = settings.rate_limit
         self.limiters: dict[str, RateLimiter] = {}
         for name in CLASSES:
             rate, burst = getattr(rl, f"{name}_rate"), getattr(rl, f"{name}_burst")
             if rate > 0:
-                self.limiters[name] = RateLimiter(LimitPolicy(rate, burst, name), clock=clock,
-                                                  max_keys=rl.max_keys)
+                self.limiters[name] = make_limiter(LimitPolicy(rate, burst, name), clock=clock,
+                                                   max_keys=rl.max_keys)
         cidrs = [c.strip() for c in rl.trusted_proxies.split(",") if c.strip()]
         self.trusted_proxies: tuple[IPNetwork, ...] = parse_networks(cidrs)
         cb = settings.circuit_breaker
-        self.breakers = CircuitBreakers(
+        self.breakers: CircuitBreakers = make_breakers(
             BreakerConfig(failure_rate_threshold=cb.failure_rate_threshold,
                           min_requests=cb.min_requests, timeout_seconds=cb.timeout_seconds,
                           window_size=cb.window_size, half_open_probes=cb.half_open_probes),
@@ -39,3 +61,13 @@ class Guards:
 
     def address(self, peer: str | None, forwarded_for: str | None) -> str:
         return address_key(client_address(peer, forwarded_for, self.trusted_proxies))
+
+    def shared_status(self) -> tuple[bool, int] | None:
+        """(shared through Redis right now, times fallen back), or None without Redis."""
+        link = self.link
+        return None if link is None else (link.shared, link.fallbacks)
+
+    def close(self) -> None:
+        """Stop talking to Redis (the in-process guards need no closing)."""
+        if self.link is not None:
+            self.link.close()
