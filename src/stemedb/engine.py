@@ -23,6 +23,7 @@ import orjson
 
 from . import records, signing
 from .admin import Admin
+from .backends import open_store
 from .embedded import EmbeddedStore
 from .errors import (
     BreakerOpen,
@@ -109,8 +110,8 @@ class Database:
         self._inflight_lock = threading.Lock()
         self._events = events
         self.guards = Guards(settings)
-        self.store: Store = store if store is not None else EmbeddedStore(
-            settings.data_dir, settings.journal, fsync=fsync, on_commit=self._on_commit_stats)
+        self.store: Store = store if store is not None else open_store(
+            settings, fsync=fsync, on_commit=self._on_commit_stats)
         self.reads = self.store.reads
         self._verify_pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=settings.server.verify_workers, thread_name_prefix="stemedb-verify"
@@ -169,6 +170,7 @@ class Database:
     def close(self) -> None:
         self.store.close()
         self._verify_pool.shutdown(wait=True)
+        self.guards.close()
 
     # -- commit-thread callbacks ----------------------------------------------------
 

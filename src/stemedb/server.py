@@ -23,7 +23,7 @@ import uvicorn
 
 from . import logs
 from .engine import Database
-from .errors import Unavailable
+from .errors import ConfigError, Unavailable
 from .events import NO_EVENTS
 from .http import create_app
 from .metrics import Metrics
@@ -128,6 +128,11 @@ def run(settings: Settings, *, open_database: Callable[..., Database] = Database
     """Serve until a signal. ``open_database(settings, events=...)`` opens the engine and
     ``with_metrics=False`` leaves metrics out (benchmark variants pass both)."""
     logs.configure(settings.server.log_level)
+    if settings.storage.database_url and not settings.admin.token:
+        raise ConfigError("storage.database_url (cluster mode) needs [admin] token "
+                          "(STEMEDB_ADMIN_TOKEN), the same on every node",
+                          hint="a token generated into one node's data directory would "
+                          "differ from the others'; set the same token on every node")
     s = settings.server
     metrics = Metrics()
     database = open_database(settings, events=metrics if with_metrics else NO_EVENTS)

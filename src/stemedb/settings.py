@@ -177,6 +177,14 @@ class GuardsSettings:
 
 
 @dataclass
+class StorageSettings:
+    database_url: str = _s("", "STEMEDB_DATABASE_URL",
+                           "PostgreSQL holding the journal and the index, shared by every node "
+                           "(postgresql://user@host:port/db); empty: the embedded journal and "
+                           "SQLite index in the data directory.")
+
+
+@dataclass
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     journal: JournalSettings = field(default_factory=JournalSettings)
@@ -186,6 +194,7 @@ class Settings:
     rate_limit: RateLimitSettings = field(default_factory=RateLimitSettings)
     backup: BackupSettings = field(default_factory=BackupSettings)
     guards: GuardsSettings = field(default_factory=GuardsSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
     config_path: str | None = None
 
     @property
@@ -194,7 +203,7 @@ class Settings:
 
 
 _SECTIONS = ("server", "journal", "admin", "content_defense", "circuit_breaker", "rate_limit",
-             "backup", "guards")
+             "backup", "guards", "storage")
 
 
 @dataclass(frozen=True)
@@ -293,6 +302,10 @@ def load_settings(config: str | None = None, env: Mapping[str, str] | None = Non
             key = f"{section}.{name}"
             if overrides.get(key) is not None:
                 setattr(obj, name, _coerce(section, f, overrides[key], "command line"))
+    db_url = settings.storage.database_url
+    if db_url and not db_url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(f"storage.database_url must be a postgresql:// URL, "
+                          f"got {db_url.split('://', 1)[0]!r}")
     url = settings.guards.redis_url
     if url and not url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(f"guards.redis_url must be a redis://, rediss:// or unix:// URL, "

@@ -37,12 +37,29 @@ err = Console(stderr=True, soft_wrap=True)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _data_dir(config: str | None, data_dir: str | None, as_json: bool) -> Path:
+def _data_dir(config: str | None, data_dir: str | None, as_json: bool,
+              database_url: str | None = None) -> Path:
+    """The data directory to work on. In cluster mode (``--database-url``, or
+    ``[storage] database_url``) it is the local mirror of the database's journal, brought
+    up to date first (``ops/mirror.py``)."""
     try:
-        settings = load_settings(config, overrides={"server.data_dir": data_dir})
+        settings = load_settings(config, overrides={"server.data_dir": data_dir,
+                                                    "storage.database_url": database_url})
+        url = settings.storage.database_url
+        if url:
+            from ..ops.mirror import mirror_journal
+
+            with progress_bars(show_progress(as_json)) as progress:
+                mirror_journal(url, settings.data_dir, progress)
     except StemeError as e:
         fail_on(e, as_json=as_json)
     return Path(settings.data_dir)
+
+
+def _database_url(config: str | None, database_url: str | None) -> str:
+    """The cluster's database URL, if any (flag, env or config)."""
+    settings = load_settings(config, overrides={"storage.database_url": database_url})
+    return settings.storage.database_url
 
 
 def _target(url: str, endpoint: str | None, as_json: bool) -> Any:
@@ -89,12 +106,19 @@ json_option = json_flag("Print the result as JSON.")
 
 def source_options(f: F) -> F:
     f = click.option(
+        "--database-url",
+        metavar="URL",
+        help="A cluster's PostgreSQL [env STEMEDB_DATABASE_URL]: its journal is mirrored "
+        "into --data-dir first.",
+    )(f)
+    f = click.option(
         "--config", type=click.Path(dir_okay=False), help="TOML config file [env STEMEDB_CONFIG]."
     )(f)
     return click.option(
         "--data-dir",
         type=click.Path(file_okay=False),
-        help="The server's data directory [env STEMEDB_DATA_DIR].",
+        help="The server's data directory, or the journal's local mirror in cluster mode "
+        "[env STEMEDB_DATA_DIR].",
     )(f)
 
 
@@ -140,6 +164,7 @@ def backup_create(
     to: str,
     data_dir: str | None,
     config: str | None,
+    database_url: str | None,
     textfile_dir: str | None,
     scratch_dir: str | None,
     endpoint: str | None,
@@ -149,7 +174,7 @@ def backup_create(
     from ..ops.backup import create_backup
     from ..ops.textfile import write_backup_metrics
 
-    directory = _data_dir(config, data_dir, as_json)
+    directory = _data_dir(config, data_dir, as_json, database_url)
     target = _target(to, endpoint, as_json)
     try:
         with progress_bars(show_progress(as_json)) as progress:
@@ -325,6 +350,7 @@ def wal_archive(
     to: str,
     data_dir: str | None,
     config: str | None,
+    database_url: str | None,
     watch: bool,
     interval: float,
     textfile_dir: str | None,
@@ -335,7 +361,7 @@ def wal_archive(
     from ..ops.archive import ArchiveReport, archive_once, archive_watch
     from ..ops.textfile import write_archive_metrics
 
-    directory = _data_dir(config, data_dir, as_json)
+    directory = _data_dir(config, data_dir, as_json, database_url)
     target = _target(to, endpoint, as_json)
 
     def metrics(report: ArchiveReport | None) -> None:
@@ -396,7 +422,15 @@ def wal_archive(
                 f"[red]archive round failed:[/] {getattr(error, 'detail', error)}", highlight=False
             )
 
-    archive_watch(directory, target, interval, on_round, stop)
+    url = _database_url(config, database_url)
+    refresh = None
+    if url:
+        from ..ops.mirror import mirror_journal
+
+        def refresh() -> int:
+            return mirror_journal(url, directory)
+
+    archive_watch(directory, target, interval, on_round, stop, before_round=refresh)
 
 
 @wal.command("status")
@@ -413,12 +447,17 @@ def wal_archive(
 @endpoint_option
 @json_option
 def wal_status(
-    to: str, data_dir: str | None, config: str | None, endpoint: str | None, as_json: bool
+    to: str,
+    data_dir: str | None,
+    config: str | None,
+    database_url: str | None,
+    endpoint: str | None,
+    as_json: bool,
 ) -> None:
     """How far the WAL archive in TARGET is behind the journal."""
     from ..ops.archive import archive_status
 
-    directory = _data_dir(config, data_dir, as_json)
+    directory = _data_dir(config, data_dir, as_json, database_url)
     target = _target(to, endpoint, as_json)
     try:
         status = archive_status(directory, target)
@@ -544,6 +583,13 @@ def restore(
 )
 @click.option("--source-url", metavar="URL", help="Also compare the sample with this live server.")
 @click.option(
+    "--database-url",
+    metavar="URL",
+    envvar="STEMEDB_DATABASE_URL",
+    help="Also check the restored journal is a prefix of this cluster's database "
+    "[env STEMEDB_DATABASE_URL].",
+)
+@click.option(
     "--sample",
     type=click.IntRange(min=1),
     default=50,
@@ -560,6 +606,7 @@ def dr_drill(
     max_rto: float | None,
     max_rpo: float | None,
     source_url: str | None,
+    database_url: str | None,
     sample: int,
     keep: bool,
     scratch_dir: str | None,
@@ -581,6 +628,7 @@ def dr_drill(
                 max_rto=max_rto,
                 max_rpo=max_rpo,
                 source_url=source_url,
+                database_url=database_url,
                 sample=sample,
                 keep=keep,
                 progress=progress,

@@ -28,6 +28,9 @@ data_dir_option = click.option("--data-dir", type=click.Path(file_okay=False),
                                help="Data directory [env STEMEDB_DATA_DIR; default ./stemedb-data].")
 config_option = click.option("--config", type=click.Path(dir_okay=False),
                              help="TOML config file [env STEMEDB_CONFIG].")
+database_url_option = click.option(
+    "--database-url", help="PostgreSQL holding the journal and index, shared by all nodes "
+    "[env STEMEDB_DATABASE_URL; default: none, the embedded store in the data directory].")
 
 
 @click.command()
@@ -37,17 +40,20 @@ config_option = click.option("--config", type=click.Path(dir_okay=False),
               help="Dashboard port [env STEMEDB_DASHBOARD_PORT; default 18188].")
 @data_dir_option
 @config_option
+@database_url_option
 @click.option("--redis-url", help="Redis shared by all nodes for rate limits and breakers "
               "[env STEMEDB_REDIS_URL; default: none, in-process guards].")
 def serve(host: str | None, port: int | None, dashboard_port: int | None,
-          data_dir: str | None, config: str | None, redis_url: str | None) -> None:
+          data_dir: str | None, config: str | None, database_url: str | None,
+          redis_url: str | None) -> None:
     """Run the API server."""
     from ..server import run
 
     settings = _settings(config, **{"server.host": host, "server.port": port,
                                     "server.dashboard_port": dashboard_port,
                                     "server.data_dir": data_dir,
-                                    "guards.redis_url": redis_url})
+                                    "guards.redis_url": redis_url,
+                                    "storage.database_url": database_url})
     try:
         run(settings)
     except StemeError as e:
@@ -57,14 +63,23 @@ def serve(host: str | None, port: int | None, dashboard_port: int | None,
 @click.command()
 @data_dir_option
 @config_option
+@database_url_option
 @json_flag("Print the report as JSON.")
-def verify(data_dir: str | None, config: str | None, as_json: bool) -> None:
-    """Re-check every journal checksum, the hash chain and every signature."""
-    from ..ops.verify import verify_data_dir
+def verify(data_dir: str | None, config: str | None, database_url: str | None,
+           as_json: bool) -> None:
+    """Re-check every journal checksum, the hash chain and every signature (of the data
+    directory, or of the cluster's database with --database-url)."""
+    from ..ops.verify import verify_data_dir, verify_database
 
-    settings = _settings(config, **{"server.data_dir": data_dir})
-    with progress_bars(show_progress(as_json)) as progress:
-        report = verify_data_dir(settings.data_dir, progress=progress)
+    settings = _settings(config, **{"server.data_dir": data_dir,
+                                    "storage.database_url": database_url})
+    url = settings.storage.database_url
+    try:
+        with progress_bars(show_progress(as_json)) as progress:
+            report = (verify_database(url, progress=progress) if url
+                      else verify_data_dir(settings.data_dir, progress=progress))
+    except StemeError as e:
+        fail_on(e, as_json=as_json)
     if as_json:
         click.echo(report.to_json())
     else:

@@ -339,11 +339,15 @@ def archive_watch(
     interval: float,
     on_round: Callable[[ArchiveReport | None, Exception | None], None],
     stop: threading.Event,
+    before_round: Callable[[], object] | None = None,
 ) -> None:
     """Archives every ``interval`` seconds until ``stop`` is set. A failed round is
-    reported to ``on_round`` and retried at the next one."""
+    reported to ``on_round`` and retried at the next one. ``before_round`` runs first in
+    each round (cluster mode: bring the journal's local mirror up to date)."""
     while not stop.is_set():
         try:
+            if before_round is not None:
+                before_round()
             on_round(archive_once(data_dir, target), None)
         except Exception as e:  # one bad round (network, target) must not end the watch
             log.error("WAL archive round failed: %s", getattr(e, "detail", e))

@@ -29,7 +29,7 @@ import orjson
 
 from .. import records, signing
 from ..datadir import JOURNAL_DIR
-from ..errors import JournalError, OpsError
+from ..errors import JournalError, OpsError, StemeError
 from ..journal import scan
 from ..model import write_id
 from .files import remove_tree
@@ -169,6 +169,7 @@ def run_drill(
     max_rto: float | None = None,
     max_rpo: float | None = None,
     source_url: str | None = None,
+    database_url: str | None = None,
     sample: int = 50,
     keep: bool = False,
     scratch_dir: Path | None = None,
@@ -265,6 +266,8 @@ def run_drill(
             )
             if source_url:
                 _check_source(report, client, source_url.rstrip("/"), restored.lsn, items)
+        if database_url:
+            _check_database(report, database_url, data / JOURNAL_DIR, restored.lsn)
         if max_rto is not None:
             report.add(
                 "RTO",
@@ -286,6 +289,30 @@ def run_drill(
             report.scratch = str(scratch)
         else:
             remove_tree(scratch)
+
+
+def _check_database(report: DrillReport, database_url: str, journal: Path, lsn: int) -> None:
+    """The restored journal must be a prefix of the cluster's: its last record is the
+    database's record at that LSN (same chain hash, so every record before it too)."""
+    from ..backends import open_location
+
+    try:
+        mine = next(iter(scan(journal, from_lsn=lsn, to_lsn=lsn)), None) if lsn else None
+        store = open_location(database_url)
+        try:
+            tip = store.last_lsn
+            theirs = next(iter(store.records(lsn, lsn)), None) if lsn else None
+        finally:
+            store.close()
+    except StemeError as e:
+        report.add("database", False, e.detail)
+        return
+    same = (mine is None and theirs is None) or (
+        mine is not None and theirs is not None and mine.hash == theirs.hash)
+    report.add("database", same,
+               f"restored LSN {lsn} is the database's (tip {tip}, {tip - lsn} records not yet "
+               "in the archive)" if same else
+               f"the database's record at LSN {lsn} differs from the restored one")
 
 
 def _check_source(
