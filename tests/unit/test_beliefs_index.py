@@ -77,7 +77,7 @@ class World:
                 key,
                 subject=f"{RIVERS[i % len(RIVERS)]} basin gauge {i}",
                 predicate="measured_by",
-                object=f"station {key.agent_id[:6]} {i}",
+                object=f"station number {i}",  # no random hex: junk-like text
                 confidence=0.8,
                 evidence=[f"https://gauges.example/{i}"],
             )
@@ -432,7 +432,7 @@ def test_disputes_order_pagination_and_filters(tmp_path: Path) -> None:
                 predicate="flows_into",
                 object="baltic sea",
                 confidence=0.85,
-                evidence=[f"https://c-{k.agent_id[:4]}.example/"],
+                evidence=[f"https://c-{keys.index(k)}.example/"],
             )
         # the same pair in two contexts is two keys; one weak voice does not make a dispute
         await w.post(
