@@ -61,6 +61,7 @@ log = logging.getLogger("stemedb.engine")
 
 
 Claimed = Callable[[str], None]  # told the agent id a write's body claims
+FOLLOW_ADMIN_SECONDS = 0.25  # how often a cluster node looks for other nodes' decisions
 GateFactory = Callable[[Reads, ContentDefenseSettings], DefenseGate]
 
 
@@ -141,14 +142,34 @@ class Database:
         """Work done once the event loop runs: journal a changed config's thresholds,
         start housekeeping."""
         await self.admin.sync_config_thresholds()
-        self._housekeeper = asyncio.create_task(self._housekeeping(), name="stemedb-housekeeping")
+        self._tasks = [asyncio.create_task(self._housekeeping(), name="stemedb-housekeeping")]
+        if not isinstance(self.store, EmbeddedStore):  # other nodes decide too
+            self._tasks.append(asyncio.create_task(self._follow_admin(),
+                                                   name="stemedb-follow-admin"))
 
     async def stop(self) -> None:
-        task = getattr(self, "_housekeeper", None)
-        if task is not None:
+        for task in getattr(self, "_tasks", ()):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    async def _follow_admin(self, every_seconds: float = FOLLOW_ADMIN_SECONDS) -> None:
+        """On a store other nodes write to, reload what this node caches from admin
+        decisions (thresholds, allowlist, in-process bans) when another node journaled
+        one: a change made on any node applies on all within ``every_seconds``."""
+        seen = await asyncio.to_thread(self.reads.last_admin_lsn)
+        while True:
+            await asyncio.sleep(every_seconds)
+            try:
+                lsn = await asyncio.to_thread(self.reads.last_admin_lsn)
+            except StemeError as e:  # the database is away: try again next round
+                log.debug("admin follow skipped: %s", e.detail)
+                continue
+            if lsn != seen:
+                seen = lsn
+                self.defense.invalidate()
+                if self.guards.link is None:  # with Redis, bans are shared already
+                    await asyncio.to_thread(self._sync_manual_breakers)
 
     async def _housekeeping(self, every_seconds: float = 60.0) -> None:
         while True:
@@ -550,6 +571,20 @@ class Database:
 
     def breaker_view(self, agent_id: str) -> dict[str, Any]:
         return self.admin.breaker_view(agent_id)
+
+    def _sync_manual_breakers(self) -> None:
+        """This node's in-process breakers follow the bans other nodes journaled: opened
+        ones in force are opened, reset ones are closed."""
+        breakers = self.guards.breakers
+        for b in self.reads.manual_breakers():
+            view = breakers.view(b["agent_id"])
+            if b["state"] == "OPEN" and b["until_us"] and b["until_us"] / 1e6 > time.time():
+                if not (view.manual and view.state == BreakerState.OPEN):
+                    at = b["opened_at"] / 1e6
+                    breakers.open(b["agent_id"], b["reason"],
+                                  (b["until_us"] - b["opened_at"]) / 1e6, at=at)
+            elif b["state"] == "CLOSED" and view.manual and view.state == BreakerState.OPEN:
+                breakers.reset(b["agent_id"])
 
     def _restore_manual_breakers(self) -> None:
         """Manual opens are journaled; replay the ones still in force (automatic state is

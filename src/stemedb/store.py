@@ -154,6 +154,11 @@ class Reads(Protocol):
 
     def manual_breakers(self) -> list[dict[str, Any]]: ...
 
+    def last_admin_lsn(self) -> int:
+        """The LSN of the newest admin record (0 if none): nodes sharing a store poll it
+        to reload what they cache from admin decisions (thresholds, allowlist, bans)."""
+        ...
+
     def audit_log(self, target: str | None, limit: int) -> list[dict[str, Any]]: ...
 
     # -- dashboard figures -----------------------------------------------------------------

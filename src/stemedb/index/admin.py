@@ -123,6 +123,10 @@ def agents_with_prefix(store: IndexStore, prefix: str, limit: int = 2) -> list[s
         [prefix, prefix + "g", limit])]
 
 
+def last_admin_lsn(store: IndexStore) -> int:
+    return int(store.query("SELECT coalesce(max(lsn), 0) FROM audit", [])[0][0])
+
+
 def manual_breakers(store: IndexStore) -> list[dict[str, Any]]:
     return [dict(r) for r in store.query("SELECT * FROM breakers ORDER BY lsn", [])]
 

@@ -120,6 +120,9 @@ class IndexReads:
     def manual_breakers(self) -> list[dict[str, Any]]:
         return admin.manual_breakers(self.store)
 
+    def last_admin_lsn(self) -> int:
+        return admin.last_admin_lsn(self.store)
+
     def audit_log(self, target: str | None, limit: int) -> list[dict[str, Any]]:
         return admin.audit_log(self.store, target, limit)
 
