@@ -124,6 +124,11 @@ class Database:
         self._restore_manual_breakers()
 
     @property
+    def shared_store(self) -> bool:
+        """Whether other nodes write to this store too (cluster mode)."""
+        return not isinstance(self.store, EmbeddedStore)
+
+    @property
     def journal(self) -> Journal:
         """The embedded store's journal (embedded only)."""
         return self._embedded().journal
@@ -143,7 +148,7 @@ class Database:
         start housekeeping."""
         await self.admin.sync_config_thresholds()
         self._tasks = [asyncio.create_task(self._housekeeping(), name="stemedb-housekeeping")]
-        if not isinstance(self.store, EmbeddedStore):  # other nodes decide too
+        if self.shared_store:  # other nodes decide too
             self._tasks.append(asyncio.create_task(self._follow_admin(),
                                                    name="stemedb-follow-admin"))
 

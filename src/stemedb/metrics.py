@@ -393,6 +393,7 @@ class Metrics:
         self._pending = 0.0
         self._breaker_counts: dict[str, float] = dict.fromkeys(BREAKER_STATES, 0.0)
         self._pending_source: Callable[[], float] | None = None
+        self._rates_source: Callable[[], tuple[int, int]] | None = None
         self._breaker_source: Callable[[], Mapping[str, int]] | None = None
         r.register(_ScrapeCollector(self))
         r.register(_SharedGuardsCollector(self))
@@ -434,6 +435,7 @@ class Metrics:
             self._previous_events = database.events
             database.events = self
         self._pending_source = _pending_source(database)
+        self._rates_source = _rates_source(database)
         try:
             counts = database.guards.breakers.counts
         except Exception:  # no breakers
@@ -450,6 +452,7 @@ class Metrics:
             db.events = self._previous_events
         self._previous_events = None
         self._pending_source = self._breaker_source = None
+        self._rates_source = None
         self._bound = None
 
     # -- hot path -------------------------------------------------------------------
@@ -564,7 +567,24 @@ class Metrics:
         if self._breaker_source is not None:
             with contextlib.suppress(Exception):
                 states = self._state_counts(self._breaker_source())
+        if self._rates_source is not None:
+            with contextlib.suppress(Exception):  # the database is away: this node's own
+                ingest, quarantined = self._rates_source()
         return _ScrapeState(ingest, quarantined, per_agent, pending, states)
+
+
+def _rates_source(database: Any) -> Callable[[], tuple[int, int]] | None:
+    """On a store several nodes share, the ingest and quarantine rates of the last minute
+    counted in the store, so every node's /metrics shows the cluster's figures."""
+    if not getattr(database, "shared_store", False):
+        return None
+
+    def rates() -> tuple[int, int]:
+        reads = database.reads
+        since = reads.last_lsn_at(int((time.time() - 60) * 1_000_000))
+        return reads.assertions_after(since), reads.quarantined_between(since, 2**62)
+
+    return rates
 
 
 def _pending_source(database: Any) -> Callable[[], float] | None:
