@@ -12,12 +12,16 @@ declare -A pkg_for=(
   [sqlite3]=sqlite3
   [chromium]=chromium
   [nginx]=nginx
+  [redis-server]=redis-server
 )
 
 missing=()
 for cmd in "${!pkg_for[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${pkg_for[$cmd]}")
 done
+# PostgreSQL's server binaries (initdb, postgres, pg_ctl) are not on PATH in Debian:
+# they live in /usr/lib/postgresql/<version>/bin/.
+compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing+=(postgresql)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 echo "installing system packages: ${missing[*]}"

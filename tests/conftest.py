@@ -8,6 +8,9 @@ import pytest
 from stemedb.signing import AgentKey
 from tests.helpers import ServerProcess
 
+# Real PostgreSQL and Redis servers (redis_server, redis_url, postgres_server, postgres_url).
+pytest_plugins = ["tests.services"]
+
 
 @pytest.fixture
 def key() -> AgentKey:

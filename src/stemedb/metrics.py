@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 OTHER = "other"
@@ -395,6 +395,7 @@ class Metrics:
         self._pending_source: Callable[[], float] | None = None
         self._breaker_source: Callable[[], Mapping[str, int]] | None = None
         r.register(_ScrapeCollector(self))
+        r.register(_SharedGuardsCollector(self))
         self._db_collector: _DatabaseCollector | None = None
         self._bound: Any = None
         self._previous_events: Any = None
@@ -647,6 +648,36 @@ class _ScrapeCollector(Collector):
         for state, count in s.breaker_states.items():
             states.add_metric([state], count)
         yield states
+
+
+class _SharedGuardsCollector(Collector):
+    """Whether the bound database's guards are shared through Redis right now, and how
+    often they fell back to in-process ones; no series at all without a Redis."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())  # present only for some databases: declared at collect time
+
+    def collect(self) -> Iterator[Metric]:
+        status = None
+        with contextlib.suppress(Exception):  # nothing bound, or guards without Redis
+            status = self._metrics._bound.guards.shared_status()
+        if status is None:
+            return
+        shared, fallbacks = status
+        yield GaugeMetricFamily(
+            "stemedb_guards_shared",
+            "1 while rate limits and breakers are shared through Redis, 0 while this node "
+            "falls back to its in-process guards.",
+            value=1 if shared else 0,
+        )
+        yield CounterMetricFamily(
+            "stemedb_guards_fallbacks",
+            "Times this node lost Redis and fell back to its in-process guards.",
+            value=fallbacks,
+        )
 
 
 class _DatabaseCollector(Collector):

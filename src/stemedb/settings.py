@@ -162,6 +162,18 @@ class BackupSettings:
 
 
 @dataclass
+class GuardsSettings:
+    redis_url: str = _s("", "STEMEDB_REDIS_URL",
+                        "Redis shared by every node for rate limits and circuit breakers "
+                        "(redis://host:port/db, rediss:// or unix://); empty: each node keeps "
+                        "its own in memory. Unreachable, a node falls back to its own.")
+    redis_timeout_ms: int = _s(100, "STEMEDB_REDIS_TIMEOUT_MS",
+                               "Connect and read timeout of each guard call to Redis; past it "
+                               "the node falls back to its in-process guards.", minimum=1,
+                               maximum=60_000)
+
+
+@dataclass
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     journal: JournalSettings = field(default_factory=JournalSettings)
@@ -170,6 +182,7 @@ class Settings:
     circuit_breaker: CircuitBreakerSettings = field(default_factory=CircuitBreakerSettings)
     rate_limit: RateLimitSettings = field(default_factory=RateLimitSettings)
     backup: BackupSettings = field(default_factory=BackupSettings)
+    guards: GuardsSettings = field(default_factory=GuardsSettings)
     config_path: str | None = None
 
     @property
@@ -178,7 +191,7 @@ class Settings:
 
 
 _SECTIONS = ("server", "journal", "admin", "content_defense", "circuit_breaker", "rate_limit",
-             "backup")
+             "backup", "guards")
 
 
 @dataclass(frozen=True)
@@ -277,4 +290,8 @@ def load_settings(config: str | None = None, env: Mapping[str, str] | None = Non
             key = f"{section}.{name}"
             if overrides.get(key) is not None:
                 setattr(obj, name, _coerce(section, f, overrides[key], "command line"))
+    url = settings.guards.redis_url
+    if url and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"guards.redis_url must be a redis://, rediss:// or unix:// URL, "
+                          f"got {url.split('://', 1)[0]!r}")
     return settings

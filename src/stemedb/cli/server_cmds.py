@@ -37,14 +37,17 @@ config_option = click.option("--config", type=click.Path(dir_okay=False),
               help="Dashboard port [env STEMEDB_DASHBOARD_PORT; default 18188].")
 @data_dir_option
 @config_option
+@click.option("--redis-url", help="Redis shared by all nodes for rate limits and breakers "
+              "[env STEMEDB_REDIS_URL; default: none, in-process guards].")
 def serve(host: str | None, port: int | None, dashboard_port: int | None,
-          data_dir: str | None, config: str | None) -> None:
+          data_dir: str | None, config: str | None, redis_url: str | None) -> None:
     """Run the API server."""
     from ..server import run
 
     settings = _settings(config, **{"server.host": host, "server.port": port,
                                     "server.dashboard_port": dashboard_port,
-                                    "server.data_dir": data_dir})
+                                    "server.data_dir": data_dir,
+                                    "guards.redis_url": redis_url})
     try:
         run(settings)
     except StemeError as e:

@@ -115,6 +115,18 @@ class Admission:
     probe: bool  # this admission holds a half-open probe slot: record() or release() it
 
 
+def closed_view(agent_id: str) -> BreakerView:
+    """The view of an agent the breakers do not remember."""
+    return BreakerView(agent_id, "CLOSED", 0.0, 0, None, None, None, False)
+
+
+def sort_views(views: list[BreakerView]) -> list[BreakerView]:
+    """OPEN first, then HALF_OPEN, then CLOSED; within a state by failure rate, highest
+    first (``views()`` of both the local and the Redis-backed breakers)."""
+    views.sort(key=lambda v: (_VIEW_RANK[v.state], -v.failure_rate, v.agent_id))
+    return views
+
+
 _ADMIT_CLOSED = Admission(True, BreakerState.CLOSED, 0.0, False)
 _ADMIT_PROBE = Admission(True, BreakerState.HALF_OPEN, 0.0, True)
 # Refused while every probe slot is taken: probes finish within a request's time.
@@ -315,8 +327,7 @@ class CircuitBreakers:
         with self._lock:
             now = self._clock()
             out = [self._view(agent_id, now) for agent_id in self._agents]
-        out.sort(key=lambda v: (_VIEW_RANK[v.state], -v.failure_rate, v.agent_id))
-        return out
+        return sort_views(out)
 
     def counts(self) -> dict[str, int]:
         """Tracked agents per state (for the breaker-state gauge); untracked are CLOSED."""
@@ -375,7 +386,7 @@ class CircuitBreakers:
     def _view(self, agent_id: str, now: float) -> BreakerView:
         a = self._agents.get(agent_id)
         if a is None:
-            return BreakerView(agent_id, "CLOSED", 0.0, 0, None, None, None, False)
+            return closed_view(agent_id)
         if a.state == _OPEN and now >= a.until_mono:
             self._half_open(a, now)
         n = len(a.ring)

@@ -165,7 +165,16 @@ class RateLimiter:
                 retry_after = allow_at - now
                 tats.move_to_end(key)  # a refused key is active: keep it away from eviction
             self._trim(now)
-        remaining = int((now - tat + tau) / interval + _EPS)
+        return self.decision(now, tat, allowed, retry_after)
+
+    def decision(self, now: float, tat: float, allowed: bool, retry_after: float) -> LimitDecision:
+        """The answer once the key's TAT is ``tat`` at ``now`` (after the charge, if any).
+
+        Also builds the answers of the Redis-backed limiter (guards/shared.py), whose
+        script returns the same TAT, so both give the same headers for the same state."""
+        interval = self._interval
+        burst = self._burst
+        remaining = int((now - tat + self._tau) / interval + _EPS)
         if remaining < 0:
             remaining = 0
         elif remaining > burst:
