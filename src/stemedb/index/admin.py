@@ -121,7 +121,8 @@ def agent_counts(store: Queries, agent_id: str) -> dict[str, Any] | None:
 
 def agents_with_prefix(store: Queries, prefix: str, limit: int = 2) -> list[str]:
     return [r[0] for r in store.query(
-        "SELECT agent_id FROM agents WHERE agent_id >= ? AND agent_id < ? LIMIT ?",
+        "SELECT agent_id FROM agents WHERE agent_id >= ? AND agent_id < ?"
+        " ORDER BY agent_id LIMIT ?",
         [prefix, prefix + "g", limit])]
 
 
