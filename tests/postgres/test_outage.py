@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 
+import psycopg
 import pytest
 
 from stemedb.errors import Unavailable
@@ -100,3 +101,27 @@ def test_a_store_opened_while_the_database_is_away_says_so(
             PostgresStore(url)
     finally:
         postgres_server.start()
+
+
+def test_connections_that_died_while_idle_are_replaced_without_an_error(
+        postgres_server: PostgresServer, postgres_url: str) -> None:
+    """An idle timeout or a terminated backend is not an outage: the next write and the
+    next read each get a new connection, and nobody sees an error."""
+    key = AgentKey.generate()
+    store = PostgresStore(postgres_url)
+    try:
+        store.submit([signed(key, 1_000)[0]]).result(timeout=30)
+        assert store.reads.applied_lsn == 1
+        database = postgres_url.rsplit("/", 1)[1]
+        ours = (f"FROM pg_stat_activity WHERE datname = '{database}'"
+                " AND application_name IN ('stemedb-commit', 'stemedb-reads')")
+        postgres_server.execute(f"SELECT pg_terminate_backend(pid) {ours}", database="postgres")
+        with psycopg.connect(postgres_server.url_for("postgres"), autocommit=True) as conn:
+            wait_for(lambda: conn.execute(f"SELECT count(*) {ours}").fetchone() == (0,),
+                     "the backends to exit")
+        (rec,) = store.submit([signed(key, 2_000)[0]]).result(timeout=30)
+        assert rec.lsn == 2
+        assert store.reads.applied_lsn == 2
+        assert store.readiness() == (True, "ready")
+    finally:
+        store.close()

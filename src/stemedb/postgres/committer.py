@@ -22,8 +22,10 @@ are answered from the stored write (an identical body is idempotent).
 
 A connection error is an outage (``Health``): the batch fails with ``Unavailable``, new
 submissions are refused at once, and the committer reconnects when the server answers
-again. Any other error is the batch's own (a value PostgreSQL cannot store, a bug): the
-batch is retried one request at a time, so one bad request fails alone.
+again. (A connection that died while idle, found dead by a batch before its COMMIT, is
+replaced and the batch tried once more: nothing of it was committed.) Any other error
+is the batch's own (a value PostgreSQL cannot store, a bug): the batch is retried one
+request at a time, so one bad request fails alone.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from ..errors import JournalError, StemeError
 from ..index.apply import Entry
 from ..journal import Record, chain_hash
 from .apply import Taken, apply
-from .connection import Conn, Health, describe
+from .connection import Conn, Health, describe, is_outage
 
 log = logging.getLogger("stemedb.postgres")
 
@@ -75,6 +77,7 @@ class Committer:
         self._max_wait_us = max_wait_us
         self._on_commit = on_commit
         self._conn: Conn | None = None
+        self._commit_sent = False  # whether the current batch's COMMIT was sent
         self._lock = threading.Lock()  # orders submit() against close()
         self._closed = False
         self._queue: queue.SimpleQueue[Request | _Stop] = queue.SimpleQueue()
@@ -161,22 +164,30 @@ class Committer:
         if self._health.down is not None:
             _fail(requests, self._health.unavailable())
             return
-        try:
-            grouped, taken, seconds = self._commit(requests)
-        except psycopg.OperationalError as e:
-            self._disconnect()
-            self._health.failed(describe(e))
-            _fail(requests, self._health.unavailable())
-            return
-        except Exception as e:
-            if len(requests) > 1:  # find the request that cannot be stored: alone, it fails alone
-                for request in requests:
-                    self._process([request])
+        for attempt in (1, 2):
+            reused = self._conn is not None
+            try:
+                grouped, taken, seconds = self._commit(requests)
+                break
+            except Exception as e:
+                if is_outage(e):
+                    self._disconnect()
+                    if attempt == 1 and reused and not self._commit_sent:
+                        # The connection died while idle (a server restart, an idle
+                        # timeout): nothing of this batch reached COMMIT, so nothing of it
+                        # is committed. Once more, on a new connection.
+                        continue
+                    self._health.failed(describe(e))
+                    _fail(requests, self._health.unavailable())
+                    return
+                if len(requests) > 1:  # the request that cannot be stored fails alone
+                    for request in requests:
+                        self._process([request])
+                    return
+                log.exception("the database refused a write")
+                _fail(requests, e if isinstance(e, StemeError) else
+                      JournalError(f"the database refused the write: {describe(e)}"))
                 return
-            log.exception("the database refused a write")
-            _fail(requests, e if isinstance(e, StemeError) else
-                  JournalError(f"the database refused the write: {describe(e)}"))
-            return
         self._health.ok()
         self._last_submitters = len(requests)
         _mark_taken(requests, grouped, taken)
@@ -194,6 +205,7 @@ class Committer:
         Returns its records per request, the taken records and the COMMIT's duration.
         Raises whatever the database raised; then nothing of the batch is committed,
         except when the connection broke during COMMIT itself (outcome unknown)."""
+        self._commit_sent = False
         conn = self._connection()
         try:
             row = conn.execute("SELECT lsn, hash FROM tip FOR UPDATE").fetchone()
@@ -208,6 +220,7 @@ class Committer:
             contexts = [c for request in requests for c in request.contexts]
             taken = apply(conn, [_entry(r, c) for r, c in zip(flat, contexts, strict=True)])
             conn.execute("UPDATE tip SET lsn = %s, hash = %s", (flat[-1].lsn, flat[-1].hash))
+            self._commit_sent = True  # from here on, the outcome may be unknown
             start = time.perf_counter()
             conn.commit()  # durable: synchronous_commit = on (see _connection)
             seconds = time.perf_counter() - start

@@ -9,11 +9,9 @@ acknowledged means here and ``connection.py`` for outages.
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import functools
 import hashlib
 import logging
-import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -33,7 +31,6 @@ log = logging.getLogger("stemedb.postgres")
 
 READ_POOL_SIZE = 16
 READ_TIMEOUT_S = 10.0
-IDLE_PROBE_S = 1.0  # readiness asks the database itself when nothing else did for this long
 _FETCH = 2000  # rows per round trip when streaming the journal or the dump
 
 
@@ -56,6 +53,8 @@ class PostgresStore:
         self.health = Health(url)
         self._reader = Reader(url, self.health, max_size=read_pool_size, timeout=read_timeout)
         self.reads = PostgresReads(self._reader)
+        self.health.watch(idle_probe=lambda: self._reader.run(_ping),
+                          on_recovery=self._reader.pool.check)
         self._committer = Committer(functools.partial(connect, url, name="stemedb-commit"),
                                     self.health, max_batch=config.group_commit_max_batch,
                                     max_wait_us=config.group_commit_max_wait_us,
@@ -93,11 +92,10 @@ class PostgresStore:
         return None
 
     def readiness(self) -> tuple[bool, str]:
+        """What this node last found (the health watcher keeps finding out): never
+        blocks on the database."""
         if self._closed:
             return False, "the store is closed"
-        if self.health.down is None and time.monotonic() - self.health.last_ok > IDLE_PROBE_S:
-            with contextlib.suppress(Unavailable):
-                self._reader.run(lambda conn: conn.execute("SELECT 1").fetchone())
         if self.health.down is not None:
             return False, f"database unreachable: {self.health.down}"
         return True, "ready"
@@ -147,6 +145,10 @@ class PostgresStore:
         self._committer.close()
         self.health.close()
         self._reader.close()
+
+
+def _ping(conn: Conn) -> object:
+    return conn.execute("SELECT 1").fetchone()
 
 
 _line = functools.partial(orjson.dumps, option=orjson.OPT_APPEND_NEWLINE)
