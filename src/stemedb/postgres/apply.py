@@ -43,25 +43,43 @@ Taken = dict[int, tuple[str, str]]  # LSN -> (owner's write id, its outcome JSON
 
 _INSERT_WRITES = (
     "INSERT INTO writes (id, agent_id, nonce, kind, lsn, outcome)"
-    " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::bigint[],"
-    " %s::text[]) ON CONFLICT DO NOTHING RETURNING id, lsn")
+    " SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::bigint[],"
+    " %b::text[]) ON CONFLICT DO NOTHING RETURNING id, lsn")
 _OWNERS = (
     "SELECT w.agent_id, w.nonce, w.id, w.outcome FROM writes w"
-    " JOIN unnest(%s::text[], %s::text[]) AS k (agent_id, nonce)"
+    " JOIN unnest(%b::text[], %b::text[]) AS k (agent_id, nonce)"
     " ON w.agent_id = k.agent_id AND w.nonce = k.nonce")
-_COPY_ASSERTIONS = (
-    "COPY assertions (rowid, id, lsn, agent_id, subject, predicate, object_json, object_text,"
-    " object_raw, context, confidence, evidence, valid_from, valid_until, supersedes,"
-    " timestamp, nonce, recorded_at, status, active_lsn, body, signature) FROM STDIN")
-_COPY_FTS = "COPY assertions_fts (rowid, doc, tokens) FROM STDIN"
-_COPY_RETRACTIONS = ("COPY retractions (id, lsn, agent_id, retracts, reason, recorded_at,"
-                     " body, signature) FROM STDIN")
-_COPY_QUARANTINE = ("COPY quarantine (id, assertion_id, agent_id, reason, score, verdict,"
-                    " lsn, created_at, status) FROM STDIN")
+_ASSERTION_TYPES = (
+    "text", "bigint", "text", "text", "text", "text", "text", "text", "text",
+    "double precision", "text", "text", "text", "text", "text", "text", "bigint", "text",
+    "bigint", "text", "text")  # the columns of ``index.apply._INSERT_ASSERTION``, in order
+_ASSERTION_COLUMNS = (
+    "id, lsn, agent_id, subject, predicate, object_json, object_text, object_raw, context,"
+    " confidence, evidence, valid_from, valid_until, supersedes, timestamp, nonce,"
+    " recorded_at, status, active_lsn, body, signature")
+# New rows get SQLite's rowids (max + 1, + 2, … in LSN order), and their full-text rows
+# and the index's totals go with them, in one statement.
+_INSERT_ASSERTIONS = (
+    "WITH top AS (SELECT coalesce(max(rowid), 0) AS n FROM assertions),"
+    " r AS (SELECT top.n + u.ord AS rowid, u.* FROM top, unnest("
+    + ", ".join(f"%b::{t}[]" for t in _ASSERTION_TYPES) + ", %b::tsvector[], %b::integer[])"
+    f" WITH ORDINALITY AS u ({_ASSERTION_COLUMNS}, doc, tokens, ord)),"
+    f" a AS (INSERT INTO assertions (rowid, {_ASSERTION_COLUMNS})"
+    f" SELECT rowid, {_ASSERTION_COLUMNS} FROM r),"
+    " f AS (INSERT INTO assertions_fts (rowid, doc, tokens) SELECT rowid, doc, tokens FROM r)"
+    " UPDATE fts_stats SET rows = rows + %s, tokens = tokens + %s")
+_INSERT_RETRACTIONS = (
+    "INSERT INTO retractions (id, lsn, agent_id, retracts, reason, recorded_at, body,"
+    " signature) SELECT * FROM unnest(%b::text[], %b::bigint[], %b::text[], %b::text[],"
+    " %b::text[], %b::bigint[], %b::text[], %b::text[])")
+_INSERT_QUARANTINE = (
+    "INSERT INTO quarantine (id, assertion_id, agent_id, reason, score, verdict, lsn,"
+    " created_at, status) SELECT *, 'pending' FROM unnest(%b::text[], %b::text[], %b::text[],"
+    " %b::text[], %b::double precision[], %b::text[], %b::bigint[], %b::bigint[])")
 _COUNT_AGENTS = (
     "INSERT INTO agents (agent_id, accepted, quarantined, retracted, first_seen, last_seen)"
-    " SELECT * FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::bigint[],"
-    " %s::bigint[], %s::bigint[])"
+    " SELECT * FROM unnest(%b::text[], %b::bigint[], %b::bigint[], %b::bigint[],"
+    " %b::bigint[], %b::bigint[])"
     " ON CONFLICT (agent_id) DO UPDATE SET accepted = agents.accepted + excluded.accepted,"
     " quarantined = agents.quarantined + excluded.quarantined,"
     " retracted = agents.retracted + excluded.retracted,"
@@ -71,9 +89,13 @@ _COUNTED = {"accepted": 1, "quarantined": 2, "retracted": 3}  # column in _COUNT
 
 def apply(conn: Conn, entries: Sequence[Entry]) -> Taken:
     """Applies ``entries`` (consecutive LSNs, in order) inside the caller's transaction;
-    returns the taken records (see the module docstring)."""
-    _copy(conn, "COPY lsn_time (lsn, at) FROM STDIN",
-          [(e.lsn, int(e.data["at"])) for e in entries])
+    returns the taken records (see the module docstring).
+
+    Written for psycopg's pipeline mode: a statement whose result is not needed is only
+    queued, so a batch of signed writes costs two round trips here (``writes`` with its
+    answer, then everything else), not one per statement."""
+    conn.execute("INSERT INTO lsn_time (lsn, at) SELECT * FROM unnest(%b::bigint[],"
+                 " %b::bigint[])", ([e.lsn for e in entries], [int(e.data["at"]) for e in entries]))
     taken: Taken = {}
     for step in plan(entries):
         if isinstance(step, Entry):
@@ -83,12 +105,10 @@ def apply(conn: Conn, entries: Sequence[Entry]) -> Taken:
     return taken
 
 
-def _copy(conn: Conn, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-    if not rows:
-        return
-    with conn.cursor() as cur, cur.copy(sql) as copy:
-        for row in rows:
-            copy.write_row(row)
+def _insert(conn: Conn, sql: str, rows: Sequence[Sequence[Any]], *extra: Any) -> None:
+    """One INSERT of ``rows``, passed as one array per column."""
+    if rows:
+        conn.execute(sql, [*(list(c) for c in zip(*rows, strict=True)), *extra])
 
 
 def _write_run(conn: Conn, plans: list[Any]) -> Taken:
@@ -105,9 +125,8 @@ def _write_run(conn: Conn, plans: list[Any]) -> Taken:
     own = [p for p in plans if (p.write[0], p.lsn) in inserted]
     taken = _owners(conn, [p for p in plans if (p.write[0], p.lsn) not in inserted])
     _insert_assertions(conn, [p.row for p in own if p.is_assert])
-    _copy(conn, _COPY_RETRACTIONS, [p.row for p in own if not p.is_assert])
-    _copy(conn, _COPY_QUARANTINE,
-          [(*p.quarantine, "pending") for p in own if p.quarantine is not None])
+    _insert(conn, _INSERT_RETRACTIONS, [p.row for p in own if not p.is_assert])
+    _insert(conn, _INSERT_QUARANTINE, [p.quarantine for p in own if p.quarantine is not None])
     counts: dict[str, list[Any]] = {}
     for p in own:
         if p.end is not None and not end_assertion(conn, *p.end) and not p.is_assert:
@@ -118,8 +137,7 @@ def _write_run(conn: Conn, plans: list[Any]) -> Taken:
         n[_COUNTED[p.counter]] += 1
         if p.at > n[5]:
             n[5] = p.at
-    if counts:
-        conn.execute(_COUNT_AGENTS, [list(c) for c in zip(*counts.values(), strict=True)])
+    _insert(conn, _COUNT_AGENTS, list(counts.values()))
     return taken
 
 
@@ -133,22 +151,18 @@ def _owners(conn: Conn, lost: list[Any]) -> Taken:
 
 
 def _insert_assertions(conn: Conn, rows: list[tuple[Any, ...]]) -> None:
-    """Assertion rows with SQLite's rowids, and their full-text rows."""
+    """Assertion rows, their full-text rows (see ``fts.py``) and the index's totals."""
     if not rows:
         return
-    top = conn.execute("SELECT coalesce(max(rowid), 0) FROM assertions").fetchone()
-    first = int(top[0]) + 1 if top else 1
-    docs = []
-    total = 0
-    for rowid, row in enumerate(rows, start=first):
+    # A confidence journaled as 1 is the REAL 1.0, as SQLite stores it (and one array
+    # holds one type).
+    rows = [(*row[:9], float(row[9]), *row[10:]) for row in rows]
+    docs, sizes = [], []
+    for row in rows:
         cols = fts.columns(row[3], row[4], row[6])  # subject, predicate, object_text
-        n = sum(len(c) for c in cols)
-        docs.append((rowid, fts.tsvector_text(cols), n))
-        total += n
-    _copy(conn, _COPY_ASSERTIONS, [(rowid, *row) for rowid, row in enumerate(rows, start=first)])
-    _copy(conn, _COPY_FTS, docs)
-    conn.execute("UPDATE fts_stats SET rows = rows + %s, tokens = tokens + %s",
-                 (len(rows), total))
+        docs.append(fts.tsvector_text(cols))
+        sizes.append(sum(len(c) for c in cols))
+    _insert(conn, _INSERT_ASSERTIONS, rows, docs, sizes, len(rows), sum(sizes))
 
 
 def end_assertion(conn: Conn, aid: str, agent_id: str | None, status: str, lsn: int,
@@ -161,7 +175,7 @@ def end_assertion(conn: Conn, aid: str, agent_id: str | None, status: str, lsn: 
     if agent_id is not None:
         sql += " AND agent_id = %s"
         params += (agent_id,)
-    return conn.execute(sql, params).rowcount > 0
+    return conn.execute(sql + " RETURNING 1", params).fetchone() is not None
 
 
 _COUNTERS = ("accepted", "quarantined", "approved", "rejected", "retracted")

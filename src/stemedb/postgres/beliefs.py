@@ -45,7 +45,7 @@ def lsn_time_us(conn: Conn, lsn: int) -> int | None:
 def current_counts(conn: Conn, agents: Iterable[str]) -> dict[str, tuple[int, ...]]:
     ids = sorted(set(agents))
     rows = conn.execute(f"SELECT agent_id, {', '.join(_COUNTERS)} FROM agents"
-                        " WHERE agent_id = ANY(%s)", (ids,))
+                        " WHERE agent_id = ANY(%b::text[])", (ids,))
     return {r[0]: tuple(int(v) for v in r[1:]) for r in rows}
 
 
@@ -58,7 +58,7 @@ def counts_as_of(conn: Conn, agents: Iterable[str], n: int) -> dict[str, tuple[i
     for agent, accepted, retracted in conn.execute(
             "SELECT agent_id, count(*) FILTER (WHERE active_lsn = lsn),"
             " count(*) FILTER (WHERE status = 'retracted' AND ended_lsn <= %(n)s)"
-            " FROM assertions WHERE agent_id = ANY(%(ids)s) AND lsn <= %(n)s"
+            " FROM assertions WHERE agent_id = ANY(%(ids)b::text[]) AND lsn <= %(n)s"
             " GROUP BY agent_id", params):
         acc[agent][0], acc[agent][4] = int(accepted), int(retracted)
     for agent, quarantined, approved, rejected in conn.execute(
@@ -66,7 +66,7 @@ def counts_as_of(conn: Conn, agents: Iterable[str], n: int) -> dict[str, tuple[i
             " count(*) FILTER (WHERE status = 'approved' AND decided_lsn <= %(n)s),"
             " count(*) FILTER (WHERE status = 'rejected' AND decided_lsn <= %(n)s)"
             " FROM quarantine WHERE status IN ('pending', 'approved', 'rejected')"
-            " AND agent_id = ANY(%(ids)s) AND lsn <= %(n)s GROUP BY agent_id", params):
+            " AND agent_id = ANY(%(ids)b::text[]) AND lsn <= %(n)s GROUP BY agent_id", params):
         acc[agent][1:4] = [int(quarantined), int(approved), int(rejected)]
     purge = conn.execute("SELECT max(lsn) FROM audit WHERE action = 'quarantine.purge'"
                          " AND lsn <= %s", (n,)).fetchone()
@@ -75,7 +75,7 @@ def counts_as_of(conn: Conn, agents: Iterable[str], n: int) -> dict[str, tuple[i
         for agent, purged in conn.execute(
                 "SELECT g.agent_id, g.rejected - (SELECT count(*) FROM quarantine q"
                 " WHERE q.agent_id = g.agent_id AND q.status = 'rejected')"
-                " FROM agents g WHERE g.agent_id = ANY(%s)", (ids,)):
+                " FROM agents g WHERE g.agent_id = ANY(%b::text[])", (ids,)):
             if purged and purged > 0:
                 acc[agent][1] += int(purged)
                 acc[agent][3] += int(purged)

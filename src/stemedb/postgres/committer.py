@@ -208,22 +208,25 @@ class Committer:
         self._commit_sent = False
         conn = self._connection()
         try:
-            row = conn.execute("SELECT lsn, hash FROM tip FOR UPDATE").fetchone()
-            assert row is not None, "the tip row is missing"
-            grouped = _chain(requests, int(row[0]), bytes(row[1]))
-            flat = [r for g in grouped for r in g]
-            with conn.cursor() as cur, cur.copy(
-                    "COPY journal (lsn, hash, payload) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types(["int8", "bytea", "bytea"])
-                for r in flat:
-                    copy.write_row((r.lsn, r.hash, r.payload))
-            contexts = [c for request in requests for c in request.contexts]
-            taken = apply(conn, [_entry(r, c) for r, c in zip(flat, contexts, strict=True)])
-            conn.execute("UPDATE tip SET lsn = %s, hash = %s", (flat[-1].lsn, flat[-1].hash))
-            self._commit_sent = True  # from here on, the outcome may be unknown
-            start = time.perf_counter()
-            conn.commit()  # durable: synchronous_commit = on (see _connection)
-            seconds = time.perf_counter() - start
+            # Pipeline mode: statements whose answers are not needed are only queued, so
+            # the batch costs a few round trips (BEGIN and the tip; the journal, its
+            # derived rows' first statements; the rest and COMMIT), whatever its size.
+            with conn.pipeline():
+                row = conn.execute("SELECT lsn, hash FROM tip FOR UPDATE").fetchone()
+                assert row is not None, "the tip row is missing"
+                grouped = _chain(requests, int(row[0]), bytes(row[1]))
+                flat = [r for g in grouped for r in g]
+                conn.execute("INSERT INTO journal (lsn, hash, payload) SELECT * FROM"
+                             " unnest(%b::bigint[], %b::bytea[], %b::bytea[])",
+                             ([r.lsn for r in flat], [r.hash for r in flat],
+                              [r.payload for r in flat]))
+                contexts = [c for request in requests for c in request.contexts]
+                taken = apply(conn, [_entry(r, c) for r, c in zip(flat, contexts, strict=True)])
+                conn.execute("UPDATE tip SET lsn = %s, hash = %s", (flat[-1].lsn, flat[-1].hash))
+                self._commit_sent = True  # from here on, the outcome may be unknown
+                start = time.perf_counter()
+                conn.commit()  # durable: synchronous_commit = on (see _connection)
+                seconds = time.perf_counter() - start
         except BaseException:
             _rollback(conn)
             raise

@@ -10,7 +10,7 @@ from ..store import DuplicateKey, NonceKey
 from .connection import Conn
 
 _NONCES = ("SELECT w.agent_id, w.nonce, w.id, w.outcome FROM writes w"
-           " JOIN unnest(%s::text[], %s::text[]) AS k (agent_id, nonce)"
+           " JOIN unnest(%b::text[], %b::text[]) AS k (agent_id, nonce)"
            " ON w.agent_id = k.agent_id AND w.nonce = k.nonce")
 
 # A duplicate: same agent, subject, predicate, object and context, recorded at or after
@@ -20,7 +20,7 @@ _DUPLICATE = ("agent_id = {a} AND md5(object_json) = md5({o}) AND object_json = 
               " AND recorded_at >= {since} AND status != 'rejected'")
 _DUPLICATES = (
     "SELECT DISTINCT k.agent_id, k.subject, k.predicate, k.object_json, k.context"
-    " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[])"
+    " FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[])"
     " AS k (agent_id, subject, predicate, object_json, context)"
     " WHERE EXISTS (SELECT 1 FROM assertions WHERE " + _DUPLICATE.format(
         a="k.agent_id", o="k.object_json", s="k.subject", p="k.predicate", c="k.context",
@@ -75,7 +75,7 @@ def trust_counters(conn: Conn, agent_ids: Iterable[str]) -> dict[str, tuple[int,
     if not ids:
         return {}
     rows = conn.execute(f"SELECT agent_id, {', '.join(COUNTERS)} FROM agents"
-                        " WHERE agent_id = ANY(%s)", (ids,))
+                        " WHERE agent_id = ANY(%b::text[])", (ids,))
     return {r[0]: tuple(int(v) for v in r[1:]) for r in rows}
 
 

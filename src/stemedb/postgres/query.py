@@ -147,7 +147,7 @@ def search(conn: Conn, q: str, limit: int, as_of: int, cursor: str | None) -> di
         with conn.cursor(row_factory=dict_row) as cur:
             rows = {r["rowid"]: r for r in cur.execute(
                 f"SELECT {ASSERTION_COLUMNS}, {STATUS_AS_OF} AS status_as_of FROM assertions"
-                " WHERE rowid = ANY(%(page)s)",
+                " WHERE rowid = ANY(%(page)b::bigint[])",
                 {**params, "page": [rowid for _, _, rowid in page]})}
         items = [row_to_assertion(rows[rowid], rows[rowid]["status_as_of"])
                  for _, _, rowid in page]
