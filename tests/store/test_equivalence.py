@@ -16,10 +16,10 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from stemedb import records
+from stemedb.client import build_retraction
 from stemedb.embedded import EmbeddedStore
 from stemedb.model import quarantine_id, write_id
 from stemedb.settings import JournalSettings
@@ -55,9 +55,7 @@ class Scenario:
 
     def retract(self, who: str, target: str, reason: str = "a mistake") -> None:
         key = self.keys[who]
-        body = orjson.dumps({"agent_id": key.agent_id, "retracts": target, "reason": reason,
-                             "timestamp": "2024-01-01T00:00:00Z",
-                             "nonce": f"retract-{len(self.payloads):06d}"})
+        body = build_retraction(key, target, reason)
         self.payloads.append(records.SignedWrite(records.RETRACT, body, key.sign_b64(body),
                                                  self.at).encode())
 
