@@ -27,6 +27,7 @@ The caller owns the transaction (``committer.py``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -34,7 +35,7 @@ import orjson
 import psycopg
 from psycopg.rows import dict_row
 
-from ..index.apply import Entry, plan
+from ..index.apply import Entry, plan, run_counts
 from ..model import us_to_time
 from . import fts
 
@@ -84,7 +85,6 @@ _COUNT_AGENTS = (
     " quarantined = agents.quarantined + excluded.quarantined,"
     " retracted = agents.retracted + excluded.retracted,"
     " last_seen = greatest(agents.last_seen, excluded.last_seen)")
-_COUNTED = {"accepted": 1, "quarantined": 2, "retracted": 3}  # column in _COUNT_AGENTS
 
 
 def apply(conn: Conn, entries: Sequence[Entry]) -> Taken:
@@ -127,17 +127,7 @@ def _write_run(conn: Conn, plans: list[Any]) -> Taken:
     _insert_assertions(conn, [p.row for p in own if p.is_assert])
     _insert(conn, _INSERT_RETRACTIONS, [p.row for p in own if not p.is_assert])
     _insert(conn, _INSERT_QUARANTINE, [p.quarantine for p in own if p.quarantine is not None])
-    counts: dict[str, list[Any]] = {}
-    for p in own:
-        if p.end is not None and not end_assertion(conn, *p.end) and not p.is_assert:
-            continue  # a retraction that ended nothing is not counted
-        n = counts.get(p.agent)
-        if n is None:
-            counts[p.agent] = n = [p.agent, 0, 0, 0, p.at, p.at]
-        n[_COUNTED[p.counter]] += 1
-        if p.at > n[5]:
-            n[5] = p.at
-    _insert(conn, _COUNT_AGENTS, list(counts.values()))
+    _insert(conn, _COUNT_AGENTS, run_counts(own, functools.partial(end_assertion, conn)))
     return taken
 
 
