@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from types import SimpleNamespace
 
 import orjson
+import psycopg
 import pytest
 
 from stemedb import records
@@ -24,6 +25,12 @@ from tests.store.test_contract import assert_chained, signed
 
 @pytest.fixture
 def nodes(postgres_url: str) -> Iterator[tuple[PostgresStore, PostgresStore]]:
+    """Two nodes; the database's defaults are the ones a committer must not inherit."""
+    database = postgres_url.rsplit("/", 1)[1]
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{database}" SET default_transaction_isolation'
+                     " = 'repeatable read'")
+        conn.execute(f'ALTER DATABASE "{database}" SET synchronous_commit = off')
     a = PostgresStore(postgres_url)
     b = PostgresStore(postgres_url)
     try:

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg import IsolationLevel
 
 from .. import records
 from ..errors import JournalError, StemeError
@@ -236,8 +237,11 @@ class Committer:
     def _connection(self) -> Conn:
         if self._conn is None or self._conn.closed:
             conn = self._connect()
-            # Per session, whatever the server's default: COMMIT returns only once the
-            # commit is flushed (and replicated to a synchronous standby, if any).
+            # Whatever the server's defaults: COMMIT returns only once the commit is
+            # flushed (and replicated to a synchronous standby, if any); and READ
+            # COMMITTED, so that a batch that waited for the tip row sees the rows of the
+            # batch that held it (under REPEATABLE READ it would fail to serialize).
+            conn.isolation_level = IsolationLevel.READ_COMMITTED
             conn.execute("SET synchronous_commit = on")
             conn.commit()
             self._conn = conn
