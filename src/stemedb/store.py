@@ -18,7 +18,9 @@ The contract
   commit) AND applied to the derived state that ``reads`` answers from. A reader that
   starts after the future resolved sees the records. If the records cannot be made
   durable, the future fails and nothing of the call is acknowledged; the store then
-  refuses further appends (``readiness`` says why) until it is healthy again.
+  refuses further appends (``readiness`` says why) until it is healthy again: after a
+  restart for a journal whose fsync failed, by itself once a database that was
+  unreachable answers again.
 - **Ordering.** Records of one ``submit`` call get consecutive LSNs in the order given;
   concurrent calls are serialised into one order (group commit may put several calls in
   one durable write). ``contexts`` ride along with their records to the appliers
@@ -192,8 +194,16 @@ class Store(Protocol):
     def submit(self, payloads: Sequence[bytes], contexts: Sequence[Any] | None = None
                ) -> concurrent.futures.Future[list[Record]]:
         """Append ``payloads`` in order; the future resolves with their records once they
-        are durable and applied (see the module's contract). Raises ``JournalReadOnly``
-        at once when the store refuses appends."""
+        are durable and applied (see the module's contract). Raises ``Unavailable`` at
+        once when the store refuses appends (``JournalReadOnly`` when a journal turned
+        read-only until a restart).
+
+        An applier may mark a context as taken: when a signed write's record found its
+        write id or its (agent, nonce) already owned by another record (committed before
+        it, possibly by another node sharing the store), the record is journaled but
+        changes nothing, and its context gets ``context.taken = (owner's write id, the
+        owner's original outcome JSON)``. The same write id means a retry of the same
+        write; another one, a reused nonce."""
         ...
 
     @property

@@ -1,5 +1,7 @@
 """The admin-side queries: quarantine, allowlist, runtime state, agents, breakers, audit.
-(How admin records change these rows is in ``apply.py``.)"""
+(How admin records change these rows is in ``apply.py``.)
+
+Portable SQL over ``store.Queries``: the PostgreSQL backend runs these same functions."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import orjson
 
 from ..answers import decode_cursor, encode_cursor, quarantine_item
 from ..model import us_to_time
-from .store import IndexStore
+from .store import Queries
 
 Q_SELECT = ("SELECT a.*, q.id AS qid, q.reason, q.score, q.verdict, q.status AS qstatus,"
              " q.created_at, q.decided_at, q.decided_by, q.decision_reason, q.notes,"
@@ -17,7 +19,7 @@ Q_SELECT = ("SELECT a.*, q.id AS qid, q.reason, q.score, q.verdict, q.status AS 
              " FROM quarantine q JOIN assertions a ON a.id = q.assertion_id")
 
 
-def list_quarantine(store: IndexStore, *, status: str | None, agent_prefix: str | None,
+def list_quarantine(store: Queries, *, status: str | None, agent_prefix: str | None,
                     reason: str | None, limit: int, cursor: str | None,
                     oldest_first: bool = False) -> dict[str, Any]:
     where: list[str] = []
@@ -61,53 +63,53 @@ def list_quarantine(store: IndexStore, *, status: str | None, agent_prefix: str 
             "next_cursor": next_cursor}
 
 
-def get_quarantine(store: IndexStore, qid: str) -> dict[str, Any] | None:
+def get_quarantine(store: Queries, qid: str) -> dict[str, Any] | None:
     rows = store.query(f"{Q_SELECT} WHERE q.id = ?", [qid])
     return quarantine_item(rows[0]) if rows else None
 
 
-def pending_ids_of_agent(store: IndexStore, agent_id: str) -> list[str]:
+def pending_ids_of_agent(store: Queries, agent_id: str) -> list[str]:
     return [r[0] for r in store.query(
         "SELECT id FROM quarantine WHERE status='pending' AND agent_id=? ORDER BY lsn",
         [agent_id])]
 
 
-def pending_count(store: IndexStore, agent_id: str | None = None) -> int:
+def pending_count(store: Queries, agent_id: str | None = None) -> int:
     if agent_id is None:
         return int(store.query("SELECT count(*) FROM quarantine WHERE status='pending'", [])[0][0])
     return int(store.query("SELECT count(*) FROM quarantine WHERE status='pending'"
                            " AND agent_id=?", [agent_id])[0][0])
 
 
-def quarantine_counts(store: IndexStore) -> dict[str, int]:
+def quarantine_counts(store: Queries) -> dict[str, int]:
     """Pending items per agent, busiest first."""
     return {r[0]: r[1] for r in store.query(
         "SELECT agent_id, count(*) AS n FROM quarantine WHERE status='pending'"
         " GROUP BY agent_id ORDER BY n DESC", [])}
 
 
-def rejected_before(store: IndexStore, before_us: int) -> int:
+def rejected_before(store: Queries, before_us: int) -> int:
     return int(store.query("SELECT count(*) FROM quarantine WHERE status='rejected'"
                            " AND decided_at < ?", [before_us])[0][0])
 
 
-def allowlist(store: IndexStore) -> list[dict[str, Any]]:
+def allowlist(store: Queries) -> list[dict[str, Any]]:
     return [{"agent_id": r["agent_id"], "expires_at": r["expires_at"], "reason": r["reason"],
              "added_by": r["added_by"], "added_at": us_to_time(r["added_at"])}
             for r in store.query("SELECT * FROM allowlist ORDER BY added_at", [])]
 
 
-def allowlisted_until(store: IndexStore, agent_id: str) -> int | None:
+def allowlisted_until(store: Queries, agent_id: str) -> int | None:
     rows = store.query("SELECT expires_us FROM allowlist WHERE agent_id=?", [agent_id])
     return int(rows[0][0]) if rows else None
 
 
-def get_state(store: IndexStore, key: str) -> dict[str, Any] | None:
+def get_state(store: Queries, key: str) -> dict[str, Any] | None:
     rows = store.query("SELECT value FROM state WHERE key=?", [key])
     return orjson.loads(rows[0][0]) if rows else None
 
 
-def agent_counts(store: IndexStore, agent_id: str) -> dict[str, Any] | None:
+def agent_counts(store: Queries, agent_id: str) -> dict[str, Any] | None:
     rows = store.query("SELECT * FROM agents WHERE agent_id=?", [agent_id])
     if not rows:
         return None
@@ -117,21 +119,22 @@ def agent_counts(store: IndexStore, agent_id: str) -> dict[str, Any] | None:
             "first_seen": us_to_time(r["first_seen"]), "last_seen": us_to_time(r["last_seen"])}
 
 
-def agents_with_prefix(store: IndexStore, prefix: str, limit: int = 2) -> list[str]:
+def agents_with_prefix(store: Queries, prefix: str, limit: int = 2) -> list[str]:
     return [r[0] for r in store.query(
-        "SELECT agent_id FROM agents WHERE agent_id >= ? AND agent_id < ? LIMIT ?",
+        "SELECT agent_id FROM agents WHERE agent_id >= ? AND agent_id < ?"
+        " ORDER BY agent_id LIMIT ?",
         [prefix, prefix + "g", limit])]
 
 
-def last_admin_lsn(store: IndexStore) -> int:
+def last_admin_lsn(store: Queries) -> int:
     return int(store.query("SELECT coalesce(max(lsn), 0) FROM audit", [])[0][0])
 
 
-def manual_breakers(store: IndexStore) -> list[dict[str, Any]]:
+def manual_breakers(store: Queries) -> list[dict[str, Any]]:
     return [dict(r) for r in store.query("SELECT * FROM breakers ORDER BY lsn", [])]
 
 
-def audit_log(store: IndexStore, target: str | None, limit: int) -> list[dict[str, Any]]:
+def audit_log(store: Queries, target: str | None, limit: int) -> list[dict[str, Any]]:
     sql = "SELECT * FROM audit" + (" WHERE target = ?" if target else "") + " ORDER BY lsn DESC LIMIT ?"
     rows = store.query(sql, [target, limit] if target else [limit])
     return [{"lsn": r["lsn"], "at": us_to_time(r["at"]), "by": r["by"], "action": r["action"],

@@ -152,6 +152,8 @@ def _plan_assert(e: Entry, d: dict[str, Any], body_text: str, wid: str) -> _Plan
         object_text = _nfc(obj)
         object_json = orjson.dumps(object_text).decode()
         object_raw = object_json if object_text is obj else orjson.dumps(obj).decode()
+        if "\x00" in object_text:  # the searchable text only; PostgreSQL text holds no NUL
+            object_text = object_text.replace("\x00", "\ufffd")
     else:
         object_json = object_text = canonical_json(obj)
         object_raw = orjson.dumps(obj).decode()
@@ -209,9 +211,17 @@ def _write_run(c: sqlite3.Connection, plans: list[_Plan], fts: bool) -> None:
     insert_rows(c, _INSERT_QUARANTINE, [p.quarantine for p in plans if p.quarantine is not None])
     if fts:
         c.execute(_INDEX_FTS, (top,))
+    c.executemany(_COUNT_AGENTS, run_counts(plans, functools.partial(end_assertion, c)))
+
+
+def run_counts(plans: Sequence[_Plan], end: Callable[[str, str, str, int, str], bool]
+               ) -> list[list[Any]]:
+    """Ends what the run's records end, in LSN order (``end``: a backend's
+    ``end_assertion``), and sums the counters they add per agent: ``[agent, accepted,
+    quarantined, retracted, first_seen, last_seen]`` (``_COUNT_AGENTS``'s columns)."""
     counts: dict[str, list[Any]] = {}
     for p in plans:
-        if p.end is not None and not end_assertion(c, *p.end) and not p.is_assert:
+        if p.end is not None and not end(*p.end) and not p.is_assert:
             continue  # a retraction that ended nothing is not counted
         n = counts.get(p.agent)
         if n is None:
@@ -219,7 +229,7 @@ def _write_run(c: sqlite3.Connection, plans: list[_Plan], fts: bool) -> None:
         n[_COUNTED[p.counter]] += 1
         if p.at > n[5]:
             n[5] = p.at
-    c.executemany(_COUNT_AGENTS, list(counts.values()))
+    return list(counts.values())
 
 
 ROWS_PER_STATEMENT = 64

@@ -20,7 +20,7 @@ import sqlite3
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -120,7 +120,8 @@ def _tuples(conn: sqlite3.Connection, sql: str, params: Any) -> list[tuple[Any, 
 
 
 @functools.lru_cache(maxsize=4096)
-def _standing(counts: tuple[int, ...]) -> Standing:
+def standing_of(counts: tuple[int, ...]) -> Standing:
+    """The standing of an agent with these counters (``_COUNTERS`` order)."""
     return Standing.of(TrustCounts(*counts))
 
 
@@ -186,7 +187,7 @@ def standings(
     conn: sqlite3.Connection, agents: Iterable[str], n: int, current: bool
 ) -> dict[str, Standing]:
     counts = current_counts(conn, agents) if current else _counts_as_of(conn, agents, n)
-    return {a: _standing(c) for a, c in counts.items()}
+    return {a: standing_of(c) for a, c in counts.items()}
 
 
 # -- rows to claims ---------------------------------------------------------------------
@@ -336,12 +337,32 @@ def compute_beliefs(
     params["n"] = n
     sql = _LATEST.format(where=where, counts=_WITH_COUNTS if current else "",
                          join=_JOIN_COUNTS if current else "")
-    rows = _tuples(conn, sql, params)
+    watched, counts, beliefs = beliefs_from_latest(
+        _tuples(conn, sql, params), current,
+        lambda agents: standings(conn, agents, n, current=False))
+    return _Cached(
+        n=n,
+        max_lsn=_key_lsn(conn, subject, predicate, n),
+        watched=watched,
+        counts=counts,
+        beliefs=beliefs,
+    )
+
+
+def beliefs_from_latest(
+    rows: Sequence[Sequence[Any]],
+    current: bool,
+    standings_as_of: Callable[[set[str]], dict[str, Standing]],
+) -> tuple[tuple[str, ...], tuple[tuple[int, ...], ...], list[dict[str, Any]]]:
+    """(watched agents, their counters, one belief per predicate in order) from the rows of
+    ``_LATEST``: per predicate and agent, its latest claim active at the LSN (``lsn`` None:
+    none is), then, when ``current``, the agent's live counters. Otherwise the supporters'
+    standings as of the LSN come from ``standings_as_of``. Pure: every backend's rows."""
     by_predicate: dict[str, list[Claim]] = {}
     counts: dict[str, tuple[int, ...]] = {}
     for r in rows:
         if current and r[9] is not None:
-            counts[r[1]] = r[9:]
+            counts[r[1]] = tuple(r[9:])
         if r[2] is None:  # no claim of this agent is active at n
             continue
         ev = orjson.loads(r[7])
@@ -351,22 +372,14 @@ def compute_beliefs(
         )
     watched = tuple(sorted({r[1] for r in rows}))
     if current:
-        st = {a: _standing(c) for a, c in counts.items()}
+        st = {a: standing_of(c) for a, c in counts.items()}
         counts_t = tuple(counts.get(a, ()) for a in watched)
     else:
-        supporters = {c.agent_id for claims in by_predicate.values() for c in claims}
-        st = standings(conn, supporters, n, current=False)
+        st = standings_as_of({c.agent_id for claims in by_predicate.values() for c in claims})
         counts_t = ()
-    out = []
-    for p in sorted(by_predicate):
-        out.append({"predicate": p, **belief_dict(aggregate(by_predicate[p], st))})
-    return _Cached(
-        n=n,
-        max_lsn=_key_lsn(conn, subject, predicate, n),
-        watched=watched,
-        counts=counts_t,
-        beliefs=out,
-    )
+    beliefs = [{"predicate": p, **belief_dict(aggregate(by_predicate[p], st))}
+               for p in sorted(by_predicate)]
+    return watched, counts_t, beliefs
 
 
 def _still_valid(
@@ -411,11 +424,22 @@ def _beliefs_at(
     return n, fresh
 
 
-def _key(value: str) -> str:
+def key_text(value: str) -> str:
+    """A subject or predicate as stored: trimmed, NFC."""
     return nfc(value.strip())
 
 
-def _belief_answer(
+def page_args(cursor: str | None, as_of: int | None, limit: int) -> tuple[int | None, int, int]:
+    """(as_of, offset, limit) of a page of computed answers: a cursor pins the LSN of the
+    first page and says where the next one starts."""
+    offset = 0
+    if cursor:
+        c = decode_cursor(cursor)
+        as_of, offset = c.get("a", as_of), c.get("o", 0)
+    return as_of, offset, max(1, min(limit, MAX_LIMIT))
+
+
+def belief_answer(
     subject: str, predicate: str, context: str | None, n: int, beliefs: list[dict[str, Any]]
 ) -> dict[str, Any]:
     b = beliefs[0] if beliefs else {"candidates": [], "contested": False, "contention": 0.0}
@@ -439,11 +463,11 @@ def belief(
 ) -> dict[str, Any]:
     """``{"subject", "predicate", "context", "as_of_lsn", "candidates", "contested",
     "contention"}`` for one subject/predicate (``context`` None: every context)."""
-    s, p = _key(subject), _key(predicate)
+    s, p = key_text(subject), key_text(predicate)
     ctx = nfc(context) if context is not None else None
     with snapshot(store) as conn:
         n, entry = _beliefs_at(store, conn, s, p, ctx, as_of)
-    return _belief_answer(s, p, ctx, n, entry.beliefs)
+    return belief_answer(s, p, ctx, n, entry.beliefs)
 
 
 def belief_json(
@@ -454,7 +478,7 @@ def belief_json(
     as_of: int | None = None,
 ) -> bytes:
     """``belief`` serialised, and kept with its cache entry for ``cached_belief_json``."""
-    s, p = _key(subject), _key(predicate)
+    s, p = key_text(subject), key_text(predicate)
     ctx = nfc(context) if context is not None else None
     caches = _caches_of(store)
     # The key without the LSN: a write moves the newest LSN, and the readers of one key
@@ -463,7 +487,7 @@ def belief_json(
         n, entry = _beliefs_at(store, conn, s, p, ctx, as_of)
     body = entry.body
     if body is None or entry.n != n:
-        body = orjson.dumps(_belief_answer(s, p, ctx, n, entry.beliefs))
+        body = orjson.dumps(belief_answer(s, p, ctx, n, entry.beliefs))
         if entry.n == n:
             entry.body = body
     return body
@@ -479,7 +503,7 @@ def cached_belief_json(
     """The serialised ``belief`` answer when it is cached for the very LSN it would be
     given at (nothing was applied since it was computed or re-validated), else None.
     Cheap enough for the event loop: one read of the applied LSN and a look-up."""
-    s, p = _key(subject), _key(predicate)
+    s, p = key_text(subject), key_text(predicate)
     ctx = nfc(context) if context is not None else None
     applied = _applied(store.reader)
     n = applied if as_of is None else max(0, min(as_of, applied))
@@ -503,23 +527,23 @@ def subject_beliefs(
     """Every predicate of a subject: ``{"subject", "context", "as_of_lsn", "beliefs":
     [{"predicate", "candidates", "contested", "contention"}], "next_cursor"}``, predicates
     in order; the cursor pins the LSN of the first page."""
-    s = _key(subject)
+    s = key_text(subject)
     ctx = nfc(context) if context is not None else None
-    offset = 0
-    if cursor:
-        c = decode_cursor(cursor)
-        as_of, offset = c.get("a", as_of), c.get("o", 0)
-    limit = max(1, min(limit, MAX_LIMIT))
+    as_of, offset, limit = page_args(cursor, as_of, limit)
     with snapshot(store) as conn:
         n, entry = _beliefs_at(store, conn, s, None, ctx, as_of)
-    beliefs = entry.beliefs
-    page = beliefs[offset : offset + limit]
+    return beliefs_page(s, ctx, n, entry.beliefs, offset, limit)
+
+
+def beliefs_page(subject: str, context: str | None, n: int, beliefs: list[dict[str, Any]],
+                 offset: int, limit: int) -> dict[str, Any]:
+    """One page of a subject's beliefs (``subject_beliefs``'s answer)."""
     more = offset + limit < len(beliefs)
     return {
-        "subject": s,
-        "context": ctx,
+        "subject": subject,
+        "context": context,
         "as_of_lsn": n,
-        "beliefs": page,
+        "beliefs": beliefs[offset : offset + limit],
         "next_cursor": encode_cursor({"o": offset + limit, "a": n}) if more else None,
     }
 
@@ -559,9 +583,21 @@ def compute_disputes(
     groups: dict[tuple[str, str, str], list[sqlite3.Row]] = {}
     for r in conn.execute(_DISPUTE_ROWS.format(filter=flt), params):
         groups.setdefault((r["subject"], r["predicate"], r["context"]), []).append(r)
+    return disputes_from_groups(groups, n, lambda agents: standings(conn, agents, n, current),
+                                lambda lsn: lsn_time_us(conn, lsn))
+
+
+def disputes_from_groups(
+    groups: dict[tuple[str, str, str], list[Any]],
+    n: int,
+    standings_of: Callable[[set[str]], dict[str, Standing]],
+    time_of: Callable[[int], int | None],
+) -> list[dict[str, Any]]:
+    """Every contested key among ``groups`` (the rows of ``_DISPUTE_ROWS`` per key, read by
+    column name), most contested first. ``standings_of``: the agents' standings at ``n``;
+    ``time_of``: the time of an LSN. Pure: every backend's rows."""
     claims = {k: [_claim(r) for r in _latest_active(rows, n)] for k, rows in groups.items()}
-    agents = {c.agent_id for cs in claims.values() for c in cs}
-    st = standings(conn, agents, n, current)
+    st = standings_of({c.agent_id for cs in claims.values() for c in cs})
     out: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
     for k, cs in claims.items():
         b = aggregate(cs, st)
@@ -576,7 +612,7 @@ def compute_disputes(
             ]
             starts.append(run_start(spans, n) or n)
         since = max(starts)
-        at = lsn_time_us(conn, since)
+        at = time_of(since)
         runner_up = b.top_two[1].strength
         item = {
             "subject": k[0],
@@ -607,13 +643,9 @@ def disputes(
 
     ``reference_us`` is the moment ``open_for_seconds`` is measured to (the ``as_of``
     time; None: the time of the LSN answered at)."""
-    offset = 0
-    if cursor:
-        c = decode_cursor(cursor)
-        as_of, offset = c.get("a", as_of), c.get("o", 0)
-    limit = max(1, min(limit, MAX_LIMIT))
-    s = _key(subject) if subject is not None else None
-    p = _key(predicate) if predicate is not None else None
+    as_of, offset, limit = page_args(cursor, as_of, limit)
+    s = key_text(subject) if subject is not None else None
+    p = key_text(predicate) if predicate is not None else None
     caches = _caches_of(store)
     with snapshot(store) as conn:
         n, current = pin(conn, as_of)
@@ -625,13 +657,20 @@ def disputes(
             with caches.lock:
                 _lru_put(caches.disputes, key, items, _DISPUTE_CACHE_SIZE)
         ref = reference_us if reference_us is not None else lsn_time_us(conn, n)
+    return dispute_page(items, n, offset, limit, ref)
+
+
+def dispute_page(items: list[dict[str, Any]], n: int, offset: int, limit: int,
+                 reference_us: int | None) -> dict[str, Any]:
+    """One page of disputes (``disputes``'s answer); ``open_for_seconds`` is measured to
+    ``reference_us``."""
     page = []
     for item in items[offset : offset + limit]:
         shown = {k: v for k, v in item.items() if not k.startswith("_")}
         since_us = item["_open_since_us"]
         shown["open_for_seconds"] = (
-            round(max(0, ref - since_us) / 1e6, 3)
-            if ref is not None and since_us is not None
+            round(max(0, reference_us - since_us) / 1e6, 3)
+            if reference_us is not None and since_us is not None
             else None
         )
         page.append(shown)

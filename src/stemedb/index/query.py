@@ -17,6 +17,7 @@ from ..store import AssertionFilter
 from .store import IndexStore
 
 MAX_LIMIT = 1000
+MAX_QUERY_WORDS = 32
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 # Status of a row as of LSN :asof (retracted/superseded keep their final status once
@@ -75,12 +76,18 @@ def list_assertions(store: IndexStore, f: AssertionFilter, as_of: int,
     return {"items": items, "next_cursor": next_cursor, "as_of_lsn": params["asof"]}
 
 
-def fts_query(q: str) -> str:
-    """Plain words to an FTS5 query: every word quoted, so operators are just text."""
+def query_words(q: str) -> list[str]:
+    """The words a search looks for (at most ``MAX_QUERY_WORDS``): plain words only, so
+    operators are just text."""
     words = _WORD.findall(q)
     if not words:
         raise ValidationFailed([{"field": "q", "message": "must contain at least one word"}])
-    return " ".join('"' + w.replace('"', '""') + '"' for w in words[:32])
+    return words[:MAX_QUERY_WORDS]
+
+
+def fts_query(q: str) -> str:
+    """Plain words to an FTS5 query: every word quoted (a phrase), all required."""
+    return " ".join('"' + w.replace('"', '""') + '"' for w in query_words(q))
 
 
 def search(store: IndexStore, q: str, limit: int, as_of: int, cursor: str | None) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import sys
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -45,6 +45,21 @@ BULK_CACHE_KIB = 262144  # while building a fresh file: the random-key indexes s
 CHECKPOINT_WAL_BYTES = 4 << 20  # the background checkpointer runs past this WAL size ...
 CHECKPOINT_WAL_LIMIT = 64 << 20  # ... and past this one waits for readers, then truncates
 CHECKPOINT_EVERY_S = 0.2  # ... looking this often
+
+
+class Queries(Protocol):
+    """What the portable named queries (``admin.py``, ``dashboard.py``) need of a store:
+    the rows of one statement (``?`` parameters), read by position or column name."""
+
+    def query(self, sql: str, params: Sequence[Any]) -> list[Any]: ...
+
+
+# The base tables of the canonical dump, in order, each with the column its rows are
+# sorted by (every backend dumps the same lines: ``[table, *row]``, then the FTS lines).
+DUMP_TABLES = (("meta", "key"), ("lsn_time", "lsn"), ("writes", "id"), ("assertions", "id"),
+               ("retractions", "id"), ("quarantine", "id"), ("allowlist", "agent_id"),
+               ("state", "key"), ("audit", "lsn"), ("breakers", "agent_id"),
+               ("agents", "agent_id"))
 
 
 def read_applied(path: Path) -> tuple[int, bytes] | None:
@@ -389,10 +404,7 @@ class IndexStore:
         cur = self.reader.cursor()
         cur.row_factory = None  # plain tuples: ``[table, *row]`` comes from the SELECT
         line = functools.partial(orjson.dumps, option=orjson.OPT_APPEND_NEWLINE)
-        for table, order in (("meta", "key"), ("lsn_time", "lsn"), ("writes", "id"),
-                             ("assertions", "id"), ("retractions", "id"), ("quarantine", "id"),
-                             ("allowlist", "agent_id"), ("state", "key"), ("audit", "lsn"),
-                             ("breakers", "agent_id"), ("agents", "agent_id")):
+        for table, order in DUMP_TABLES:
             yield from map(line, cur.execute(f"SELECT '{table}', * FROM {table} ORDER BY {order}"))
         # The FTS index is part of the state a reader sees.
         yield from map(line, cur.execute(

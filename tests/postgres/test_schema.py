@@ -1,0 +1,53 @@
+"""The PostgreSQL schema: created once however many nodes start at once, refused when
+newer than the code, and the same columns, in the same order, as the embedded index."""
+
+from __future__ import annotations
+
+import concurrent.futures
+
+import psycopg
+import pytest
+
+from stemedb.errors import ConfigError
+from stemedb.index.store import DUMP_TABLES
+from stemedb.postgres import PostgresStore
+from stemedb.postgres.schema import COLUMNS, SCHEMA_VERSION, migrate, status
+
+
+def test_many_nodes_migrating_at_once_create_the_schema_once(postgres_url: str) -> None:
+    def one(_: int) -> int:
+        with psycopg.connect(postgres_url) as conn:
+            return migrate(conn)
+
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        assert list(pool.map(one, range(6))) == [SCHEMA_VERSION] * 6
+    with psycopg.connect(postgres_url) as conn:
+        assert conn.execute("SELECT count(*) FROM tip").fetchone() == (1,)
+        assert conn.execute("SELECT count(*) FROM schema_version").fetchone() == (1,)
+        assert status(conn) == {"schema_version": SCHEMA_VERSION, "tip_lsn": 0}
+
+
+def test_a_newer_schema_is_refused(postgres_url: str) -> None:
+    with psycopg.connect(postgres_url) as conn:
+        migrate(conn)
+        conn.execute("UPDATE schema_version SET version = %s", (SCHEMA_VERSION + 1,))
+        conn.commit()
+    with pytest.raises(ConfigError, match="newer"):
+        PostgresStore(postgres_url)
+
+
+def test_an_empty_database_has_no_schema_yet(postgres_url: str) -> None:
+    with psycopg.connect(postgres_url) as conn:
+        assert status(conn) == {"schema_version": 0, "tip_lsn": 0}
+
+
+def test_the_tables_mirror_the_embedded_index(postgres_url: str) -> None:
+    with psycopg.connect(postgres_url) as conn:
+        migrate(conn)
+        for table, _ in DUMP_TABLES:
+            if table == "meta":  # the applied LSN and hash are the tip here
+                continue
+            found = tuple(r[0] for r in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = %s"
+                " ORDER BY ordinal_position", (table,)))
+            assert found == COLUMNS[table], table
