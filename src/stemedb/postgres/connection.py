@@ -47,6 +47,7 @@ CONNECT_OPTIONS: dict[str, Any] = {
 IDLE_PROBE_S = 1.0  # ask the database when nothing else did for this long
 OUTAGE_PROBE_S = (0.1, 1.0)  # first and longest wait between probes during an outage
 RETRY_AFTER_S = 2  # what a refused request is told
+PROBE_CONNECT_S = 1  # a reader's own probe after a failed read gives up this fast
 
 
 def connect(url: str, *, name: str, autocommit: bool = False) -> Conn:
@@ -161,9 +162,20 @@ class Health:
             else:
                 wait, backoff = backoff, min(backoff * 2, OUTAGE_PROBE_S[1])
 
-    def _answers(self) -> bool:
+    def reachable(self, reason: str) -> bool:
+        """After a read failed with ``reason``: whether the database still answers (a
+        quick fresh connection). If not, the outage starts now and True never blocks a
+        caller for longer than ``PROBE_CONNECT_S``."""
+        if self._answers(connect_timeout=PROBE_CONNECT_S):
+            return True
+        self.failed(reason)
+        return False
+
+    def _answers(self, connect_timeout: int | None = None) -> bool:
+        options = {} if connect_timeout is None else {"connect_timeout": connect_timeout}
         try:
-            with connect(self._url, name="stemedb-probe", autocommit=True) as conn:
+            with psycopg.connect(self._url, autocommit=True, application_name="stemedb-probe",
+                                 **{**CONNECT_OPTIONS, **options}) as conn:
                 conn.execute("SELECT 1")
         except psycopg.Error as e:
             with self._lock:
@@ -218,13 +230,18 @@ class Reader:
                     else:
                         result = fn(conn)
             except PoolTimeout:
-                raise Unavailable(f"no database connection was free within {self._timeout} s",
-                                  retry_after=RETRY_AFTER_S) from None
+                reason = f"no database connection was free within {self._timeout} s"
+                self._health.reachable(reason)  # an outage is told apart from a busy pool
+                raise Unavailable(reason, retry_after=RETRY_AFTER_S) from None
             except psycopg.OperationalError as e:
                 if not is_outage(e):
                     raise Unavailable(f"the database could not answer: {describe(e)}",
                                       retry_after=RETRY_AFTER_S) from None
-                if attempt == 1:
+                # A pooled connection may have died while idle (the server restarted):
+                # retry once if the database answers a fresh connection at once. If it
+                # does not, the outage starts now: this and every later read is refused
+                # at once instead of waiting for connections that cannot be made.
+                if attempt == 1 and self._health.reachable(describe(e)):
                     self.pool.check()
                     continue
                 self._health.failed(describe(e))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from ...errors import StemeError
 from ..deps import db, json_response
 from .fast import FastRoute
 
@@ -20,8 +21,12 @@ async def healthz() -> Response:  # on the event loop: no hop to the thread pool
 def readyz(request: Request) -> Response:
     database = db(request)
     ok, reason = database.readiness()
+    try:
+        applied: int | None = database.reads.applied_lsn
+    except StemeError as e:  # the database went away since: not ready, and why
+        ok, reason, applied = False, e.detail, None
     body = {"status": "ready" if ok else "not_ready", "reason": reason,
-            "applied_lsn": database.reads.applied_lsn, "journal_lsn": database.store.last_lsn}
+            "applied_lsn": applied, "journal_lsn": database.store.last_lsn}
     return json_response(body, 200 if ok else 503, None if ok else {"Retry-After": "5"})
 
 
