@@ -44,7 +44,7 @@ from .context import Context, log
 from .openloop import _Conn, _pct
 from .report import write_atomic
 from .run import RESULTS, _git, _machine
-from .servers import HOST, StemeServer, cpu_seconds
+from .servers import HOST, StemeServer, cpu_seconds, machine_busy_seconds
 from .signer import Signed, Signer
 
 RATE_FRACTION = 0.8
@@ -67,6 +67,7 @@ class Minute:
     rss_mib: float = 0.0
     rss_anon_mib: float = 0.0
     server_cpu_s: float = 0.0
+    other_cpu_s: float = 0.0  # the rest of the machine: neither the server nor this client
 
     def summary(self, number: int) -> dict[str, Any]:
         all_, writes = sorted(self.latencies), sorted(self.write_latencies)
@@ -75,7 +76,8 @@ class Minute:
                 "p99_ms": _ms(_pct(all_, 0.99)), "write_p99_ms": _ms(_pct(writes, 0.99)),
                 "max_ms": _ms(all_[-1] if all_ else 0.0), "rss_mib": self.rss_mib,
                 "rss_anon_mib": self.rss_anon_mib,
-                "server_cpu_cores": round(self.server_cpu_s / 60, 2)}
+                "server_cpu_cores": round(self.server_cpu_s / 60, 2),
+                "other_cpu_cores": round(max(0.0, self.other_cpu_s) / 60, 2)}
 
 
 def _ms(seconds: float) -> float:
@@ -133,15 +135,17 @@ async def soak(url: str, pid: int, bodies: Bodies, write_rate: float, minutes: i
     waiting: collections.deque[Item] = collections.deque()  # no free connection yet
     subjects: dict[str, str] = {}  # id -> subject of writes in flight
     written: list[tuple[str, str]] = []  # (id, subject) of writes answered 201
-    last_cpu = [cpu_seconds(pid)]
+    last_cpu = [cpu_seconds(pid), machine_busy_seconds(), _client_cpu_s()]
     outstanding = 0
     start = time.perf_counter() + 0.2
 
     def sample(m: Minute) -> None:
         m.rss_mib, m.rss_anon_mib = memory_mib(pid)
-        now = cpu_seconds(pid)
-        m.server_cpu_s += now - last_cpu[0]
-        last_cpu[0] = now
+        now = [cpu_seconds(pid), machine_busy_seconds(), _client_cpu_s()]
+        server, busy, client = (a - b for a, b in zip(now, last_cpu, strict=True))
+        m.server_cpu_s += server
+        m.other_cpu_s += busy - server - client  # includes the signing processes
+        last_cpu[:] = now
 
     def done(conn: _Conn, status: int, seconds: float) -> None:
         nonlocal outstanding
@@ -307,7 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     minutes = [m.summary(i + 1) for i, m in enumerate(stats)]
     for m in minutes:
         log("  minute {minute}: {writes} writes, {reads} reads, {errors} errors, "
-            "p50 {p50_ms} ms, p99 {p99_ms} ms, RSS {rss_mib} MiB (anon {rss_anon_mib})"
+            "p50 {p50_ms} ms, p99 {p99_ms} ms, RSS {rss_mib} MiB (anon {rss_anon_mib}), "
+            "other processes {other_cpu_cores} cores"
             .format(**m))
     criteria = verdict(minutes, args.warmup_minutes)
     passed = all(c["met"] for c in criteria.values())
