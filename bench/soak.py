@@ -29,6 +29,8 @@ import json
 import queue
 import resource
 import shutil
+import signal
+import sys
 import tempfile
 import threading
 import time
@@ -53,6 +55,9 @@ MAX_RSS_GROWTH = 0.10
 MAX_P99_RATIO = 1.5
 CHUNK_S = 5.0  # seconds of writes signed at a time
 MAX_CONNECTIONS = 256
+# A kept-alive connection idle this long is not reused: the server closes idle ones after
+# 5 s (uvicorn's default), and a request sent as it does would fail for the client's sake.
+IDLE_REUSE_S = 2.0
 
 Item = tuple[bytes, float, int, str, str | None]  # request, due, minute, kind, id written
 
@@ -61,7 +66,7 @@ Item = tuple[bytes, float, int, str, str | None]  # request, due, minute, kind, 
 class Minute:
     writes: int = 0
     reads: int = 0
-    errors: int = 0
+    errors: collections.Counter[str] = field(default_factory=collections.Counter)
     latencies: list[float] = field(default_factory=list)
     write_latencies: list[float] = field(default_factory=list)
     rss_mib: float = 0.0
@@ -72,7 +77,8 @@ class Minute:
     def summary(self, number: int) -> dict[str, Any]:
         all_, writes = sorted(self.latencies), sorted(self.write_latencies)
         return {"minute": number, "writes": self.writes, "reads": self.reads,
-                "errors": self.errors, "p50_ms": _ms(_pct(all_, 0.5)),
+                "errors": sum(self.errors.values()), "error_kinds": dict(self.errors),
+                "p50_ms": _ms(_pct(all_, 0.5)),
                 "p99_ms": _ms(_pct(all_, 0.99)), "write_p99_ms": _ms(_pct(writes, 0.99)),
                 "max_ms": _ms(all_[-1] if all_ else 0.0), "rss_mib": self.rss_mib,
                 "rss_anon_mib": self.rss_anon_mib,
@@ -133,6 +139,7 @@ async def soak(url: str, pid: int, bodies: Bodies, write_rate: float, minutes: i
     idle: list[_Conn] = []
     inflight: dict[_Conn, tuple[int, str, str | None]] = {}  # minute, kind, id written
     waiting: collections.deque[Item] = collections.deque()  # no free connection yet
+    idle_since: dict[_Conn, float] = {}
     subjects: dict[str, str] = {}  # id -> subject of writes in flight
     written: list[tuple[str, str]] = []  # (id, subject) of writes answered 201
     last_cpu = [cpu_seconds(pid), machine_busy_seconds(), _client_cpu_s()]
@@ -160,22 +167,36 @@ async def soak(url: str, pid: int, bodies: Bodies, write_rate: float, minutes: i
             if ok and new_id is not None and subject is not None:
                 written.append((new_id, subject))
         if not ok:
-            m.errors += 1
-            if m.errors <= 3:
-                log(f"  {kind} answered {status}")
+            error(m, f"{kind} answered {status}")
         if waiting:
             send(conn, *waiting.popleft())
         else:
             idle.append(conn)
+            idle_since[conn] = time.perf_counter()
 
     def lost(conn: _Conn) -> None:
         nonlocal outstanding
         if conn in inflight:
-            minute, _, _ = inflight.pop(conn)
+            minute, kind, _ = inflight.pop(conn)
             outstanding -= 1
-            stats[minute].errors += 1
+            error(stats[minute], f"{kind}: connection closed before the answer")
         elif conn in idle:
             idle.remove(conn)
+            del idle_since[conn]
+
+    def error(m: Minute, kind: str) -> None:
+        m.errors[kind] += 1
+        if m.errors[kind] <= 2:
+            log(f"  error: {kind}")
+
+    def reusable() -> _Conn | None:
+        while idle:
+            conn = idle.pop()
+            if time.perf_counter() - idle_since.pop(conn) < IDLE_REUSE_S:
+                return conn
+            if conn.transport is not None:
+                conn.transport.close()
+        return None
 
     def send(conn: _Conn, request: bytes, due: float, minute: int, kind: str,
              new_id: str | None) -> None:
@@ -186,9 +207,9 @@ async def soak(url: str, pid: int, bodies: Bodies, write_rate: float, minutes: i
         nonlocal outstanding
         try:
             _, conn = await loop.create_connection(lambda: _Conn(done, lost), host, port)
-        except OSError:
+        except OSError as exc:
             outstanding -= 1
-            stats[item[2]].errors += 1
+            error(stats[item[2]], f"connect failed: {exc.strerror}")
             return
         send(conn, *item)
 
@@ -212,8 +233,9 @@ async def soak(url: str, pid: int, bodies: Bodies, write_rate: float, minutes: i
         outstanding += 1
         stats[minute].reads += item[3] == "read"
         stats[minute].writes += item[3] == "write"
-        if idle:
-            send(idle.pop(), *item)
+        conn = reusable()
+        if conn is not None:
+            send(conn, *item)
         elif len(inflight) + len(tasks) < MAX_CONNECTIONS:
             task = loop.create_task(connect(*item))
             tasks.add(task)
@@ -225,7 +247,8 @@ async def soak(url: str, pid: int, bodies: Bodies, write_rate: float, minutes: i
     deadline = time.perf_counter() + 60
     while outstanding > 0 and time.perf_counter() < deadline:
         await asyncio.sleep(0.05)
-    stats[-1].errors += max(0, outstanding)
+    if outstanding > 0:
+        stats[-1].errors["unanswered a minute after the end"] += outstanding
     sample(stats[-1])
     for conn in idle + list(inflight):
         if conn.transport is not None:
@@ -281,10 +304,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # A terminated soak still stops its server (the ``with`` below) and signing processes.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    commit = _git("rev-parse", "HEAD")
     work = Path(tempfile.mkdtemp(prefix="stemedb-soak-"))
     signer = Signer()
     try:
-        with StemeServer(work / "data") as server:
+        server = StemeServer(work / "data")
+        with server:
             server.start()
             rate = args.rate
             if rate is None:
@@ -318,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     passed = all(c["met"] for c in criteria.values())
     result = {
         "meta": {"date": datetime.now(UTC).isoformat(timespec="seconds"),
-                 "git_commit": _git("rev-parse", "HEAD"), "machine": _machine(),
+                 "git_commit": commit, "machine": _machine(),
                  "minutes": args.minutes, "warmup_minutes": args.warmup_minutes,
                  "data_dir_bytes_at_end": data_bytes,
                  "client_cpu_cores": round(client_cores, 2)},
