@@ -7,9 +7,8 @@ Calibration is ``make bench``'s single-ingest measurement (wrk, 32 connections) 
 soak's own server. The soak then offers 80 % of that rate as single signed writes, plus
 reads at half the write rate (nine in ten point reads of earlier writes, one in ten a
 list by subject), in an open loop: requests go out on schedule whatever the answers, and
-a request's latency runs from when it was due, so falling behind is charged. Bodies are
-signed a few seconds ahead on the other processes (their timestamps must stay within
-the server's clock skew window).
+a request's latency runs from when it was due, so falling behind is charged. Every body
+is signed before the run, stamped with the time it is due.
 
 Passes when: no request failed (every write 201, every read 200, no connection error);
 the server's resident memory grew by at most 10 % from the end of the warm-up (2
@@ -26,13 +25,12 @@ import asyncio
 import collections
 import hashlib
 import json
-import queue
+import math
 import resource
 import shutil
 import signal
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -47,13 +45,13 @@ from .openloop import _Conn, _pct
 from .report import write_atomic
 from .run import RESULTS, _git, _machine
 from .servers import HOST, StemeServer, cpu_seconds, machine_busy_seconds
-from .signer import Signed, Signer
+from .signer import Signed, Signer, rfc3339
 
 RATE_FRACTION = 0.8
 READ_SHARE = 0.5  # reads offered per write offered
 MAX_RSS_GROWTH = 0.10
 MAX_P99_RATIO = 1.5
-CHUNK_S = 5.0  # seconds of writes signed at a time
+CHUNK_S = 5.0  # seconds of writes stamped with one timestamp
 MAX_CONNECTIONS = 256
 # A kept-alive connection idle this long is not reused: the server closes idle ones after
 # 5 s (uvicorn's default), and a request sent as it does would fail for the client's sake.
@@ -99,35 +97,23 @@ def memory_mib(pid: int) -> tuple[float, float]:
 
 
 class Bodies:
-    """Signed writes, ``CHUNK_S`` seconds' worth at a time, signed one chunk ahead."""
+    """Every write of the soak, signed before it starts (signing during the run would take
+    CPU from the server), each ``CHUNK_S`` seconds' worth stamped with when it is due: a
+    body must reach the server within its clock-skew window of its timestamp."""
 
-    def __init__(self, signer: Signer, per_chunk: int) -> None:
-        self._chunks: queue.Queue[list[Signed]] = queue.Queue(maxsize=2)
-        self._stop = threading.Event()
-        self._signer, self._per_chunk = signer, per_chunk
+    def __init__(self, signer: Signer, write_rate: float, seconds: float) -> None:
+        per_chunk = math.ceil(write_rate * CHUNK_S) + 1
+        start = time.time() + 0.5 * CHUNK_S
+        self._chunks = collections.deque(
+            signer.sign(per_chunk, rfc3339(start + k * CHUNK_S))
+            for k in range(math.ceil(seconds / CHUNK_S) + 1))
         self._current: list[Signed] = []
-        self._thread = threading.Thread(target=self._sign, daemon=True)
-        self._thread.start()
-
-    def _sign(self) -> None:
-        while not self._stop.is_set():
-            chunk = self._signer.sign(self._per_chunk)
-            while not self._stop.is_set():
-                try:
-                    self._chunks.put(chunk, timeout=0.5)
-                    break
-                except queue.Full:
-                    continue
 
     def next(self) -> Signed:
         if not self._current:
-            self._current = self._chunks.get(timeout=60)
+            self._current = self._chunks.popleft()
             self._current.reverse()
         return self._current.pop()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(30)
 
 
 async def soak(url: str, pid: int, bodies: Bodies, write_rate: float, minutes: int
@@ -321,13 +307,9 @@ def main(argv: list[str] | None = None) -> int:
             write_rate = RATE_FRACTION * rate
             log(f"soak: {args.minutes} min at {write_rate:,.0f} writes/s "
                 f"+ {READ_SHARE * write_rate:,.0f} reads/s (single-ingest rate {rate:,.0f}/s)")
-            bodies = Bodies(signer, int(write_rate * CHUNK_S))
+            bodies = Bodies(signer, write_rate, 60 * args.minutes)
             client_before = _client_cpu_s()
-            try:
-                stats = uvloop.run(soak(server.url, server.pid, bodies, write_rate,
-                                        args.minutes))
-            finally:
-                bodies.close()
+            stats = uvloop.run(soak(server.url, server.pid, bodies, write_rate, args.minutes))
             client_cores = (_client_cpu_s() - client_before) / (60 * args.minutes)
             server.check_alive()
             data_bytes = sum(p.stat().st_size for p in (work / "data").rglob("*")
