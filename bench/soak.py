@@ -75,6 +75,7 @@ class Minute:
     def summary(self, number: int) -> dict[str, Any]:
         all_, writes = sorted(self.latencies), sorted(self.write_latencies)
         return {"minute": number, "writes": self.writes, "reads": self.reads,
+                "answered": len(self.latencies),
                 "errors": sum(self.errors.values()), "error_kinds": dict(self.errors),
                 "p50_ms": _ms(_pct(all_, 0.5)),
                 "p99_ms": _ms(_pct(all_, 0.99)), "write_p99_ms": _ms(_pct(writes, 0.99)),
@@ -262,14 +263,17 @@ def verdict(minutes: list[dict[str, Any]], warmup: int) -> dict[str, dict[str, A
     base, end = minutes[warmup - 1], minutes[-1]
     errors = sum(m["errors"] for m in minutes)
     growth = end["rss_anon_mib"] / base["rss_anon_mib"] - 1
-    ratio = end["p99_ms"] / max(minutes[0]["p99_ms"], 1e-9)
+    # A minute with requests never answered has no p99 to compare: it fails.
+    whole = all(m["answered"] == m["writes"] + m["reads"] for m in (minutes[0], end))
+    ratio = end["p99_ms"] / max(minutes[0]["p99_ms"], 1e-9) if whole else None
     return {
         "errors": {"value": errors, "limit": 0, "met": errors == 0},
         "rss_anon_growth": {"value": round(growth, 4), "limit": MAX_RSS_GROWTH,
                             "met": growth <= MAX_RSS_GROWTH,
                             "from_mib": base["rss_anon_mib"], "to_mib": end["rss_anon_mib"]},
-        "p99_last_over_first": {"value": round(ratio, 3), "limit": MAX_P99_RATIO,
-                                "met": ratio <= MAX_P99_RATIO,
+        "p99_last_over_first": {"value": None if ratio is None else round(ratio, 3),
+                                "limit": MAX_P99_RATIO,
+                                "met": ratio is not None and ratio <= MAX_P99_RATIO,
                                 "first_ms": minutes[0]["p99_ms"], "last_ms": end["p99_ms"]},
     }
 
