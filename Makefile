@@ -47,9 +47,13 @@ bench-scale: $(VENV)/.installed-dev
 	bash scripts/bench-deps.sh
 	$(PY) -m bench.run --scale
 
-## soak: long crash soak (kill -9 cycles)
+## soak: the long runs: 200 kill -9 cycles, 2,000 simulated power losses, then 10 minutes
+## of load on a real server (bench/results/soak.json)
 soak: $(VENV)/.installed-dev
-	STEMEDB_SOAK_CYCLES=$${STEMEDB_SOAK_CYCLES:-200} $(VENV)/bin/pytest -q tests/crash -p no:randomly
+	bash scripts/bench-deps.sh
+	STEMEDB_SOAK_CYCLES=$${STEMEDB_SOAK_CYCLES:-200} STEMEDB_CRASH_POINTS=$${STEMEDB_CRASH_POINTS:-2000} \
+		$(VENV)/bin/pytest -q tests/crash -p no:randomly
+	$(PY) -m bench.soak
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -19,6 +19,11 @@ from typing import Any
 import pytest
 import yaml
 
+from stemedb.ops.textfile import (
+    write_archive_metrics,
+    write_backup_metrics,
+    write_drill_metrics,
+)
 from tests.deploy.live import METRIC_NAME, exercise, exposed_names, metrics_server, scrape
 from tests.helpers import ROOT
 
@@ -47,6 +52,10 @@ ALERTS = {
     "StemeDBDiskLow",
     "StemeDBBackupStale",
     "StemeDBWalArchiveLag",
+    "StemeDBBackupMissing",
+    "StemeDBWalArchiveMissing",
+    "StemeDBJobFailed",
+    "StemeDBDrDrillStale",
 }
 
 
@@ -229,22 +238,39 @@ def live_text(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield scrape(srv.url)
 
 
+@pytest.fixture(scope="module")
+def textfile_names(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
+    """What the backup, WAL-archive and DR-drill jobs write for node_exporter, by their
+    own writers after a successful run."""
+    directory = tmp_path_factory.mktemp("textfile")
+    paths = [
+        write_backup_metrics(directory, success=True, duration_s=1.0, size_bytes=1, lsn=1),
+        write_archive_metrics(directory, success=True, lag_seconds=0.0, lag_segments=0,
+                              last_archived_lsn=1),
+        write_drill_metrics(directory, success=True, rto_s=1.0, rpo_s=1.0),
+    ]
+    return {name for path in paths for name in exposed_names(path.read_text())}
+
+
 def test_live_scrape_passes_promtool_check_metrics(live_text: str) -> None:
     r = run("check", "metrics", stdin=live_text)
     assert r.returncode == 0 and not r.stdout.strip() and not r.stderr.strip(), r.stdout + r.stderr
 
 
-def test_every_metric_in_the_rules_and_dashboard_is_exposed(live_text: str) -> None:
-    exposed = exposed_names(live_text)
+def test_every_metric_in_the_rules_and_dashboard_is_exposed(
+    live_text: str, textfile_names: set[str]
+) -> None:
+    exposed = exposed_names(live_text) | textfile_names
     exprs = [r["expr"] for r in rules()] + dashboard_exprs()
     used = {n for e in exprs for n in METRIC_NAME.findall(e)}
     assert len(used) > 20
     assert not used - exposed, f"used but not exposed: {sorted(used - exposed)}"
 
 
-def test_rule_test_series_are_real_metrics(live_text: str) -> None:
-    """The rule unit tests feed series that the server really exposes (and ``up``)."""
-    exposed = exposed_names(live_text) | {"up"}
+def test_rule_test_series_are_real_metrics(live_text: str, textfile_names: set[str]) -> None:
+    """The rule unit tests feed series that the server or the ops jobs really expose
+    (and ``up``)."""
+    exposed = exposed_names(live_text) | textfile_names | {"up"}
     doc = yaml.safe_load(RULE_TESTS.read_text())
     fed = {
         re.match(r"[a-zA-Z_:][a-zA-Z0-9_:]*", s["series"]).group(0)  # type: ignore[union-attr]

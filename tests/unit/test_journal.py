@@ -16,8 +16,7 @@ from typing import Any
 import pytest
 
 from stemedb.errors import JournalError, JournalReadOnly
-from stemedb.journal import Journal, Record, scan
-from stemedb.journal import writer as writer_module
+from stemedb.journal import Journal, OsFiles, Record, scan
 from stemedb.journal.segment import write_all
 
 
@@ -284,15 +283,22 @@ def test_fsync_failure_makes_the_journal_read_only(
         assert reopened.read_only_reason is None
 
 
-def test_write_failure_makes_the_journal_read_only(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def broken_write(fd: int, data: bytes) -> None:
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+class FillingDisk(OsFiles):
+    """The real file layer until ``full`` is set; then every write fails with ENOSPC."""
 
-    with Journal(tmp_path) as journal:
+    full = False
+
+    def write(self, fd: int, data: memoryview) -> int:
+        if self.full:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return super().write(fd, data)
+
+
+def test_write_failure_makes_the_journal_read_only(tmp_path: Path) -> None:
+    files = FillingDisk()
+    with Journal(tmp_path, files=files) as journal:
         journal.append([b"good"])
-        monkeypatch.setattr(writer_module, "write_all", broken_write)
+        files.full = True
         with pytest.raises(JournalReadOnly):
             journal.append([b"bad"])
         assert (journal.read_only_reason or "").startswith("write failed: [Errno 28]")

@@ -1,5 +1,6 @@
 """The write-ahead journal: the source of truth. Format in docs/journal-format.md."""
 
+from stemedb.journal.files import OS_FILES, FileOps, OsFiles
 from stemedb.journal.journal import Journal, SegmentInfo
 from stemedb.journal.reader import scan
 from stemedb.journal.record import (
@@ -23,11 +24,14 @@ from stemedb.journal.segment import (
 __all__ = [
     "FRAME_HEADER_SIZE",
     "MAX_PAYLOAD",
+    "OS_FILES",
     "SEGMENT_HEADER_SIZE",
     "BadFrame",
+    "FileOps",
     "Frame",
     "Journal",
     "Record",
+    "OsFiles",
     "RecoveryReport",
     "SegmentInfo",
     "chain_hash",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -11,12 +10,12 @@ from types import TracebackType
 from typing import Any
 
 from stemedb.errors import JournalError
+from stemedb.journal.files import FileOps, Fsync, OsFiles
 from stemedb.journal.reader import read_records
 from stemedb.journal.record import MAX_PAYLOAD, ZERO_HASH, Record
 from stemedb.journal.recovery import RecoveryReport, recover
 from stemedb.journal.segment import (
     SEGMENT_HEADER_SIZE,
-    Fsync,
     create_segment,
     fsync_dir,
     open_segment,
@@ -49,6 +48,9 @@ class Journal:
     Opening runs recovery (which may raise JournalCorrupt) and starts one writer thread.
     Every method is safe to call from any thread; from asyncio, await
     ``asyncio.wrap_future(journal.submit(...))``.
+
+    ``files`` is the file layer (default: the real syscalls); ``fsync`` alone replaces
+    just the real ``os.fsync``.
     """
 
     def __init__(
@@ -58,28 +60,33 @@ class Journal:
         segment_bytes: int = 64 * 1024 * 1024,
         max_batch: int = 1024,
         max_wait_us: int = 0,
-        fsync: Fsync = os.fsync,
+        fsync: Fsync | None = None,
+        files: FileOps | None = None,
         on_durable: OnDurable | None = None,
         on_commit_stats: OnCommitStats | None = None,
     ) -> None:
         if segment_bytes < 1 or max_batch < 1 or max_wait_us < 0:
             raise ValueError("segment_bytes and max_batch must be >= 1, max_wait_us >= 0")
+        if files is None:
+            files = OsFiles() if fsync is None else OsFiles(fsync)
+        elif fsync is not None:
+            raise ValueError("pass fsync or files, not both")
         self.directory = Path(directory)
         try:
-            _make_directory(self.directory, fsync)
-            recovered = recover(self.directory, fsync)
+            _make_directory(self.directory, files)
+            recovered = recover(self.directory, files)
             segments, size = recovered.segments, recovered.active_size
             if segments:
-                fd = open_segment(self.directory, segments[-1])
+                fd = open_segment(self.directory, segments[-1], files)
             else:
-                fd = create_segment(self.directory, 1, ZERO_HASH, fsync)
+                fd = create_segment(self.directory, 1, ZERO_HASH, files)
                 segments, size = [1], SEGMENT_HEADER_SIZE
         except OSError as exc:
             raise JournalError(f"cannot open the journal in {self.directory}: {exc}") from exc
         self.recovery: RecoveryReport = recovered.report
         tip = Tip(self.recovery.last_lsn, self.recovery.last_hash, tuple(segments), size)
         options = WriterOptions(
-            segment_bytes, max_batch, max_wait_us, fsync, on_durable, on_commit_stats
+            segment_bytes, max_batch, max_wait_us, files, on_durable, on_commit_stats
         )
         self._writer = GroupCommitWriter(self.directory, fd, tip, options)
 
@@ -156,12 +163,12 @@ class Journal:
         self.close()
 
 
-def _make_directory(directory: Path, fsync: Fsync) -> None:
+def _make_directory(directory: Path, files: FileOps) -> None:
     """Creates the journal directory if missing, durably (its parent's entry too)."""
     if directory.is_dir():
         return
-    directory.mkdir(parents=True, exist_ok=True)
-    fsync_dir(directory.parent, fsync)
+    files.mkdir(directory)
+    fsync_dir(directory.parent, files)
 
 
 def _payload_bytes(payload: Any) -> bytes:

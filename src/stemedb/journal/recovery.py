@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stemedb.errors import JournalCorrupt
+from stemedb.journal.files import FileOps
 from stemedb.journal.record import (
     FRAME_HEADER,
     FRAME_HEADER_SIZE,
@@ -25,7 +26,6 @@ from stemedb.journal.record import (
 from stemedb.journal.segment import (
     SEGMENT_HEADER_SIZE,
     Fault,
-    Fsync,
     check_header,
     fsync_dir,
     list_segments,
@@ -53,7 +53,7 @@ class Recovered:
     active_size: int  # size of the last segment (0 if there is none)
 
 
-def recover(directory: Path, fsync: Fsync) -> Recovered:
+def recover(directory: Path, files: FileOps) -> Recovered:
     """Validates ``directory`` in LSN order and repairs a torn tail.
 
     Requires: no writer has the journal open. Raises JournalCorrupt for any damage a
@@ -74,10 +74,10 @@ def recover(directory: Path, fsync: Fsync) -> Recovered:
             continue
         _require_torn(path, data, fault, lsn, is_last=index == len(segments) - 1)
         if fault.offset < SEGMENT_HEADER_SIZE:
-            truncated, broken = _set_aside(path, fsync)
+            truncated, broken = _set_aside(path, files)
             segments.pop()
         else:
-            truncated, broken = _cut_tail(path, data, fault.offset, fsync)
+            truncated, broken = _cut_tail(path, data, fault.offset, files)
         break  # a torn fault is only ever in the last segment
     active_size = (directory / segment_name(segments[-1])).stat().st_size if segments else 0
     report = RecoveryReport(lsn, prev, truncated, broken, len(segments))
@@ -122,26 +122,26 @@ def find_frame_after(data: bytes, damage: int, last_lsn: int) -> int | None:
     return None
 
 
-def _cut_tail(path: Path, data: bytes, offset: int, fsync: Fsync) -> tuple[int, str]:
+def _cut_tail(path: Path, data: bytes, offset: int, files: FileOps) -> tuple[int, str]:
     """Copies ``data[offset:]`` to a new ``.broken`` file, then truncates the segment.
 
     The copy and its directory entry are durable before the segment shrinks, so a crash
     at any step loses no byte.
     """
     broken = _free_broken_path(path)
-    fd = os.open(broken, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    fd = files.open(broken, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
-        write_all(fd, data[offset:])
-        fsync(fd)
+        write_all(fd, data[offset:], files)
+        files.fsync(fd)
     finally:
-        os.close(fd)
-    fsync_dir(path.parent, fsync)  # the copy's name is durable before any byte is cut
-    fd = os.open(path, os.O_WRONLY)
+        files.close(fd)
+    fsync_dir(path.parent, files)  # the copy's name is durable before any byte is cut
+    fd = files.open(path, os.O_WRONLY)
     try:
-        os.ftruncate(fd, offset)
-        fsync(fd)  # the new size is inode metadata: the file's fsync covers it
+        files.ftruncate(fd, offset)
+        files.fsync(fd)  # the new size is inode metadata: the file's fsync covers it
     finally:
-        os.close(fd)
+        files.close(fd)
     cut = len(data) - offset
     log.warning(
         "journal: cut a torn tail of %d bytes off %s at offset %d; kept in %s",
@@ -154,12 +154,12 @@ def _cut_tail(path: Path, data: bytes, offset: int, fsync: Fsync) -> tuple[int, 
     return cut, str(broken)
 
 
-def _set_aside(path: Path, fsync: Fsync) -> tuple[int, str]:
+def _set_aside(path: Path, files: FileOps) -> tuple[int, str]:
     """Renames a last segment whose header never became whole to a ``.broken`` name."""
     broken = _free_broken_path(path)
     size = path.stat().st_size
-    os.rename(path, broken)
-    fsync_dir(path.parent, fsync)
+    files.rename(path, broken)
+    fsync_dir(path.parent, files)
     log.warning(
         "journal: last segment %s has a torn header; moved its %d bytes to %s",
         path,

@@ -16,10 +16,11 @@ import os
 import re
 import struct
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from stemedb.journal.files import OS_FILES, FileOps
 from stemedb.journal.record import (
     FRAME_HEADER,
     FRAME_HEADER_SIZE,
@@ -28,8 +29,6 @@ from stemedb.journal.record import (
     Frame,
     decode_record,
 )
-
-Fsync = Callable[[int], None]
 
 MAGIC = b"STMJWAL1"
 SEGMENT_HEADER = struct.Struct("<8sQ32sI")
@@ -138,43 +137,43 @@ def walk_frames(
         return
 
 
-def write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes, files: FileOps = OS_FILES) -> None:
     """Writes all of ``data`` at the file position, looping on short writes."""
     view = memoryview(data)
     while view:
-        written = os.write(fd, view)
+        written = files.write(fd, view)
         if written <= 0:
             raise OSError(errno.EIO, "write made no progress")
         view = view[written:]
 
 
-def fsync_dir(directory: Path, fsync: Fsync) -> None:
+def fsync_dir(directory: Path, files: FileOps) -> None:
     """Makes the directory's entries (creates, renames, unlinks) durable."""
-    fd = os.open(directory, os.O_RDONLY)
+    fd = files.open(directory, os.O_RDONLY)
     try:
-        fsync(fd)
+        files.fsync(fd)
     finally:
-        os.close(fd)
+        files.close(fd)
 
 
-def create_segment(directory: Path, first_lsn: int, prev_hash: bytes, fsync: Fsync) -> int:
+def create_segment(directory: Path, first_lsn: int, prev_hash: bytes, files: FileOps) -> int:
     """Creates segment ``first_lsn`` with a durable header and directory entry; returns an
     append-mode fd positioned after the header.
 
     Requires: no file of that name exists (O_EXCL enforces it).
     """
     path = directory / segment_name(first_lsn)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+    fd = files.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
     try:
-        write_all(fd, encode_segment_header(first_lsn, prev_hash))
-        fsync(fd)
-        fsync_dir(directory, fsync)
+        write_all(fd, encode_segment_header(first_lsn, prev_hash), files)
+        files.fsync(fd)
+        fsync_dir(directory, files)
     except BaseException:
-        os.close(fd)
+        files.close(fd)
         raise
     return fd
 
 
-def open_segment(directory: Path, first_lsn: int) -> int:
+def open_segment(directory: Path, first_lsn: int, files: FileOps) -> int:
     """Opens an existing segment for appending. Requires: recovery validated it."""
-    return os.open(directory / segment_name(first_lsn), os.O_WRONLY | os.O_APPEND)
+    return files.open(directory / segment_name(first_lsn), os.O_WRONLY | os.O_APPEND)

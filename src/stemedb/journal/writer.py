@@ -9,7 +9,6 @@ futures. A failed write or fsync is never retried: the journal turns read-only.
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import threading
 import time
@@ -20,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from stemedb.errors import JournalError, JournalReadOnly
+from stemedb.journal.files import FileOps
 from stemedb.journal.record import Record, encode_record
 from stemedb.journal.segment import (
     SEGMENT_HEADER_SIZE,
-    Fsync,
     create_segment,
     segment_name,
     write_all,
@@ -67,7 +66,7 @@ class WriterOptions:
     segment_bytes: int
     max_batch: int
     max_wait_us: int
-    fsync: Fsync
+    files: FileOps
     on_durable: OnDurable | None
     on_commit_stats: OnCommitStats | None
 
@@ -127,7 +126,7 @@ class GroupCommitWriter:
                 if stop:
                     return
         finally:
-            os.close(self._fd)
+            self._opt.files.close(self._fd)
 
     def _collect(self) -> tuple[list[Request], bool]:
         """Blocks for one request, then takes the ones already queued, up to max_batch
@@ -205,23 +204,23 @@ class GroupCommitWriter:
             return
         first = tip.lsn + 1
         try:
-            fd = create_segment(self._dir, first, tip.hash, self._opt.fsync)
+            fd = create_segment(self._dir, first, tip.hash, self._opt.files)
         except OSError as exc:
             raise _CommitFailed(f"segment rollover failed: {exc}") from exc
-        os.close(self._fd)
+        self._opt.files.close(self._fd)
         self._fd = fd
         self.tip = Tip(tip.lsn, tip.hash, (*tip.segments, first), SEGMENT_HEADER_SIZE)
 
     def _write(self, data: bytes) -> None:
         try:
-            write_all(self._fd, data)
+            write_all(self._fd, data, self._opt.files)
         except OSError as exc:
             raise _CommitFailed(f"write failed: {exc}") from exc
 
     def _sync(self) -> float:
         start = time.perf_counter()
         try:
-            self._opt.fsync(self._fd)
+            self._opt.files.fsync(self._fd)
         except OSError as exc:
             raise _CommitFailed(f"fsync failed: {exc}") from exc
         return time.perf_counter() - start
