@@ -16,6 +16,7 @@ import concurrent.futures
 import logging
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any
 
 from . import records
 from .datadir import DataDirLock, index_path, journal_dir, remove_index
+from .errors import Unavailable
 from .index import Entry, IndexStore, entries_from
 from .index.reads import IndexReads
 from .journal import Journal, Record, RecoveryReport
@@ -31,6 +33,12 @@ from .settings import JournalSettings
 log = logging.getLogger("stemedb.store")
 
 OnCommit = Callable[[int, float, int], None]  # records, fsync seconds, bytes
+HEAL_EVERY_S = 1.0  # how often a behind index tries to catch up with the journal
+# The index (rows, secondary and full-text indexes) and its WAL take up to this many
+# bytes per journal byte before a checkpoint (docs/operations/sizing.md: ~3.3 for the
+# rows, twice that while the WAL holds them).
+INDEX_BYTES_PER_JOURNAL_BYTE = 7
+RESUME_MARGIN_BYTES = 4 << 20  # free above min_free_bytes before writes are taken again
 
 
 class EmbeddedStore:
@@ -44,6 +52,9 @@ class EmbeddedStore:
         self.config = config if config is not None else JournalSettings()
         self._lock = DataDirLock(self.data_dir)
         self._apply_error: str | None = None
+        self._apply_lock = threading.Lock()
+        self._healer: threading.Thread | None = None
+        self._closing = threading.Event()
         self._disk_checked = 0.0
         self._disk_low: str | None = None
         try:
@@ -51,7 +62,8 @@ class EmbeddedStore:
             self.journal = Journal(journal_dir(self.data_dir), segment_bytes=c.segment_bytes,
                                    max_batch=c.group_commit_max_batch,
                                    max_wait_us=c.group_commit_max_wait_us, fsync=fsync,
-                                   on_durable=self._apply, on_commit_stats=on_commit)
+                                   on_durable=self._apply, on_commit_stats=on_commit,
+                                   before_commit=self._before_commit)
             try:
                 self.index = IndexStore(index_path(self.data_dir))
                 self._catch_up()
@@ -98,15 +110,70 @@ class EmbeddedStore:
 
     def _apply(self, recs: list[Record], contexts: list[Any]) -> None:
         """Applies a durable batch to the index (commit thread, before its futures
-        resolve). A failure fails the batch's futures; appends stop until a restart
-        catches the index up from the journal."""
-        entries = [_entry(r, c) for r, c in zip(recs, contexts, strict=True)]
-        try:
-            self.index.apply(entries)
-        except Exception as e:  # the records are durable; the index is behind until restart
-            self._apply_error = f"index apply failed at LSN {entries[0].lsn}: {type(e).__name__}"
-            log.exception("index apply failed; writes stop until restart catches up")
-            raise
+        resolve). If the index is behind (an earlier batch failed to apply), it first
+        catches up from the journal. A failure fails the batch's futures with 503 (the
+        records are durable: a retry is answered once the index has caught up), refuses
+        appends (``readiness``) and starts the healer, which catches the index up from
+        the journal once the cause clears (disk space freed, …): no restart."""
+        with self._apply_lock:
+            try:
+                if self._apply_error is not None:
+                    self._catch_up_live(recs[0].lsn - 1)
+                self.index.apply([_entry(r, c) for r, c in zip(recs, contexts, strict=True)])
+            except Exception as e:
+                self._fell_behind(recs[0].lsn, e)
+                raise Unavailable(f"records {recs[0].lsn}..{recs[-1].lsn} are durable but "
+                                  f"not yet readable: {self._apply_error}") from None
+            self._apply_error = None
+
+    def _catch_up_live(self, upto: int) -> None:
+        """Applies the journal's records after the index's applied LSN, up to ``upto``
+        (caller holds ``_apply_lock``)."""
+        applied = self.index.applied()[0]
+        if applied < upto:
+            self.index.rebuild_from(entries_from(self.journal.read(applied + 1, upto)))
+
+    def _fell_behind(self, lsn: int, e: Exception) -> None:
+        self._apply_error = f"index apply failed at LSN {lsn}: {type(e).__name__}: {e}"
+        log.error("index apply failed; writes are refused until it has caught up with the "
+                  "journal: %s", self._apply_error, exc_info=e)
+        if self._healer is None or not self._healer.is_alive():
+            self._healer = threading.Thread(target=self._heal, name="stemedb-index-heal",
+                                            daemon=True)
+            self._healer.start()
+
+    def _heal(self) -> None:
+        """Tries to catch the index up with the whole journal every ``HEAL_EVERY_S``
+        until it succeeds (or the store closes)."""
+        while not self._closing.wait(HEAL_EVERY_S):
+            with self._apply_lock:
+                if self._apply_error is None:
+                    return
+                try:
+                    self._catch_up_live(self.journal.last_lsn)
+                except Exception as e:  # still failing: the reason may have changed
+                    self._apply_error = (f"index apply failed at LSN "
+                                         f"{self.index.applied()[0] + 1}: {type(e).__name__}: {e}")
+                    continue
+                self._apply_error = None
+                log.warning("index caught up with the journal again (LSN %d); accepting "
+                            "writes", self.journal.last_lsn)
+                return
+
+    def _before_commit(self, nbytes: int) -> None:
+        """Before each batch is written (commit thread): refuse it while the index is
+        behind, or when writing it, and the index rows and index WAL it brings, would
+        leave less than ``min_free_bytes`` free, so writes stop there, not at ENOSPC."""
+        if self._apply_error is not None:
+            raise Unavailable(self._apply_error)
+        free = shutil.disk_usage(self.data_dir).free
+        after = free - nbytes * (1 + INDEX_BYTES_PER_JOURNAL_BYTE)
+        floor = self.config.min_free_bytes
+        if after < floor:
+            self._disk_low = (f"disk low: {free} bytes free, a batch of {nbytes} bytes would "
+                              f"leave less than min_free_bytes={floor}")
+            self._disk_checked = time.monotonic()
+            raise Unavailable(self._disk_low)
 
     # -- store.Store ------------------------------------------------------------------------
 
@@ -142,8 +209,10 @@ class EmbeddedStore:
             self._disk_checked = now
             free = shutil.disk_usage(self.data_dir).free
             floor = self.config.min_free_bytes
-            self._disk_low = (f"disk low: {free} bytes free, below min_free_bytes={floor}"
-                              if free < floor else None)
+            if free < floor:
+                self._disk_low = f"disk low: {free} bytes free, below min_free_bytes={floor}"
+            elif self._disk_low is not None and free >= floor + RESUME_MARGIN_BYTES:
+                self._disk_low = None  # resumes with some room, not at the very edge
         return self._disk_low
 
     def free_bytes(self) -> int:
@@ -153,6 +222,9 @@ class EmbeddedStore:
         return self.index.digest()
 
     def close(self) -> None:
+        self._closing.set()
+        if self._healer is not None:
+            self._healer.join()
         self.journal.close()
         self.index.close()
         self._lock.release()

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from stemedb.errors import JournalError, JournalReadOnly
+from stemedb.errors import JournalError, JournalReadOnly, Unavailable
 from stemedb.journal import Journal, OsFiles, Record, scan
 from stemedb.journal.segment import write_all
 
@@ -228,19 +228,24 @@ def test_on_durable_gets_flat_records_and_contexts_before_futures_resolve(tmp_pa
     assert [[r.lsn for r in rs] for rs in results] == [[2, 3], [4]]
 
 
-def test_failing_on_durable_is_logged_and_futures_still_resolve(
+def test_a_failing_on_durable_is_logged_and_its_batch_not_acknowledged(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """The records are durable, but what applies them failed: the batch's futures fail
+    (503), the journal stays writable, and the records are there to be applied later."""
     def on_durable(records: list[Record], contexts: list[Any]) -> None:
-        raise RuntimeError("index is down")
+        if records[0].payload == b"kept":
+            raise RuntimeError("index is down")
 
     with (
         caplog.at_level(logging.ERROR, logger="stemedb.journal"),
         Journal(tmp_path, on_durable=on_durable) as journal,
     ):
-        records = journal.append([b"kept"])
+        with pytest.raises(Unavailable):
+            journal.append([b"kept"])
         assert journal.read_only_reason is None
-    assert records[0].lsn == 1
+        assert [r.payload for r in journal.read()] == [b"kept"]
+        assert journal.append([b"next"])[0].lsn == 2
     assert any("on_durable failed" in r.getMessage() for r in caplog.records)
 
 

@@ -306,7 +306,13 @@ class IndexStore:
                               [("applied_lsn", str(last.lsn)), ("applied_hash", last.hash.hex())])
                 c.execute("COMMIT")
             except BaseException:
-                c.execute("ROLLBACK")
+                # SQLite may have rolled back by itself (e.g. "database or disk is full"
+                # at COMMIT): a ROLLBACK then fails, and must not hide the real error.
+                if c.in_transaction:
+                    try:
+                        c.execute("ROLLBACK")
+                    except sqlite3.Error as e:
+                        log.warning("index rollback failed after an error: %s", e)
                 raise
 
     def rebuild_from(self, entries: Iterable[Entry], batch: int = 2000) -> int:

@@ -22,6 +22,7 @@ from stemedb.journal.segment import (
     segment_name,
 )
 from stemedb.journal.writer import (
+    BeforeCommit,
     GroupCommitWriter,
     OnCommitStats,
     OnDurable,
@@ -64,6 +65,7 @@ class Journal:
         files: FileOps | None = None,
         on_durable: OnDurable | None = None,
         on_commit_stats: OnCommitStats | None = None,
+        before_commit: BeforeCommit | None = None,
     ) -> None:
         if segment_bytes < 1 or max_batch < 1 or max_wait_us < 0:
             raise ValueError("segment_bytes and max_batch must be >= 1, max_wait_us >= 0")
@@ -86,7 +88,8 @@ class Journal:
         self.recovery: RecoveryReport = recovered.report
         tip = Tip(self.recovery.last_lsn, self.recovery.last_hash, tuple(segments), size)
         options = WriterOptions(
-            segment_bytes, max_batch, max_wait_us, files, on_durable, on_commit_stats
+            segment_bytes, max_batch, max_wait_us, files, on_durable, on_commit_stats,
+            before_commit,
         )
         self._writer = GroupCommitWriter(self.directory, fd, tip, options)
 

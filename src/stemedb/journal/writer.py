@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stemedb.errors import JournalError, JournalReadOnly
+from stemedb.errors import JournalError, JournalReadOnly, StemeError, Unavailable
 from stemedb.journal.files import FileOps
 from stemedb.journal.record import Record, encode_record
 from stemedb.journal.segment import (
@@ -32,6 +32,7 @@ log = logging.getLogger("stemedb.journal")
 
 OnDurable = Callable[[list[Record], list[Any]], None]
 OnCommitStats = Callable[[int, float, int], None]
+BeforeCommit = Callable[[int], None]  # raises a StemeError to refuse a batch of n bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +70,7 @@ class WriterOptions:
     files: FileOps
     on_durable: OnDurable | None
     on_commit_stats: OnCommitStats | None
+    before_commit: BeforeCommit | None = None
 
 
 class GroupCommitWriter:
@@ -166,6 +168,13 @@ class GroupCommitWriter:
         if self.read_only_reason is not None:
             _fail(requests, self.read_only_reason)
             return
+        if self._opt.before_commit is not None:
+            try:  # e.g. too little disk left: refused before anything is written
+                self._opt.before_commit(sum(len(p) for r in requests for p in r.payloads))
+            except StemeError as refused:
+                for request in requests:
+                    request.future.set_exception(refused)
+                return
         try:
             grouped, seconds, size = self._commit(requests)
         except _CommitFailed as failed:
@@ -178,9 +187,12 @@ class GroupCommitWriter:
             _fail(requests, f"journal writer failed: {exc!r}")
             return
         self._last_submitters = len(requests)
-        self._run_hooks(requests, grouped, seconds, size)
+        not_applied = self._run_hooks(requests, grouped, seconds, size)
         for request, records in zip(requests, grouped, strict=True):
-            request.future.set_result(records)
+            if not_applied is None:
+                request.future.set_result(records)
+            else:
+                request.future.set_exception(not_applied)
 
     def _commit(self, requests: list[Request]) -> tuple[list[list[Record]], float, int]:
         """Makes the batch durable: one write, one fsync. Raises _CommitFailed."""
@@ -234,23 +246,32 @@ class GroupCommitWriter:
 
     def _run_hooks(
         self, requests: list[Request], grouped: list[list[Record]], seconds: float, size: int
-    ) -> None:
-        """Hooks run after the fsync and before any future resolves. Their errors are
-        logged, never raised: the data is already durable."""
+    ) -> StemeError | None:
+        """Hooks run after the fsync and before any future resolves. The records are
+        durable whatever they do, so the journal stays writable; but when ``on_durable``
+        (applying the batch to the index) fails, the batch is not acknowledged: its
+        futures fail with the returned error (a StemeError ``on_durable`` raised, else
+        ``Unavailable``), and a retry is answered once the index has caught up."""
         records = [record for group in grouped for record in group]
+        refused: StemeError | None = None
         if self._opt.on_durable is not None:
             contexts = [context for request in requests for context in request.contexts]
             try:
                 self._opt.on_durable(records, contexts)
-            except Exception:
+            except StemeError as e:
+                refused = e
+            except Exception as e:
                 log.exception(
                     "journal: on_durable failed for lsn %d..%d", records[0].lsn, records[-1].lsn
                 )
+                refused = Unavailable(f"records {records[0].lsn}..{records[-1].lsn} are durable "
+                                      f"but were not applied: {type(e).__name__}")
         if self._opt.on_commit_stats is not None:
             try:
                 self._opt.on_commit_stats(len(records), seconds, size)
             except Exception:
                 log.exception("journal: on_commit_stats failed")
+        return refused
 
 
 def _encode(requests: list[Request], tip: Tip) -> tuple[list[list[Record]], bytes]:
