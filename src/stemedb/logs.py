@@ -31,6 +31,30 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(out, default=str).decode()
 
 
+class OnceFilter(logging.Filter):
+    """Lets each of uvicorn's process-wide start-up and shut-down lines through once:
+    the API and the dashboard are two uvicorn servers in one process, and each would
+    announce the same process and the same application start."""
+
+    ONCE = ("Started server process", "Waiting for application startup",
+            "Application startup complete", "Waiting for application shutdown",
+            "Application shutdown complete", "Finished server process")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        key = next((k for k in self.ONCE if msg.startswith(k)), None)
+        if key is None:
+            return True
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        return True
+
+
 def configure(level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
@@ -40,4 +64,7 @@ def configure(level: str = "INFO") -> None:
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    error = logging.getLogger("uvicorn.error")
+    error.filters[:] = [f for f in error.filters if not isinstance(f, OnceFilter)]
+    error.addFilter(OnceFilter())
     logging.getLogger("uvicorn.access").disabled = True
