@@ -565,11 +565,11 @@ def test_fast_routes_answer_as_the_fastapi_routes(tmp_path: Path) -> None:
                      confidence=0.8)
         pairs = [
             ({"subject": "danube", "predicate": "flows_into"}, {"limit": "100"}),
-            ({"subject": "danube", "predicate": "flows_into", "context": "geo"}, {"x": "1"}),
-            ({"subject": "danube", "predicate": "flows_into", "as_of": "lsn:7"}, {"x": "1"}),
+            ({"subject": "danube", "predicate": "flows_into", "context": "geo"}, {"limit": "100"}),
+            ({"subject": "danube", "predicate": "flows_into", "as_of": "lsn:7"}, {"limit": "100"}),
             ({"subject": "danube"}, {"limit": "100"}),
-            ({"subject": "danube", "predicate": "flows_into", "as_of": "soon"}, {"x": "1"}),
-            ({"subject": " ", "predicate": "flows_into"}, {"x": "1"}),
+            ({"subject": "danube", "predicate": "flows_into", "as_of": "soon"}, {"limit": "100"}),
+            ({"subject": " ", "predicate": "flows_into"}, {"limit": "100"}),
         ]
         rid = {"x-request-id": "same-id"}
         for plain, extra in pairs:
@@ -581,8 +581,10 @@ def test_fast_routes_answer_as_the_fastapi_routes(tmp_path: Path) -> None:
         aid = first["id"]
         for path in (f"/v1/assertions/{aid}", f"/v1/assertions/{aid.upper()}", "/v1/assertions/0"):
             fast = await w.c.get(path, headers=rid)
+            assert fast.status_code in (200, 404), path
+            # any query falls through to the FastAPI route, which knows no parameters
             slow = await w.c.get(path, params={"x": "1"}, headers=rid)
-            assert (fast.status_code, fast.json()) == (slow.status_code, slow.json()), path
+            assert slow.status_code == 422 and slow.json()["errors"][0]["field"] == "x", path
         assert (await w.c.head(f"/v1/assertions/{aid}")).status_code == 405
         assert (await w.c.post(f"/v1/assertions/{aid}")).status_code == 405
         metrics = (await w.c.get("/metrics")).text

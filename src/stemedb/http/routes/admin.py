@@ -13,6 +13,7 @@ from ...auth import bearer, token_matches
 from ...errors import Unauthorized, ValidationFailed
 from ...model import _field_errors, load_json
 from ..deps import db, json_response, read_body
+from ..routing import StrictQueryRoute
 
 ADMIN_BODY_LIMIT = 1024 * 1024
 ACTOR_HEADER = "x-admin-actor"
@@ -27,7 +28,8 @@ def require_admin(request: Request) -> str:
     return "admin:" + "".join(ch for ch in actor if ch.isprintable())
 
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin)])
+router = APIRouter(route_class=StrictQueryRoute, prefix="/v1/admin", tags=["admin"],
+                   dependencies=[Depends(require_admin)])
 Actor = Annotated[str, Depends(require_admin)]
 
 

@@ -6,8 +6,9 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from ..deps import db, json_response
+from ..routing import StrictQueryRoute
 
-router = APIRouter(tags=["reads"])
+router = APIRouter(route_class=StrictQueryRoute, tags=["reads"])
 
 
 @router.get("/v1/agents/{agent_id}")

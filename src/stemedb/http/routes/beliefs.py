@@ -11,9 +11,10 @@ from starlette.responses import Response
 
 from ...errors import ValidationFailed
 from ..deps import db, json_response
+from ..routing import StrictQueryRoute
 from .fast import FastRoute, plain_query
 
-router = APIRouter(tags=["reads"])
+router = APIRouter(route_class=StrictQueryRoute, tags=["reads"])
 
 SUBJECT_MAX, PREDICATE_MAX, CONTEXT_MAX = 512, 256, 128
 

@@ -11,9 +11,10 @@ from ...errors import ValidationFailed
 from ...model import parse_time
 from ...store import AssertionFilter
 from ..deps import db, json_response
+from ..routing import StrictQueryRoute
 from .fast import FastRoute
 
-router = APIRouter(tags=["reads"])
+router = APIRouter(route_class=StrictQueryRoute, tags=["reads"])
 
 Limit = Annotated[int, Query(ge=1, le=1000)]
 
