@@ -4,7 +4,6 @@ unknown body field: ``?subjekt=paris`` must not silently answer with everything.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
