@@ -14,10 +14,25 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 
 from stemedb.signing import AgentKey
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def in_ci() -> bool:
+    """Under CI (``CI=true``) a missing tool fails its tests instead of skipping them."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def require(name: str, path: str | None, how: str) -> str:
+    """``path``, or skip (fail in CI) saying how to get ``name``."""
+    if path:
+        return path
+    if in_ci():
+        pytest.fail(f"{name} is missing in CI: {how}", pytrace=False)
+    pytest.skip(f"{name} is not installed: {how}")
 
 
 def free_port() -> int:

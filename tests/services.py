@@ -46,7 +46,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import free_port
+from tests.helpers import free_port, require
 
 PG_USER = "stemedb"  # the cluster's superuser, trusted from 127.0.0.1
 PG_DATABASE = "stemedb"
@@ -59,19 +59,6 @@ STOP_TIMEOUT = 60.0
 
 
 # -- tools ----------------------------------------------------------------------------
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
-
-
-def require(name: str, path: str | None, how: str) -> str:
-    """``path``, or skip (fail in CI) saying how to get ``name``."""
-    if path:
-        return path
-    if in_ci():
-        pytest.fail(f"{name} is missing in CI: {how}", pytrace=False)
-    pytest.skip(f"{name} is not installed: {how}")
 
 
 def redis_server_bin() -> str | None:

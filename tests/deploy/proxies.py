@@ -34,12 +34,11 @@ from typing import Any
 
 import httpx
 import orjson
-import pytest
 import yaml
 
 from stemedb.settings import load_settings
 from stemedb.signing import AgentKey
-from tests.helpers import ROOT, assertion_body, free_port
+from tests.helpers import ROOT, assertion_body, free_port, require
 
 NGINX_DIR = ROOT / "deploy" / "nginx"
 NGINX_SITE = NGINX_DIR / "stemedb.conf"
@@ -61,18 +60,6 @@ OUTSIDE = "127.0.0.2"
 
 
 # -- tools ------------------------------------------------------------------------------
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
-
-
-def require(name: str, path: str | None, how: str) -> str:
-    if path:
-        return path
-    if in_ci():
-        pytest.fail(f"{name} is missing in CI: {how}", pytrace=False)
-    pytest.skip(f"{name} is not installed: {how}")
 
 
 def nginx_bin() -> str:

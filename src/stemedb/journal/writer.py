@@ -9,7 +9,6 @@ futures. A failed write or fsync is never retried: the journal turns read-only.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from stemedb.errors import JournalError, JournalReadOnly, StemeError, Unavailable
+from stemedb.journal.batching import BatchQueue, Request
 from stemedb.journal.files import FileOps
 from stemedb.journal.record import Record, encode_record
 from stemedb.journal.segment import (
@@ -43,17 +43,6 @@ class Tip:
     hash: bytes  # its chain hash
     segments: tuple[int, ...]  # first LSN of each segment, ascending; the last is active
     active_size: int  # bytes in the active segment, all durable
-
-
-@dataclass(frozen=True, slots=True)
-class Request:
-    payloads: list[bytes]
-    contexts: list[Any]
-    future: Future[list[Record]]
-
-
-class _Stop:
-    """Queued by close(); every request accepted before it is written first."""
 
 
 class _CommitFailed(Exception):
@@ -84,8 +73,7 @@ class GroupCommitWriter:
         self.read_only_reason: str | None = None
         self._lock = threading.Lock()  # orders submit() against close() and read-only
         self._closed = False
-        self._queue: queue.SimpleQueue[Request | _Stop] = queue.SimpleQueue()
-        self._carry: Request | None = None  # taken from the queue but kept for the next batch
+        self._queue = BatchQueue(options.max_batch, options.max_wait_us)
         self._last_submitters = 0
         self._thread = threading.Thread(target=self._run, name="stemedb-journal", daemon=True)
         self._thread.start()
@@ -112,7 +100,7 @@ class GroupCommitWriter:
         with self._lock:
             if not self._closed:
                 self._closed = True
-                self._queue.put(_Stop())
+                self._queue.stop()
         if threading.current_thread() is not self._thread:
             self._thread.join()
 
@@ -121,7 +109,7 @@ class GroupCommitWriter:
     def _run(self) -> None:
         try:
             while True:
-                batch, stop = self._collect()
+                batch, stop = self._queue.take(self._last_submitters)
                 live = [r for r in batch if r.future.set_running_or_notify_cancel()]
                 if live:
                     self._process(live)
@@ -129,39 +117,6 @@ class GroupCommitWriter:
                     return
         finally:
             self._opt.files.close(self._fd)
-
-    def _collect(self) -> tuple[list[Request], bool]:
-        """Blocks for one request, then takes the ones already queued, up to max_batch
-        records. Waits up to max_wait_us for more only if the previous batch had more than
-        one submitter: a lone writer is never delayed. Returns (batch, stop)."""
-        first = self._carry if self._carry is not None else self._queue.get()
-        self._carry = None
-        if isinstance(first, _Stop):
-            return [], True
-        batch, count = [first], len(first.payloads)
-        deadline = None
-        if self._opt.max_wait_us > 0 and self._last_submitters > 1:
-            deadline = time.monotonic() + self._opt.max_wait_us / 1e6
-        while count < self._opt.max_batch:
-            item = self._next_queued(deadline)
-            if item is None:
-                break
-            if isinstance(item, _Stop):
-                return batch, True
-            if count + len(item.payloads) > self._opt.max_batch:
-                self._carry = item
-                break
-            batch.append(item)
-            count += len(item.payloads)
-        return batch, False
-
-    def _next_queued(self, deadline: float | None) -> Request | _Stop | None:
-        try:
-            if deadline is None:
-                return self._queue.get_nowait()
-            return self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-        except queue.Empty:
-            return None
 
     def _process(self, requests: list[Request]) -> None:
         """Commits one batch and settles its futures. Requires: futures are running."""

@@ -6,6 +6,7 @@ applied LSN, so a group commit being written at that moment is not mistaken for 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,6 +56,26 @@ def check_signature(r: Record) -> tuple[bool, str | None]:
     return True, None
 
 
+def _check(report: VerifyReport, records: Iterable[Record],
+           tick: Callable[[Record], None] | None = None) -> VerifyReport:
+    """Every record's signature; the source checks checksums and chain as it reads, and
+    its ``JournalCorrupt`` becomes the report's fault."""
+    try:
+        for r in records:
+            report.records += 1
+            report.last_lsn = r.lsn
+            signed, fault = check_signature(r)
+            if fault:
+                report.faults.append(fault)
+            elif signed:
+                report.signed += 1
+            if tick is not None:
+                tick(r)
+    except JournalCorrupt as e:
+        report.faults.append(f"{e.detail}; {e.hint}")
+    return report
+
+
 def verify_database(database_url: str, progress: Progress | None = None) -> VerifyReport:
     """``verify`` of a cluster's journal in PostgreSQL: every record's chain hash is
     recomputed from its payload as it is read (a payload changed behind the database's
@@ -65,22 +86,14 @@ def verify_database(database_url: str, progress: Progress | None = None) -> Veri
     store = open_location(database_url)
     try:
         verifying = Meter(progress, "verifying journal", store.last_lsn or 1, "records")
-        try:
-            for r in store.records(1, store.last_lsn):
-                report.records += 1
-                report.bytes += len(r.payload)
-                report.last_lsn = r.lsn
-                signed, fault = check_signature(r)
-                if fault:
-                    report.faults.append(fault)
-                elif signed:
-                    report.signed += 1
-                verifying.update(report.records)
-        except JournalCorrupt as e:
-            report.faults.append(f"{e.detail}; {e.hint}")
+
+        def tick(r: Record) -> None:
+            report.bytes += len(r.payload)
+            verifying.update(report.records)
+
+        return _check(report, store.records(1, store.last_lsn), tick)
     finally:
         store.close()
-    return report
 
 
 def verify_data_dir(data_dir: Path, progress: Progress | None = None) -> VerifyReport:
@@ -101,15 +114,4 @@ def verify_data_dir(data_dir: Path, progress: Progress | None = None) -> VerifyR
         report.bytes = n
         verifying.update(n)
 
-    try:
-        for r in scan(journal_dir, to_lsn=limit, progress=advance):
-            report.records += 1
-            report.last_lsn = r.lsn
-            signed, fault = check_signature(r)
-            if fault:
-                report.faults.append(fault)
-            elif signed:
-                report.signed += 1
-    except JournalCorrupt as e:
-        report.faults.append(f"{e.detail}; {e.hint}")
-    return report
+    return _check(report, scan(journal_dir, to_lsn=limit, progress=advance))

@@ -32,12 +32,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -47,6 +45,7 @@ from .. import records
 from ..errors import JournalError, StemeError
 from ..index.apply import Entry
 from ..journal import Record, chain_hash
+from ..journal.batching import BatchQueue, Request
 from .apply import Taken, apply
 from .connection import Conn, Health, describe, is_outage
 
@@ -56,17 +55,6 @@ OnCommit = Callable[[int, float, int], None]  # records, COMMIT seconds, payload
 SEGMENT = "postgresql"  # what a Record names as its place (``offset`` is its LSN)
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
-    payloads: list[bytes]
-    contexts: list[Any]
-    future: Future[list[Record]]
-
-
-class _Stop:
-    """Queued by close(); every request accepted before it is committed first."""
-
-
 class Committer:
     """Owns the committer thread and its connection."""
 
@@ -74,15 +62,12 @@ class Committer:
                  max_wait_us: int, on_commit: OnCommit | None) -> None:
         self._connect = connect
         self._health = health
-        self._max_batch = max_batch
-        self._max_wait_us = max_wait_us
         self._on_commit = on_commit
         self._conn: Conn | None = None
         self._commit_sent = False  # whether the current batch's COMMIT was sent
         self._lock = threading.Lock()  # orders submit() against close()
         self._closed = False
-        self._queue: queue.SimpleQueue[Request | _Stop] = queue.SimpleQueue()
-        self._carry: Request | None = None  # taken from the queue, kept for the next batch
+        self._queue = BatchQueue(max_batch, max_wait_us)
         self._last_submitters = 0
         self.last_lsn = 0  # the tip as of this node's last commit
         self._thread = threading.Thread(target=self._run, name="stemedb-pg-commit",
@@ -115,7 +100,7 @@ class Committer:
         with self._lock:
             if not self._closed:
                 self._closed = True
-                self._queue.put(_Stop())
+                self._queue.stop()
         if threading.current_thread() is not self._thread:
             self._thread.join()
 
@@ -124,7 +109,7 @@ class Committer:
     def _run(self) -> None:
         try:
             while True:
-                batch, stop = self._collect()
+                batch, stop = self._queue.take(self._last_submitters)
                 live = [r for r in batch if r.future.set_running_or_notify_cancel()]
                 if live:
                     self._process(live)
@@ -132,33 +117,6 @@ class Committer:
                     return
         finally:
             self._disconnect()
-
-    def _collect(self) -> tuple[list[Request], bool]:
-        """Blocks for one request, then takes the ones already queued, up to max_batch
-        records. Waits up to max_wait_us for more only when the previous batch had more
-        than one submitter: a lone writer is never delayed. Returns (batch, stop)."""
-        first = self._carry if self._carry is not None else self._queue.get()
-        self._carry = None
-        if isinstance(first, _Stop):
-            return [], True
-        batch, count = [first], len(first.payloads)
-        deadline = None
-        if self._max_wait_us > 0 and self._last_submitters > 1:
-            deadline = time.monotonic() + self._max_wait_us / 1e6
-        while count < self._max_batch:
-            try:
-                item = (self._queue.get_nowait() if deadline is None else
-                        self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
-            except queue.Empty:
-                break
-            if isinstance(item, _Stop):
-                return batch, True
-            if count + len(item.payloads) > self._max_batch:
-                self._carry = item
-                break
-            batch.append(item)
-            count += len(item.payloads)
-        return batch, False
 
     def _process(self, requests: list[Request]) -> None:
         """Commits one batch and settles its futures. Requires: futures are running."""
