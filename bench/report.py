@@ -20,6 +20,8 @@ TARGETS: dict[str, tuple[str, float]] = {
     "dashboard.quarantine_ms": ("<=", 300),
     "beliefs.p50_ms": ("<=", 20),
     "beliefs.p99_ms": ("<=", 50),
+    "cluster.cpu_per_record_ratio": ("<=", 1.3),
+    "cluster.records_per_txn_64": (">=", 8),
 }
 
 # Display order; other keys follow alphabetically.
@@ -43,6 +45,13 @@ ORDER = [
     "dashboard.quarantine_ms", "dashboard.quarantine_items_ms", "dashboard.quarantine_agent_ms",
     "dashboard.quarantine_page_ms", "dashboard.overview_ms",
     "drill.rto_s_1m", "drill.restore_s_1m", "drill.startup_s_1m",
+    "cluster.ingest_single.rate", "cluster.embedded_rate", "cluster.cpu_per_record_ratio",
+    "cluster.server_cpu_us", "cluster.node_cpu_us", "cluster.postgres_cpu_us",
+    "cluster.embedded_cpu_us", "cluster.ingest_single.p50_ms", "cluster.ingest_single.p99_ms",
+    "cluster.ingest_single.records_per_txn", "cluster.records_per_txn_64", "cluster.rate_64",
+    "cluster.two_nodes_rate", "cluster.two_nodes_cpu_us_per_record",
+    "cluster.two_nodes_node_cpu_us", "cluster.two_nodes_p99_ms",
+    "cluster.two_nodes_records_per_txn", "cluster.other_cpu_cores",
 ]
 
 DOCS_START = "<!-- bench:results:start -->"

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -154,15 +155,41 @@ def cpu_seconds(pid: int) -> float:
     return sum(cpu_split(pid))
 
 
-def wait_idle(pid: int, max_s: float = 30.0, busy: float = 0.05) -> float:
+def tree_cpu_seconds(root: int) -> float:
+    """User + system CPU time of a process and all its descendants, from /proc: the live
+    ones' own time plus what each has reaped (cutime, cstime), so a child that exited
+    meanwhile (a PostgreSQL backend whose client left) still counts."""
+    procs: dict[int, tuple[int, float]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone since the scan
+            continue
+        procs[int(entry.name)] = (int(fields[1]), sum(int(f) for f in fields[11:15]))
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _ticks) in procs.items():
+        children.setdefault(ppid, []).append(pid)
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        if pid in procs:
+            total += procs[pid][1]
+            todo += children.get(pid, [])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def wait_idle(pid: int, max_s: float = 30.0, busy: float = 0.05,
+              cpu: Callable[[int], float] = cpu_seconds) -> float:
     """Waits until the process uses less than ``busy`` of a core (work queued by a load
-    run that was cut off must not leak into the next measurement). Returns seconds
-    waited."""
+    run that was cut off must not leak into the next measurement); ``cpu`` reads its CPU
+    seconds (``tree_cpu_seconds`` for a server with children). Returns seconds waited."""
     started = time.monotonic()
-    last = cpu_seconds(pid)
+    last = cpu(pid)
     while time.monotonic() - started < max_s:
         time.sleep(0.25)
-        now = cpu_seconds(pid)
+        now = cpu(pid)
         if now - last < busy * 0.25:
             break
         last = now
