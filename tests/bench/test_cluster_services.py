@@ -16,14 +16,8 @@ from bench.cluster_services import Nginx, backends, node
 from bench.servers import scrape_group_commit, tree_cpu_seconds
 from stemedb.signing import AgentKey
 from tests.deploy.proxies import nginx_bin
-from tests.helpers import assertion_body, signed_headers
-from tests.services import (
-    HOW_POSTGRES,
-    HOW_REDIS,
-    postgres_bindir,
-    redis_server_bin,
-    require,
-)
+from tests.helpers import assertion_body, require, signed_headers
+from tests.services import HOW_POSTGRES, HOW_REDIS, postgres_bindir, redis_server_bin
 
 pytestmark = pytest.mark.integration
 
