@@ -38,12 +38,12 @@ test: $(VENV)/.installed-dev system-deps lint
 check: test
 
 ## bench: benchmarks; writes bench/results/latest.json and latest.md
-bench: $(VENV)/.installed-dev
+bench: $(VENV)/.installed-dev system-deps
 	bash scripts/bench-deps.sh
 	$(PY) -m bench.run
 
 ## bench-scale: the long scale benchmark (5M assertions)
-bench-scale: $(VENV)/.installed-dev
+bench-scale: $(VENV)/.installed-dev system-deps
 	bash scripts/bench-deps.sh
 	$(PY) -m bench.run --scale
 
