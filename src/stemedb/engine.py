@@ -276,6 +276,30 @@ class Database:
             self._judge_error(parsed.agent_id, admission, e)
             raise
 
+    async def _guarded_reserve_shared(self, kind: str, body: bytes, sig_b64: str,
+                                      parsed: Assertion | Retraction,
+                                      ) -> tuple[_Pending | WriteResult, Admission]:
+        """``_guarded_reserve`` on a store other nodes share: its read is a round trip
+        to the database, so it runs in a worker thread while the event loop serves other
+        requests (which also lets more writes meet in one group commit). Admission comes
+        first, so a refused agent costs the database nothing; the reservation stays on
+        the loop."""
+        admission = self._admit(parsed.agent_id)
+        try:
+            facts = None
+            if isinstance(parsed, Assertion):
+                known, facts = await asyncio.to_thread(self.defense.facts, parsed)
+            else:
+                key = (parsed.agent_id, parsed.nonce)
+                known = await asyncio.to_thread(self.reads.writes_by_nonce, [key])
+            checked = self._reserve(kind, body, sig_b64, parsed, known)
+            if facts is not None and isinstance(checked, _Pending) and not checked.submitted:
+                checked.facts = facts
+            return checked, admission
+        except StemeError as e:
+            self._judge_error(parsed.agent_id, admission, e)
+            raise
+
     def _judge_error(self, agent: str, admission: Admission, e: StemeError) -> None:
         self._judge(agent, admission, e.status < 500 if e.status != 429 else True)
 
@@ -432,7 +456,10 @@ class Database:
             raise PayloadTooLarge(f"the body is {len(body)} bytes; at most {limit} are allowed")
         self._check_writable()
         parsed, sig_b64 = self._verified(kind, body, signature, claimed)
-        checked, admission = self._guarded_reserve(kind, body, sig_b64, parsed)
+        if self.shared_store:
+            checked, admission = await self._guarded_reserve_shared(kind, body, sig_b64, parsed)
+        else:
+            checked, admission = self._guarded_reserve(kind, body, sig_b64, parsed)
         agent = parsed.agent_id
         if isinstance(checked, WriteResult):
             self._judge(agent, admission, None)
