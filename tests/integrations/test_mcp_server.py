@@ -211,3 +211,26 @@ def test_http_without_a_token_is_refused_at_start(steme: ServerProcess, key_file
         )  # fmt: skip
         assert out.returncode == 2, out.stderr
         assert "--token" in out.stderr
+
+
+def test_docs_list_every_tool_and_argument() -> None:
+    """docs/agents.md's tool table names each tool and every argument of its schema."""
+    from stemedb.client import AsyncClient
+    from stemedb.integrations.mcp_server import build_server
+
+    async def schemas() -> dict[str, set[str]]:
+        async with AsyncClient() as client:
+            server = build_server(client, "0" * 64)
+            return {t.name: set(t.input_schema["properties"]) for t in await server.list_tools()}
+
+    section = (ROOT / "docs" / "agents.md").read_text().split("### Tools")[1].split("###")[0]
+    rows = {}
+    for line in section.splitlines():
+        cells = line.split(" | ")
+        if line.startswith("| `") and len(cells) == 3:
+            rows[cells[0].strip("|` ")] = cells[1]
+    listed = asyncio.run(schemas())
+    assert set(listed) == TOOLS and set(rows) == TOOLS
+    for tool, arguments in listed.items():
+        for argument in arguments:
+            assert f"`{argument}`" in rows[tool], (tool, argument)
