@@ -11,8 +11,9 @@ import pytest
 
 from stemedb import AgentKey, Client
 from tests.helpers import ServerProcess
+from tests.integrations.extras import need
 
-pytest.importorskip("langgraph", reason="the LangGraph store is the extra stemedb[langgraph]")
+need("langgraph", "langgraph")
 from langgraph.config import get_store  # noqa: E402
 from langgraph.graph import END, START, StateGraph  # noqa: E402
 from langgraph.store.base import InvalidNamespaceError  # noqa: E402

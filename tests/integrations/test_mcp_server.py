@@ -17,8 +17,9 @@ import pytest
 
 from stemedb import AgentKey
 from tests.helpers import ROOT, ServerProcess, free_port
+from tests.integrations.extras import need
 
-mcp = pytest.importorskip("mcp", reason="the MCP SDK is the extra stemedb[mcp]")
+need("mcp", "mcp")
 from mcp import Client, StdioServerParameters  # noqa: E402
 from mcp.types import CallToolResult  # noqa: E402
 
