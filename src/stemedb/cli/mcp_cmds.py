@@ -53,7 +53,7 @@ def mcp_cmd(key_path: str, url: str, http: bool, host: str, port: int, token: st
     try:
         from ..integrations import mcp_server
     except ModuleNotFoundError as e:
-        fail(f"the MCP server needs the {e.name!r} package", EXIT_USAGE,
+        fail(f"{e}: the MCP server is the optional extra stemedb[mcp]", EXIT_USAGE,
              hint="pip install 'stemedb[mcp]'")  # fmt: skip
     client = mcp_server.make_client(url, key)
     if http:
