@@ -14,7 +14,7 @@ def main() -> None:
 
 
 # Command modules, in help order. Each exposes COMMANDS, a list of click commands.
-_MODULES = ("server_cmds", "client_cmds", "beliefs_cmds", "admin_cmds", "ops_cmds",
+_MODULES = ("server_cmds", "client_cmds", "beliefs_cmds", "mcp_cmds", "admin_cmds", "ops_cmds",
             "cluster_cmds")
 
 
