@@ -11,9 +11,11 @@ One exit-code table for every command::
        invalid config file or environment value, no admin token
     3  the server could not be reached, after retries
 
-An error is ``error: …`` on stderr, with a ``hint: …`` line when there is one. With
-``--json`` the data-directory and ops commands print ``{"ok": false, "error", "hint"}``
-on stdout instead, so that a script reads one stream.
+An error is ``error: …`` on stderr, with a ``hint: …`` line when there is one; a
+configuration error is one line, ``error: <key> from <source>: <rule>`` (the setting,
+the config file, environment variable or flag its value came from, and the rule it
+breaks). With ``--json`` the data-directory and ops commands print ``{"ok": false,
+"error", "hint"}`` on stdout instead, so that a script reads one stream.
 """
 
 from __future__ import annotations

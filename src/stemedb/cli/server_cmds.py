@@ -4,30 +4,21 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
 
 from ..errors import StemeError
-from ..settings import load_settings
+from .config import config_option, load
 from .output import exit_with, fail_on, json_flag, progress_bars, show_progress
 
 if TYPE_CHECKING:
     from ..ops.verify import VerifyReport
 
 
-def _settings(config: str | None, **overrides: Any) -> Any:
-    try:
-        return load_settings(config, overrides={k: v for k, v in overrides.items() if v is not None})
-    except StemeError as e:
-        fail_on(e)
-
-
 data_dir_option = click.option("--data-dir", type=click.Path(file_okay=False),
                                help="Data directory [env STEMEDB_DATA_DIR; default ./stemedb-data].")
-config_option = click.option("--config", type=click.Path(dir_okay=False),
-                             help="TOML config file [env STEMEDB_CONFIG].")
 database_url_option = click.option(
     "--database-url", help="PostgreSQL holding the journal and index, shared by all nodes "
     "[env STEMEDB_DATABASE_URL; default: none, the embedded store in the data directory].")
@@ -35,25 +26,27 @@ database_url_option = click.option(
 
 @click.command()
 @click.option("--host", help="Bind address [env STEMEDB_HOST; default 127.0.0.1].")
-@click.option("--port", type=int, help="API port [env STEMEDB_PORT; default 18180].")
-@click.option("--dashboard-port", type=int,
-              help="Dashboard port [env STEMEDB_DASHBOARD_PORT; default 18188].")
+# Ports are checked by the settings, like every other value, so that a bad one is named
+# with its flag in the one config-error line.
+@click.option("--port", metavar="PORT", help="API port [env STEMEDB_PORT; default 18180].")
+@click.option("--dashboard-port", metavar="PORT",
+              help="Dashboard port, 0 disables it [env STEMEDB_DASHBOARD_PORT; default 18188].")
 @data_dir_option
 @config_option
 @database_url_option
 @click.option("--redis-url", help="Redis shared by all nodes for rate limits and breakers "
               "[env STEMEDB_REDIS_URL; default: none, in-process guards].")
-def serve(host: str | None, port: int | None, dashboard_port: int | None,
+def serve(host: str | None, port: str | None, dashboard_port: str | None,
           data_dir: str | None, config: str | None, database_url: str | None,
           redis_url: str | None) -> None:
     """Run the API server."""
     from ..server import run
 
-    settings = _settings(config, **{"server.host": host, "server.port": port,
-                                    "server.dashboard_port": dashboard_port,
-                                    "server.data_dir": data_dir,
-                                    "guards.redis_url": redis_url,
-                                    "storage.database_url": database_url})
+    settings = load(config, {"server.host": ("--host", host), "server.port": ("--port", port),
+                             "server.dashboard_port": ("--dashboard-port", dashboard_port),
+                             "server.data_dir": ("--data-dir", data_dir),
+                             "guards.redis_url": ("--redis-url", redis_url),
+                             "storage.database_url": ("--database-url", database_url)})
     try:
         run(settings)
     except StemeError as e:
@@ -71,8 +64,9 @@ def verify(data_dir: str | None, config: str | None, database_url: str | None,
     directory, or of the cluster's database with --database-url)."""
     from ..ops.verify import verify_data_dir, verify_database
 
-    settings = _settings(config, **{"server.data_dir": data_dir,
-                                    "storage.database_url": database_url})
+    settings = load(config, {"server.data_dir": ("--data-dir", data_dir),
+                             "storage.database_url": ("--database-url", database_url)},
+                    as_json=as_json)
     url = settings.storage.database_url
     try:
         with progress_bars(show_progress(as_json)) as progress:
@@ -110,7 +104,7 @@ def reindex(data_dir: str | None, config: str | None, digest: bool) -> None:
     """Rebuild the SQLite index from the journal (the server must be stopped)."""
     from ..ops.reindex import reindex as do_reindex
 
-    settings = _settings(config, **{"server.data_dir": data_dir})
+    settings = load(config, {"server.data_dir": ("--data-dir", data_dir)})
     started = time.perf_counter()
     try:
         with progress_bars(show_progress(False)) as progress:
