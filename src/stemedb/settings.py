@@ -375,8 +375,8 @@ class RateLimitSettings:
 class BackupSettings:
     target: str = _s("", "STEMEDB_BACKUP_TARGET",
                      "Backup and WAL archive target: a directory or s3://bucket/prefix. The "
-                     "server reports the archive lag of this target; the backup, wal and "
-                     "dr-drill commands use it when --to/--from is not given.",
+                     "server reports the archive lag of this target; the backup, wal, restore "
+                     "and dr-drill commands use it when --to/--from is not given.",
                      check=_target)
     s3_endpoint_url: str = _s("", "STEMEDB_S3_ENDPOINT_URL",
                               "S3-compatible endpoint (empty: AWS, or AWS_ENDPOINT_URL_S3). "

@@ -101,7 +101,10 @@ def test_serve_refuses_a_data_dir_it_cannot_create(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("argv", [
     ["verify"], ["reindex"], ["backup", "create", "--to", "/tmp/x"],
+    ["backup", "list", "--from", "/tmp/x"], ["backup", "verify", "--from", "/tmp/x"],
     ["wal", "archive", "--to", "/tmp/x"], ["wal", "status", "--to", "/tmp/x"],
+    ["restore", "--from", "/tmp/x", "--data-dir", "/tmp/never"],
+    ["dr-drill", "--from", "/tmp/x"],
 ])
 def test_every_command_that_reads_settings_refuses_them_alike(cfg: Path, argv: list[str]
                                                               ) -> None:  # fmt: skip

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from ..errors import ConfigError
-from ..settings import Settings, load_settings
+from ..settings import DEFAULT, Settings, all_settings, config_error, load_settings
 from .output import fail_on
 
 #: ``{"server.port": ("--port", value)}``: a setting, the flag that sets it, its value
@@ -32,4 +32,16 @@ def load(config: str | None, flags: Flags | None = None, *, as_json: bool = Fals
                              flags={k: flag for k, (flag, _) in flags.items()})
     except ConfigError as e:
         fail_on(e, as_json=as_json)
+
+
+def require(settings: Settings, key: str, flag: str, *, as_json: bool = False) -> Any:
+    """A setting this command cannot do without, e.g. ``backup.target`` for ``--to``."""
+    value = settings.value(key)
+    if value in ("", None):
+        section, name = key.split(".", 1)
+        env = next(s.env for s in all_settings() if (s.section, s.key) == (section, name))
+        fail_on(config_error(key, DEFAULT, f"must be set for this command: give {flag}, "
+                             f"or set [{section}] {name} in the config file or {env}"),
+                as_json=as_json)
+    return value
 
