@@ -32,6 +32,7 @@ from .output import (
     progress_bars,
     report_console,
     show_progress,
+    warn,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -80,9 +81,14 @@ def _target(settings: Settings, flag: str, as_json: bool) -> Any:
 
 
 def _metrics(write: Callable[..., Any], directory: str | None, **values: Any) -> None:
-    """Metrics for node_exporter, when asked for."""
-    if directory:
+    """Metrics for node_exporter, when asked for; failing to write them only warns: the
+    job's own result decides its exit code."""
+    if not directory:
+        return
+    try:
         write(Path(directory), **values)
+    except StemeError as e:
+        warn(e)
 
 
 def _size(n: float) -> str:

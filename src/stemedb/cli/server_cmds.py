@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
 
 from ..errors import StemeError
 from .config import config_option, load
-from .output import exit_with, fail_on, json_flag, progress_bars, show_progress
+from .output import exit_with, fail_on, json_flag, progress_bars, show_progress, warn
 
 if TYPE_CHECKING:
     from ..ops.verify import VerifyReport
@@ -57,23 +57,38 @@ def serve(host: str | None, port: str | None, dashboard_port: str | None,
 @data_dir_option
 @config_option
 @database_url_option
+@click.option("--textfile-dir", type=click.Path(file_okay=False), metavar="DIR",
+              help="Write metrics for node_exporter's textfile collector here "
+              "(stemedb_verify.prom).")
 @json_flag("Print the report as JSON.")
 def verify(data_dir: str | None, config: str | None, database_url: str | None,
-           as_json: bool) -> None:
+           textfile_dir: str | None, as_json: bool) -> None:
     """Re-check every journal checksum, the hash chain and every signature (of the data
     directory, or of the cluster's database with --database-url)."""
+    from ..ops.textfile import write_verify_metrics
     from ..ops.verify import verify_data_dir, verify_database
 
     settings = load(config, {"server.data_dir": ("--data-dir", data_dir),
                              "storage.database_url": ("--database-url", database_url)},
                     as_json=as_json)
     url = settings.storage.database_url
+    started = time.monotonic()
+
+    def metrics(**values: Any) -> None:
+        if textfile_dir:
+            try:
+                write_verify_metrics(Path(textfile_dir), **values)
+            except StemeError as e:
+                warn(e)
+
     try:
         with progress_bars(show_progress(as_json)) as progress:
             report = (verify_database(url, progress=progress) if url
                       else verify_data_dir(settings.data_dir, progress=progress))
     except StemeError as e:
+        metrics(success=False)
         fail_on(e, as_json=as_json)
+    metrics(success=report.ok, duration_s=time.monotonic() - started, lsn=report.last_lsn)
     if as_json:
         click.echo(report.to_json())
     else:
