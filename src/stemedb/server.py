@@ -23,11 +23,11 @@ import uvicorn
 
 from . import logs
 from .engine import Database
-from .errors import ConfigError, Unavailable
+from .errors import Unavailable
 from .events import NO_EVENTS
 from .http import create_app
 from .metrics import Metrics
-from .settings import Settings
+from .settings import Settings, config_error
 
 log = logging.getLogger("stemedb.server")
 
@@ -123,16 +123,30 @@ async def serve_all(servers: list[tuple[uvicorn.Server, socket.socket]]) -> None
             raise r
 
 
+def check_startup(settings: Settings) -> None:
+    """What only serving needs of the settings, as a :class:`ConfigError` line naming
+    the setting and its source (``load_settings`` has checked everything else)."""
+    if settings.storage.database_url and not settings.admin.token:
+        raise config_error(
+            "admin.token", settings.source("admin.token"),
+            "must be set, the same on every node, when storage.database_url (from "
+            f"{settings.source('storage.database_url')}) runs the node in cluster mode: "
+            "a token generated into one node's data directory would differ from the others'")
+    if not settings.storage.database_url:
+        try:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise config_error("server.data_dir", settings.source("server.data_dir"),
+                               f"cannot create the directory {settings.data_dir}: "
+                               f"{e.strerror or e}") from None
+
+
 def run(settings: Settings, *, open_database: Callable[..., Database] = Database,
         with_metrics: bool = True) -> None:
     """Serve until a signal. ``open_database(settings, events=...)`` opens the engine and
     ``with_metrics=False`` leaves metrics out (benchmark variants pass both)."""
+    check_startup(settings)
     logs.configure(settings.server.log_level)
-    if settings.storage.database_url and not settings.admin.token:
-        raise ConfigError("storage.database_url (cluster mode) needs [admin] token "
-                          "(STEMEDB_ADMIN_TOKEN), the same on every node",
-                          hint="a token generated into one node's data directory would "
-                          "differ from the others'; set the same token on every node")
     s = settings.server
     metrics = Metrics()
     database = open_database(settings, events=metrics if with_metrics else NO_EVENTS)

@@ -1,7 +1,9 @@
 """``stemedb backup | wal | restore | dr-drill``: backups, WAL archival, PITR, DR drills.
 
-Targets are a directory or ``s3://bucket/prefix``; S3 credentials and endpoint come from
-the usual AWS configuration, or ``--s3-endpoint-url`` / ``STEMEDB_S3_ENDPOINT_URL``.
+Targets are a directory or ``s3://bucket/prefix``: ``--to``/``--from``, else ``[backup]
+target`` from the settings (config file or ``STEMEDB_BACKUP_TARGET``). S3 credentials
+come from the usual AWS configuration, the endpoint from ``--s3-endpoint-url`` or
+``[backup] s3_endpoint_url`` (``STEMEDB_S3_ENDPOINT_URL``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import StemeError
-from ..settings import load_settings
+from ..settings import Settings
+from .config import config_option, load, require
 from .output import (
     exit_with,
     fail_on,
@@ -29,6 +32,7 @@ from .output import (
     progress_bars,
     report_console,
     show_progress,
+    warn,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -37,38 +41,54 @@ err = Console(stderr=True, soft_wrap=True)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _data_dir(config: str | None, data_dir: str | None, as_json: bool,
-              database_url: str | None = None) -> Path:
+def _settings(config: str | None, as_json: bool, *, target: tuple[str, str | None],
+              endpoint: str | None, data_dir: str | None = None,
+              database_url: str | None = None) -> Settings:
+    """The command's settings: ``target`` is the flag giving ``[backup] target`` and its
+    value; the other flags override their settings when given."""
+    return load(config, {"backup.target": target,
+                         "backup.s3_endpoint_url": ("--s3-endpoint-url", endpoint),
+                         "server.data_dir": ("--data-dir", data_dir),
+                         "storage.database_url": ("--database-url", database_url)},
+                as_json=as_json)
+
+
+def _data_dir(settings: Settings, as_json: bool) -> Path:
     """The data directory to work on. In cluster mode (``--database-url``, or
     ``[storage] database_url``) it is the local mirror of the database's journal, brought
     up to date first (``ops/mirror.py``)."""
-    try:
-        settings = load_settings(config, overrides={"server.data_dir": data_dir,
-                                                    "storage.database_url": database_url})
-        url = settings.storage.database_url
-        if url:
-            from ..ops.mirror import mirror_journal
+    url = settings.storage.database_url
+    if url:
+        from ..ops.mirror import mirror_journal
 
+        try:
             with progress_bars(show_progress(as_json)) as progress:
                 mirror_journal(url, settings.data_dir, progress)
-    except StemeError as e:
-        fail_on(e, as_json=as_json)
+        except StemeError as e:
+            fail_on(e, as_json=as_json)
     return Path(settings.data_dir)
 
 
-def _database_url(config: str | None, database_url: str | None) -> str:
-    """The cluster's database URL, if any (flag, env or config)."""
-    settings = load_settings(config, overrides={"storage.database_url": database_url})
-    return settings.storage.database_url
-
-
-def _target(url: str, endpoint: str | None, as_json: bool) -> Any:
+def _target(settings: Settings, flag: str, as_json: bool) -> Any:
+    """The target named by the flag, else by ``[backup] target``; opened."""
     from ..ops.targets import open_target
 
+    url = require(settings, "backup.target", flag, as_json=as_json)
     try:
-        return open_target(url, endpoint)
+        return open_target(url, settings.backup.s3_endpoint_url or None)
     except StemeError as e:
         fail_on(e, as_json=as_json)
+
+
+def _metrics(write: Callable[..., Any], directory: str | None, **values: Any) -> None:
+    """Metrics for node_exporter, when asked for; failing to write them only warns: the
+    job's own result decides its exit code."""
+    if not directory:
+        return
+    try:
+        write(Path(directory), **values)
+    except StemeError as e:
+        warn(e)
 
 
 def _size(n: float) -> str:
@@ -94,10 +114,9 @@ def endpoint_option(f: F) -> F:
     return click.option(
         "--s3-endpoint-url",
         "endpoint",
-        envvar="STEMEDB_S3_ENDPOINT_URL",
         metavar="URL",
-        help="S3-compatible endpoint [env STEMEDB_S3_ENDPOINT_URL; else AWS_ENDPOINT_URL_S3 "
-        "or the AWS config].",
+        help="S3-compatible endpoint [env STEMEDB_S3_ENDPOINT_URL, [backup] s3_endpoint_url; "
+        "else AWS_ENDPOINT_URL_S3 or the AWS config].",
     )(f)
 
 
@@ -111,9 +130,7 @@ def source_options(f: F) -> F:
         help="A cluster's PostgreSQL [env STEMEDB_DATABASE_URL]: its journal is mirrored "
         "into --data-dir first.",
     )(f)
-    f = click.option(
-        "--config", type=click.Path(dir_okay=False), help="TOML config file [env STEMEDB_CONFIG]."
-    )(f)
+    f = config_option(f)
     return click.option(
         "--data-dir",
         type=click.Path(file_okay=False),
@@ -140,7 +157,8 @@ def scratch_option(f: F) -> F:
     )(f)
 
 
-_TARGET_HELP = "A directory or s3://bucket/prefix [env STEMEDB_BACKUP_TARGET]."
+_TARGET_HELP = ("A directory or s3://bucket/prefix [env STEMEDB_BACKUP_TARGET; default "
+                "[backup] target of the config file].")
 
 
 # -- backup ----------------------------------------------------------------------------
@@ -152,16 +170,14 @@ def backup() -> None:
 
 
 @backup.command("create")
-@click.option(
-    "--to", "to", required=True, envvar="STEMEDB_BACKUP_TARGET", metavar="TARGET", help=_TARGET_HELP
-)
+@click.option("--to", "to", metavar="TARGET", help=_TARGET_HELP)
 @source_options
 @textfile_option
 @scratch_option
 @endpoint_option
 @json_option
 def backup_create(
-    to: str,
+    to: str | None,
     data_dir: str | None,
     config: str | None,
     database_url: str | None,
@@ -174,8 +190,10 @@ def backup_create(
     from ..ops.backup import create_backup
     from ..ops.textfile import write_backup_metrics
 
-    directory = _data_dir(config, data_dir, as_json, database_url)
-    target = _target(to, endpoint, as_json)
+    settings = _settings(config, as_json, target=("--to", to), endpoint=endpoint,
+                         data_dir=data_dir, database_url=database_url)
+    target = _target(settings, "--to TARGET", as_json)
+    directory = _data_dir(settings, as_json)
     try:
         with progress_bars(show_progress(as_json)) as progress:
             m = create_backup(
@@ -185,17 +203,10 @@ def backup_create(
                 scratch_dir=Path(scratch_dir) if scratch_dir else None,
             )
     except StemeError as e:
-        if textfile_dir:
-            write_backup_metrics(Path(textfile_dir), success=False)
+        _metrics(write_backup_metrics, textfile_dir, success=False)
         fail_on(e, as_json=as_json)
-    if textfile_dir:
-        write_backup_metrics(
-            Path(textfile_dir),
-            success=True,
-            duration_s=m.duration_seconds,
-            size_bytes=m.size,
-            lsn=m.last_lsn,
-        )
+    _metrics(write_backup_metrics, textfile_dir, success=True, duration_s=m.duration_seconds,
+             size_bytes=m.size, lsn=m.last_lsn)
     if as_json:
         print_json(m.to_dict())
         return
@@ -211,21 +222,17 @@ def backup_create(
 
 
 @backup.command("list")
-@click.option(
-    "--from",
-    "from_",
-    required=True,
-    envvar="STEMEDB_BACKUP_TARGET",
-    metavar="TARGET",
-    help=_TARGET_HELP,
-)
+@click.option("--from", "from_", metavar="TARGET", help=_TARGET_HELP)
+@config_option
 @endpoint_option
 @json_option
-def backup_list(from_: str, endpoint: str | None, as_json: bool) -> None:
+def backup_list(from_: str | None, config: str | None, endpoint: str | None,
+                as_json: bool) -> None:
     """List the backups in TARGET, oldest first."""
     from ..ops.backup import list_backups
 
-    target = _target(from_, endpoint, as_json)
+    settings = _settings(config, as_json, target=("--from", from_), endpoint=endpoint)
+    target = _target(settings, "--from TARGET", as_json)
     try:
         infos = list_backups(target)
     except StemeError as e:
@@ -258,26 +265,21 @@ def backup_list(from_: str, endpoint: str | None, as_json: bool) -> None:
 
 
 @backup.command("verify")
-@click.option(
-    "--from",
-    "from_",
-    required=True,
-    envvar="STEMEDB_BACKUP_TARGET",
-    metavar="TARGET",
-    help=_TARGET_HELP,
-)
+@click.option("--from", "from_", metavar="TARGET", help=_TARGET_HELP)
 @click.option("--backup", "backup_id", metavar="ID", help="Backup id [default: the latest].")
 @click.option(
     "--wal/--no-wal", default=True, show_default=True, help="Also check every archived WAL segment."
 )
 @scratch_option
+@config_option
 @endpoint_option
 @json_option
 def backup_verify(
-    from_: str,
+    from_: str | None,
     backup_id: str | None,
     wal: bool,
     scratch_dir: str | None,
+    config: str | None,
     endpoint: str | None,
     as_json: bool,
 ) -> None:
@@ -285,7 +287,8 @@ def backup_verify(
     index compared by digest with the manifest; and the archived WAL."""
     from ..ops.restore import verify_backup
 
-    target = _target(from_, endpoint, as_json)
+    settings = _settings(config, as_json, target=("--from", from_), endpoint=endpoint)
+    target = _target(settings, "--from TARGET", as_json)
     try:
         with progress_bars(show_progress(as_json)) as progress:
             report = verify_backup(
@@ -331,9 +334,7 @@ def wal() -> None:
 
 
 @wal.command("archive")
-@click.option(
-    "--to", "to", required=True, envvar="STEMEDB_BACKUP_TARGET", metavar="TARGET", help=_TARGET_HELP
-)
+@click.option("--to", "to", metavar="TARGET", help=_TARGET_HELP)
 @source_options
 @click.option("--watch", is_flag=True, help="Keep running, archiving every --interval.")
 @click.option(
@@ -347,7 +348,7 @@ def wal() -> None:
 @endpoint_option
 @json_option
 def wal_archive(
-    to: str,
+    to: str | None,
     data_dir: str | None,
     config: str | None,
     database_url: str | None,
@@ -361,23 +362,19 @@ def wal_archive(
     from ..ops.archive import ArchiveReport, archive_once, archive_watch
     from ..ops.textfile import write_archive_metrics
 
-    directory = _data_dir(config, data_dir, as_json, database_url)
-    target = _target(to, endpoint, as_json)
+    settings = _settings(config, as_json, target=("--to", to), endpoint=endpoint,
+                         data_dir=data_dir, database_url=database_url)
+    target = _target(settings, "--to TARGET", as_json)
+    directory = _data_dir(settings, as_json)
 
     def metrics(report: ArchiveReport | None) -> None:
-        if not textfile_dir:
-            return
         if report is None:
-            write_archive_metrics(Path(textfile_dir), success=False)
+            _metrics(write_archive_metrics, textfile_dir, success=False)
         else:
             s = report.status
-            write_archive_metrics(
-                Path(textfile_dir),
-                success=True,
-                lag_seconds=s["lag_seconds"],
-                lag_segments=s["lag_segments"],
-                last_archived_lsn=s["last_archived_lsn"],
-            )
+            _metrics(write_archive_metrics, textfile_dir, success=True,
+                     lag_seconds=s["lag_seconds"], lag_segments=s["lag_segments"],
+                     last_archived_lsn=s["last_archived_lsn"])
 
     def show(report: ArchiveReport) -> None:
         if as_json:
@@ -422,7 +419,7 @@ def wal_archive(
                 f"[red]archive round failed:[/] {getattr(error, 'detail', error)}", highlight=False
             )
 
-    url = _database_url(config, database_url)
+    url = settings.storage.database_url
     refresh = None
     if url:
         from ..ops.mirror import mirror_journal
@@ -434,20 +431,12 @@ def wal_archive(
 
 
 @wal.command("status")
-@click.option(
-    "--to",
-    "--from",
-    "to",
-    required=True,
-    envvar="STEMEDB_BACKUP_TARGET",
-    metavar="TARGET",
-    help=_TARGET_HELP,
-)
+@click.option("--to", "--from", "to", metavar="TARGET", help=_TARGET_HELP)
 @source_options
 @endpoint_option
 @json_option
 def wal_status(
-    to: str,
+    to: str | None,
     data_dir: str | None,
     config: str | None,
     database_url: str | None,
@@ -457,8 +446,10 @@ def wal_status(
     """How far the WAL archive in TARGET is behind the journal."""
     from ..ops.archive import archive_status
 
-    directory = _data_dir(config, data_dir, as_json, database_url)
-    target = _target(to, endpoint, as_json)
+    settings = _settings(config, as_json, target=("--to", to), endpoint=endpoint,
+                         data_dir=data_dir, database_url=database_url)
+    target = _target(settings, "--to TARGET", as_json)
+    directory = _data_dir(settings, as_json)
     try:
         status = archive_status(directory, target)
     except StemeError as e:
@@ -476,14 +467,7 @@ def wal_status(
 
 
 @click.command()
-@click.option(
-    "--from",
-    "from_",
-    required=True,
-    envvar="STEMEDB_BACKUP_TARGET",
-    metavar="TARGET",
-    help=_TARGET_HELP,
-)
+@click.option("--from", "from_", metavar="TARGET", help=_TARGET_HELP)
 @click.option(
     "--backup",
     "backup_id",
@@ -506,15 +490,17 @@ def wal_status(
     help="The NEW data directory (must not exist or be empty).",
 )
 @click.option("--digest", is_flag=True, help="Also print the restored index's digest.")
+@config_option
 @endpoint_option
 @json_option
 def restore(
-    from_: str,
+    from_: str | None,
     backup_id: str | None,
     to_time: str | None,
     to_lsn: int | None,
     data_dir: str,
     digest: bool,
+    config: str | None,
     endpoint: str | None,
     as_json: bool,
 ) -> None:
@@ -525,7 +511,9 @@ def restore(
     if to_time is not None and to_lsn is not None:
         raise click.UsageError("give --to-time or --to-lsn, not both")
     to_time_us = _parse_time(to_time) if to_time is not None else None
-    target = _target(from_, endpoint, as_json)
+    # --data-dir here is the new directory, not the server's: not a setting.
+    settings = _settings(config, as_json, target=("--from", from_), endpoint=endpoint)
+    target = _target(settings, "--from TARGET", as_json)
     try:
         with progress_bars(show_progress(as_json)) as progress:
             report = do_restore(
@@ -561,14 +549,7 @@ def restore(
 
 
 @click.command("dr-drill")
-@click.option(
-    "--from",
-    "from_",
-    required=True,
-    envvar="STEMEDB_BACKUP_TARGET",
-    metavar="TARGET",
-    help=_TARGET_HELP,
-)
+@click.option("--from", "from_", metavar="TARGET", help=_TARGET_HELP)
 @click.option(
     "--max-rto",
     type=click.FloatRange(min=0),
@@ -585,9 +566,8 @@ def restore(
 @click.option(
     "--database-url",
     metavar="URL",
-    envvar="STEMEDB_DATABASE_URL",
     help="Also check the restored journal is a prefix of this cluster's database "
-    "[env STEMEDB_DATABASE_URL].",
+    "[env STEMEDB_DATABASE_URL, [storage] database_url].",
 )
 @click.option(
     "--sample",
@@ -599,10 +579,11 @@ def restore(
 @click.option("--keep", is_flag=True, help="Keep the scratch data directory.")
 @scratch_option
 @textfile_option
+@config_option
 @endpoint_option
 @json_option
 def dr_drill(
-    from_: str,
+    from_: str | None,
     max_rto: float | None,
     max_rpo: float | None,
     source_url: str | None,
@@ -611,6 +592,7 @@ def dr_drill(
     keep: bool,
     scratch_dir: str | None,
     textfile_dir: str | None,
+    config: str | None,
     endpoint: str | None,
     as_json: bool,
 ) -> None:
@@ -619,7 +601,9 @@ def dr_drill(
     from ..ops.drill import run_drill
     from ..ops.textfile import write_drill_metrics
 
-    target = _target(from_, endpoint, as_json)
+    settings = _settings(config, as_json, target=("--from", from_), endpoint=endpoint,
+                         database_url=database_url)
+    target = _target(settings, "--from TARGET", as_json)
     started = time.monotonic()
     try:
         with progress_bars(show_progress(as_json)) as progress:
@@ -628,23 +612,17 @@ def dr_drill(
                 max_rto=max_rto,
                 max_rpo=max_rpo,
                 source_url=source_url,
-                database_url=database_url,
+                database_url=settings.storage.database_url or None,
                 sample=sample,
                 keep=keep,
                 progress=progress,
                 scratch_dir=Path(scratch_dir) if scratch_dir else None,
             )
     except StemeError as e:
-        if textfile_dir:
-            write_drill_metrics(Path(textfile_dir), success=False)
+        _metrics(write_drill_metrics, textfile_dir, success=False)
         fail_on(e, as_json=as_json)
-    if textfile_dir:
-        write_drill_metrics(
-            Path(textfile_dir),
-            success=report.ok,
-            rto_s=report.rto_seconds,
-            rpo_s=report.rpo_seconds,
-        )
+    _metrics(write_drill_metrics, textfile_dir, success=report.ok, rto_s=report.rto_seconds,
+             rpo_s=report.rpo_seconds)
     if as_json:
         print_json(report.to_dict())
     else:

@@ -11,9 +11,13 @@ One exit-code table for every command::
        invalid config file or environment value, no admin token
     3  the server could not be reached, after retries
 
-An error is ``error: …`` on stderr, with a ``hint: …`` line when there is one. With
-``--json`` the data-directory and ops commands print ``{"ok": false, "error", "hint"}``
-on stdout instead, so that a script reads one stream.
+An error is ``error: …`` on stderr, with a ``hint: …`` line when there is one; a
+configuration error is one line, ``error: <key> from <source>: <rule>`` (the setting,
+the config file, environment variable or flag its value came from, and the rule it
+breaks). With ``--json`` the data-directory and ops commands print ``{"ok": false,
+"error", "hint"}`` on stdout instead, so that a script reads one stream. A problem that
+does not decide the outcome (metrics for node_exporter that could not be written) is
+``warning: …`` on stderr, whatever the output format.
 """
 
 from __future__ import annotations
@@ -74,6 +78,14 @@ def fail_on(e: StemeError, *, as_json: bool = False) -> NoReturn:
     """A library error: a configuration one is the caller's to fix (2), any other failed (1)."""
     code = EXIT_USAGE if isinstance(e, ConfigError) else EXIT_FAILED
     fail(e.detail, code, hint=e.hint, as_json=as_json)
+
+
+def warn(e: StemeError) -> None:
+    """Report a problem that does not change the command's outcome (stderr, never stdout,
+    so that ``--json`` output stays one document)."""
+    click.echo(f"{click.style('warning:', fg='yellow', bold=True)} {e.detail}", err=True)
+    if e.hint:
+        click.echo(f"{click.style('hint:', fg='yellow')} {e.hint}", err=True)
 
 
 def exit_with(ok: bool) -> NoReturn:

@@ -10,24 +10,15 @@ import click
 from rich.console import Console
 
 from ..errors import StemeError
-from ..settings import load_settings
-from .output import exit_with, fail_on, json_flag, progress_bars, show_progress
+from .config import config_option, load
+from .output import exit_with, fail_on, json_flag, progress_bars, show_progress, warn
 
 if TYPE_CHECKING:
     from ..ops.verify import VerifyReport
 
 
-def _settings(config: str | None, **overrides: Any) -> Any:
-    try:
-        return load_settings(config, overrides={k: v for k, v in overrides.items() if v is not None})
-    except StemeError as e:
-        fail_on(e)
-
-
 data_dir_option = click.option("--data-dir", type=click.Path(file_okay=False),
                                help="Data directory [env STEMEDB_DATA_DIR; default ./stemedb-data].")
-config_option = click.option("--config", type=click.Path(dir_okay=False),
-                             help="TOML config file [env STEMEDB_CONFIG].")
 database_url_option = click.option(
     "--database-url", help="PostgreSQL holding the journal and index, shared by all nodes "
     "[env STEMEDB_DATABASE_URL; default: none, the embedded store in the data directory].")
@@ -35,25 +26,27 @@ database_url_option = click.option(
 
 @click.command()
 @click.option("--host", help="Bind address [env STEMEDB_HOST; default 127.0.0.1].")
-@click.option("--port", type=int, help="API port [env STEMEDB_PORT; default 18180].")
-@click.option("--dashboard-port", type=int,
-              help="Dashboard port [env STEMEDB_DASHBOARD_PORT; default 18188].")
+# Ports are checked by the settings, like every other value, so that a bad one is named
+# with its flag in the one config-error line.
+@click.option("--port", metavar="PORT", help="API port [env STEMEDB_PORT; default 18180].")
+@click.option("--dashboard-port", metavar="PORT",
+              help="Dashboard port, 0 disables it [env STEMEDB_DASHBOARD_PORT; default 18188].")
 @data_dir_option
 @config_option
 @database_url_option
 @click.option("--redis-url", help="Redis shared by all nodes for rate limits and breakers "
               "[env STEMEDB_REDIS_URL; default: none, in-process guards].")
-def serve(host: str | None, port: int | None, dashboard_port: int | None,
+def serve(host: str | None, port: str | None, dashboard_port: str | None,
           data_dir: str | None, config: str | None, database_url: str | None,
           redis_url: str | None) -> None:
     """Run the API server."""
     from ..server import run
 
-    settings = _settings(config, **{"server.host": host, "server.port": port,
-                                    "server.dashboard_port": dashboard_port,
-                                    "server.data_dir": data_dir,
-                                    "guards.redis_url": redis_url,
-                                    "storage.database_url": database_url})
+    settings = load(config, {"server.host": ("--host", host), "server.port": ("--port", port),
+                             "server.dashboard_port": ("--dashboard-port", dashboard_port),
+                             "server.data_dir": ("--data-dir", data_dir),
+                             "guards.redis_url": ("--redis-url", redis_url),
+                             "storage.database_url": ("--database-url", database_url)})
     try:
         run(settings)
     except StemeError as e:
@@ -64,22 +57,38 @@ def serve(host: str | None, port: int | None, dashboard_port: int | None,
 @data_dir_option
 @config_option
 @database_url_option
+@click.option("--textfile-dir", type=click.Path(file_okay=False), metavar="DIR",
+              help="Write metrics for node_exporter's textfile collector here "
+              "(stemedb_verify.prom).")
 @json_flag("Print the report as JSON.")
 def verify(data_dir: str | None, config: str | None, database_url: str | None,
-           as_json: bool) -> None:
+           textfile_dir: str | None, as_json: bool) -> None:
     """Re-check every journal checksum, the hash chain and every signature (of the data
     directory, or of the cluster's database with --database-url)."""
+    from ..ops.textfile import write_verify_metrics
     from ..ops.verify import verify_data_dir, verify_database
 
-    settings = _settings(config, **{"server.data_dir": data_dir,
-                                    "storage.database_url": database_url})
+    settings = load(config, {"server.data_dir": ("--data-dir", data_dir),
+                             "storage.database_url": ("--database-url", database_url)},
+                    as_json=as_json)
     url = settings.storage.database_url
+    started = time.monotonic()
+
+    def metrics(**values: Any) -> None:
+        if textfile_dir:
+            try:
+                write_verify_metrics(Path(textfile_dir), **values)
+            except StemeError as e:
+                warn(e)
+
     try:
         with progress_bars(show_progress(as_json)) as progress:
             report = (verify_database(url, progress=progress) if url
                       else verify_data_dir(settings.data_dir, progress=progress))
     except StemeError as e:
+        metrics(success=False)
         fail_on(e, as_json=as_json)
+    metrics(success=report.ok, duration_s=time.monotonic() - started, lsn=report.last_lsn)
     if as_json:
         click.echo(report.to_json())
     else:
@@ -110,7 +119,7 @@ def reindex(data_dir: str | None, config: str | None, digest: bool) -> None:
     """Rebuild the SQLite index from the journal (the server must be stopped)."""
     from ..ops.reindex import reindex as do_reindex
 
-    settings = _settings(config, **{"server.data_dir": data_dir})
+    settings = load(config, {"server.data_dir": ("--data-dir", data_dir)})
     started = time.perf_counter()
     try:
         with progress_bars(show_progress(False)) as progress:
