@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?= -n 2
 
-.PHONY: run test check lint typecheck unit bench bench-scale soak system-deps clean
+.PHONY: run test check lint typecheck unit bench bench-quick bench-scale soak system-deps clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,14 @@ check: test
 bench: $(VENV)/.installed-dev system-deps
 	bash scripts/bench-deps.sh
 	$(PY) -m bench.run
+
+## bench-quick: for iteration (about 90 s): single ingest with its ceiling and the naive
+## peer, batch ingest and point reads, 5-second runs, no profiles; figures go to
+## bench/results/quick/ (latest.json and the docs stay as the full run left them)
+bench-quick: $(VENV)/.installed-dev system-deps
+	bash scripts/bench-deps.sh
+	$(PY) -m bench.run --only ingest,batch,read --duration 5 --warmup 1 --no-profile \
+		--out bench/results/quick
 
 ## bench-scale: the long scale benchmark (5M assertions)
 bench-scale: $(VENV)/.installed-dev system-deps

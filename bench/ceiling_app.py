@@ -46,20 +46,20 @@ async def healthz() -> Response:
     return Response(b'{"status":"ok"}', media_type="application/json")
 
 
-def _like_server(host: str, port: int, loop: str) -> None:
-    """Serve ``app`` as stemedb.server.run serves the API (or, failing that, as uvicorn's
+def serve_like_server(asgi: Any, host: str, port: int, loop: str) -> None:
+    """Serve ``asgi`` as stemedb.server.run serves the API (or, failing that, as uvicorn's
     own ``Server.run`` would, with the options the server used to pass)."""
     try:
         from stemedb.server import _config, _Server, bind, serve_all
     except ImportError:
         logging.warning("stemedb.server has no _config/_Server/bind/serve_all; "
                         "using uvicorn.Server.run with the server's former options")
-        config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
+        config = uvicorn.Config(asgi, host=host, port=port, log_config=None, access_log=False,
                                 server_header=False, lifespan="on",
                                 timeout_graceful_shutdown=10)
         uvicorn.Server(config).run()
         return
-    server: Any = _Server(_config(app, host, port))
+    server: Any = _Server(_config(asgi, host, port))
     sock = bind(host, port, "ceiling")
     try:
         coro = serve_all([(server, sock)])
@@ -99,7 +99,7 @@ def main() -> None:
     parser.add_argument("--loop", choices=("server", "uvloop", "asyncio"), default="server")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    _like_server(args.host, args.port, args.loop)
+    serve_like_server(app, args.host, args.port, args.loop)
 
 
 if __name__ == "__main__":

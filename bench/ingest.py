@@ -28,6 +28,7 @@ from .experiments import profile
 from .loadgen import LoadError, WrkResult
 from .servers import (
     CeilingServer,
+    NaivePeerServer,
     Process,
     StemeServer,
     cpu_split,
@@ -154,6 +155,35 @@ def run_ceiling(ctx: Context, bodies: list[Signed]) -> None:
         ctx.put("ingest_single.cpu_ratio",
                 ctx.results["ingest_single.ceiling_cpu_us"]
                 / ctx.results["ingest_single.server_cpu_us"], "{:.3f}")
+
+
+NAIVE_RATE_BOUND = 5000  # writes/s the naive peer is signed for (one fsync each: fewer)
+
+
+def run_naive(ctx: Context) -> None:
+    """Single writes like StemeDB's, same load generator, against the naive peer
+    (``bench/naive_peer.py``): what StemeDB's are worth against the service a user would
+    write. Its own fresh bodies, enough for it never to run out."""
+    warm = ctx.signer.sign(_bodies_needed(NAIVE_RATE_BOUND, ctx.warmup_s, 4000))
+    bodies = ctx.signer.sign(_bodies_needed(NAIVE_RATE_BOUND, ctx.duration_s, 5000))
+    fw, f = ctx.work / "naive-warm.txt", ctx.work / "naive.txt"
+    loadgen.write_posts(fw, "/v1/assert", warm)
+    loadgen.write_posts(f, "/v1/assert", bodies)
+    with NaivePeerServer(ctx.work) as n:
+        n.start()
+        loadgen.run_wrk(n.url, fw, connections=SINGLE_CONNECTIONS, duration_s=ctx.warmup_s)
+        wait_idle(n.pid)
+        r, info = measured_run(n, f, SINGLE_CONNECTIONS, ctx.duration_s)
+    _check_single(r, "naive peer")
+    ctx.notes["ingest_single_naive"] = {"requests": r.requests, **info}
+    log("  naive peer: " + ", ".join(f"{k} {v}" for k, v in info.items()))
+    ctx.put("ingest_single.naive_rate", r.new_writes_rate)
+    ctx.put("ingest_single.naive_p99_ms", r.lat_p99_ms, "{:.2f}")
+    ctx.put("ingest_single.naive_cpu_us", cpu_us(info, r.c201))
+    if "ingest_single.rate" in ctx.results:
+        ctx.put("ingest_single.naive_ratio",
+                ctx.results["ingest_single.rate"] / ctx.results["ingest_single.naive_rate"],
+                "{:.3f}")
 
 
 def run_profile(ctx: Context, server: StemeServer, seconds: float = 8.0) -> list[Path]:

@@ -21,6 +21,8 @@ TARGETS: dict[str, tuple[str, float]] = {
     "beliefs.p50_ms": ("<=", 20),
     "beliefs.p99_ms": ("<=", 50),
     "cluster.cpu_per_record_ratio": ("<=", 1.3),
+    "ingest_single.naive_ratio": (">=", 1.5),
+    "index.bytes_per_assertion": ("<=", 900),
     "cluster.records_per_txn_64": (">=", 8),
 }
 
@@ -31,6 +33,8 @@ ORDER = [
     "ingest_single.p50_ms", "ingest_single.p99_ms", "ingest_single.ceiling_p99_ms",
     "ingest_single.records_per_fsync", "ingest_single.server_cpu_us",
     "ingest_single.ceiling_cpu_us",
+    "ingest_single.naive_rate", "ingest_single.naive_ratio", "ingest_single.naive_p99_ms",
+    "ingest_single.naive_cpu_us",
     "ingest_batch.rate", "ingest_batch.verify_only_rate", "ingest_batch.ratio",
     "ingest_batch.request_p50_ms", "ingest_batch.server_cpu_us",
     "group_commit.records_per_fsync_1", "group_commit.records_per_fsync_8",
@@ -38,7 +42,7 @@ ORDER = [
     "group_commit.rate_64", "group_commit.fsync_p50_ms",
     "read.p50_ms", "read.p99_ms", "read.rate", "read.server_cpu_us",
     "read.one_connection_p99_ms",
-    "reindex.rate",
+    "reindex.rate", "index.bytes_per_assertion",
     "scale.ratio_5m", "scale.rate_empty", "scale.rate_5m",
     "guards.overhead_us", "guards.rss_mb_1m_keys",
     "backup.rate", "restore.rate",

@@ -152,6 +152,8 @@ class Runner:
                 if bodies:
                     self.attempt("ingest", "single ingest ceiling",
                                  lambda: ingest.run_ceiling(ctx, bodies))
+                    self.attempt("ingest", "single ingest naive peer",
+                                 lambda: ingest.run_naive(ctx))
                 del bodies
             if "batch" in wanted:
                 batch_bodies = self.attempt("batch", "batch ingest",

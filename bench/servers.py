@@ -132,6 +132,15 @@ class StemeServer(Process):
                          {**SERVER_ENV, **(env or {})})
 
 
+class NaivePeerServer(Process):
+    """``python -m bench.naive_peer``: FastAPI + PyNaCl + SQLite, one commit per write."""
+
+    def __init__(self, log_dir: Path) -> None:
+        argv = [sys.executable, "-m", "bench.naive_peer", "--port", "{port}",
+                "--db", str(log_dir / "naive-peer.db")]
+        super().__init__(argv, log_dir / "naive-peer-server.log")
+
+
 class CeilingServer(Process):
     """``python -m bench.ceiling_app``: the trivial handler on the same stack."""
 
