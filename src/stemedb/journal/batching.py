@@ -8,6 +8,7 @@ records, and commits them together.
 from __future__ import annotations
 
 import queue
+import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -73,3 +74,48 @@ class BatchQueue:
             return self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
         except queue.Empty:
             return None
+
+
+class BatchThread:
+    """The thread side of a group commit, shared by the journal's writer and the
+    PostgreSQL committer: ``start`` runs one thread that takes a batch at a time from the
+    queue and hands the requests still wanted to ``_process``; ``close`` lets it finish
+    every accepted request, then stops it. Subclasses set ``_lock`` (ordering their
+    ``submit`` against ``close``) and implement ``_process`` and ``_finish`` (run on the
+    thread as it ends)."""
+
+    _lock: threading.Lock
+
+    def _start_batches(self, queue_: BatchQueue, name: str) -> None:
+        self._closed = False
+        self._queue = queue_
+        self._last_submitters = 0  # set by _process: how many requests the batch had
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Lets the thread finish every accepted request, then stops it. Idempotent."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._queue.stop()
+        if threading.current_thread() is not self._thread:
+            self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                batch, stop = self._queue.take(self._last_submitters)
+                live = [r for r in batch if r.future.set_running_or_notify_cancel()]
+                if live:
+                    self._process(live)
+                if stop:
+                    return
+        finally:
+            self._finish()
+
+    def _process(self, requests: list[Request]) -> None:
+        raise NotImplementedError
+
+    def _finish(self) -> None:
+        raise NotImplementedError

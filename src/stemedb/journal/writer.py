@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from stemedb.errors import JournalError, JournalReadOnly, StemeError, Unavailable
-from stemedb.journal.batching import BatchQueue, Request
+from stemedb.journal.batching import BatchQueue, BatchThread, Request
 from stemedb.journal.files import FileOps
 from stemedb.journal.record import Record, encode_record
 from stemedb.journal.segment import (
@@ -62,7 +62,7 @@ class WriterOptions:
     before_commit: BeforeCommit | None = None
 
 
-class GroupCommitWriter:
+class GroupCommitWriter(BatchThread):
     """Owns the active segment's fd and the one writer thread."""
 
     def __init__(self, directory: Path, fd: int, tip: Tip, options: WriterOptions) -> None:
@@ -72,11 +72,7 @@ class GroupCommitWriter:
         self.tip = tip
         self.read_only_reason: str | None = None
         self._lock = threading.Lock()  # orders submit() against close() and read-only
-        self._closed = False
-        self._queue = BatchQueue(options.max_batch, options.max_wait_us)
-        self._last_submitters = 0
-        self._thread = threading.Thread(target=self._run, name="stemedb-journal", daemon=True)
-        self._thread.start()
+        self._start_batches(BatchQueue(options.max_batch, options.max_wait_us), "stemedb-journal")
 
     # -- callers' side -------------------------------------------------------------
 
@@ -95,28 +91,10 @@ class GroupCommitWriter:
                 self._queue.put(Request(payloads, contexts, future))
         return future
 
-    def close(self) -> None:
-        """Lets the writer finish every accepted request, then stops it. Idempotent."""
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                self._queue.stop()
-        if threading.current_thread() is not self._thread:
-            self._thread.join()
-
     # -- the writer thread -----------------------------------------------------------
 
-    def _run(self) -> None:
-        try:
-            while True:
-                batch, stop = self._queue.take(self._last_submitters)
-                live = [r for r in batch if r.future.set_running_or_notify_cancel()]
-                if live:
-                    self._process(live)
-                if stop:
-                    return
-        finally:
-            self._opt.files.close(self._fd)
+    def _finish(self) -> None:
+        self._opt.files.close(self._fd)
 
     def _process(self, requests: list[Request]) -> None:
         """Commits one batch and settles its futures. Requires: futures are running."""

@@ -45,7 +45,7 @@ from .. import records
 from ..errors import JournalError, StemeError
 from ..index.apply import Entry
 from ..journal import Record, chain_hash
-from ..journal.batching import BatchQueue, Request
+from ..journal.batching import BatchQueue, BatchThread, Request
 from .apply import Taken, apply
 from .connection import Conn, Health, describe, is_outage
 
@@ -55,7 +55,7 @@ OnCommit = Callable[[int, float, int], None]  # records, COMMIT seconds, payload
 SEGMENT = "postgresql"  # what a Record names as its place (``offset`` is its LSN)
 
 
-class Committer:
+class Committer(BatchThread):
     """Owns the committer thread and its connection."""
 
     def __init__(self, connect: Callable[[], Conn], health: Health, *, max_batch: int,
@@ -66,13 +66,8 @@ class Committer:
         self._conn: Conn | None = None
         self._commit_sent = False  # whether the current batch's COMMIT was sent
         self._lock = threading.Lock()  # orders submit() against close()
-        self._closed = False
-        self._queue = BatchQueue(max_batch, max_wait_us)
-        self._last_submitters = 0
         self.last_lsn = 0  # the tip as of this node's last commit
-        self._thread = threading.Thread(target=self._run, name="stemedb-pg-commit",
-                                        daemon=True)
-        self._thread.start()
+        self._start_batches(BatchQueue(max_batch, max_wait_us), "stemedb-pg-commit")
 
     # -- callers' side ---------------------------------------------------------------------
 
@@ -95,28 +90,10 @@ class Committer:
                 self._queue.put(Request(list(payloads), ctx, future))
         return future
 
-    def close(self) -> None:
-        """Lets the committer finish every accepted request, then stops it. Idempotent."""
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                self._queue.stop()
-        if threading.current_thread() is not self._thread:
-            self._thread.join()
-
     # -- the committer thread --------------------------------------------------------------
 
-    def _run(self) -> None:
-        try:
-            while True:
-                batch, stop = self._queue.take(self._last_submitters)
-                live = [r for r in batch if r.future.set_running_or_notify_cancel()]
-                if live:
-                    self._process(live)
-                if stop:
-                    return
-        finally:
-            self._disconnect()
+    def _finish(self) -> None:
+        self._disconnect()
 
     def _process(self, requests: list[Request]) -> None:
         """Commits one batch and settles its futures. Requires: futures are running."""
