@@ -297,3 +297,77 @@ def test_the_engine_passes_grants_to_every_read(tmp_path: Path) -> None:
         assert db.search("river", 100, None, None, ())["items"] == []
 
     run(tmp_path, scenario)
+
+
+POOL = ["acme", "acme/eu", "acme-corp", "acme_", "a_c", "abc", "beta", "beta/acme", "x"]
+
+
+def test_property_no_route_answers_outside_the_grants(tmp_path: Path) -> None:
+    """Random grants, routes and parameters: every context in an answer is granted, a
+    direct get answers 404 exactly when the assertion is outside, and an agent is known
+    exactly when it has a visible assertion."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+    from starlette.testclient import TestClient
+
+    from stemedb.access import covers
+
+    db = Database(load_settings(env={"STEMEDB_ADMIN_TOKEN": TOKEN,
+                                     "STEMEDB_RATE_LIMIT_QUERY_RATE": "0",
+                                     "STEMEDB_RATE_LIMIT_ADMIN_RATE": "0"},
+                                overrides={"server.data_dir": str(tmp_path / "data")}))
+    with TestClient(AsPrincipal(create_app(db))) as api:
+        keys = [AgentKey.generate() for _ in range(3)]
+        where: dict[str, str | None] = {}
+        agents: dict[str, set[str | None]] = {k.agent_id: set() for k in keys}
+        for i, ctx in enumerate([None, *POOL[:-1]]):
+            for n, key in enumerate(keys):
+                extra = {} if ctx is None else {"context": ctx}
+                sure = n == 2 and i % 2 == 0  # untrusted and sure: quarantined
+                body = assertion_body(key, subject="river", predicate="flows",
+                                      object=f"side {n % 2} of {i}", confidence=0.99 if sure
+                                      else 0.8, evidence=["https://e.example/"], **extra)
+                r = api.post("/v1/assert", content=body, headers=signed_headers(key, body))
+                assert r.status_code in (201, 202), r.text
+                where[r.json()["id"]] = ctx
+                agents[key.agent_id].add(ctx)
+
+        def seen(route: str, answer: dict[str, Any]) -> list[str | None]:
+            if route == "/v1/beliefs":
+                beliefs = answer.get("beliefs", [answer])
+                return [s["context"] for b in beliefs for c in b["candidates"]
+                        for s in c["support"]]
+            if route == "/v1/admin/quarantine":
+                return [i["assertion"]["context"] for i in answer["items"]]
+            return [i["context"] for i in answer["items"]]
+
+        routes = st.sampled_from([
+            ("/v1/assertions", {"include_inactive": "true", "limit": "1000"}),
+            ("/v1/assertions", {"context": "acme"}),
+            ("/v1/search", {"q": "side"}),
+            ("/v1/beliefs", {"subject": "river", "predicate": "flows"}),
+            ("/v1/beliefs", {"subject": "river"}),
+            ("/v1/beliefs", {"subject": "river", "predicate": "flows", "context": "beta"}),
+            ("/v1/disputes", {}),
+            ("/v1/admin/quarantine", {"status": "all"}),
+        ])
+
+        @settings(max_examples=60, deadline=None, derandomize=True,
+                  suppress_health_check=[HealthCheck.too_slow])
+        @given(grants=st.lists(st.sampled_from(POOL), max_size=3, unique=True),
+               route=routes, probe=st.sampled_from(sorted(where)),
+               agent=st.sampled_from(sorted(agents)))
+        def check(grants: list[str], route: tuple[str, dict[str, str]], probe: str,
+                  agent: str) -> None:
+            granted = normalize_all(grants)
+            path, params = route
+            r = api.get(path, params=params, headers=who(*grants))
+            assert r.status_code == 200, r.text
+            assert all(covers(granted, c) for c in seen(path, r.json()))
+            got = api.get(f"/v1/assertions/{probe}", headers=who(*grants))
+            assert got.status_code == (200 if covers(granted, where[probe]) else 404)
+            known = api.get(f"/v1/agents/{agent}", headers=who(*grants))
+            assert known.status_code == (
+                200 if any(covers(granted, c) for c in agents[agent]) else 404)
+
+        check()
