@@ -249,6 +249,16 @@ def test_the_review_queue_shows_only_visible_items(tmp_path: Path) -> None:
         assert beta_qid[:12] not in page
         assert (await w.dash.get(f"/quarantine/{beta_qid}", headers={GRANTS: "acme"})
                 ).status_code == 404
+        c = w.keys["c"].agent_id
+        for headers in ({}, {GRANTS: "acme"}, {GRANTS: ""}):
+            for path in ("/", "/overview/live", "/quarantine", f"/quarantine?agent={c[:10]}",
+                         "/breakers", "/defense"):
+                assert (await w.dash.get(path, headers=headers)).status_code == 200, path
+        assert (await w.dash.get(f"/agents/{c}", headers={GRANTS: "acme"})).status_code == 200
+        assert (await w.dash.get(f"/agents/{w.keys['only_beta'].agent_id}",
+                                 headers={GRANTS: "acme"})).status_code == 404
+        groups = (await w.dash.get("/quarantine", headers={GRANTS: "beta"})).text
+        assert beta_qid[:12] in groups and listing["items"][0]["id"][:12] not in groups
 
     run(tmp_path, scenario)
 
