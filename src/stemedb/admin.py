@@ -22,13 +22,14 @@ from .guards import BreakerView, CircuitBreakers
 from .journal import Record
 from .model import format_time, parse_time
 from .settings import ContentDefenseSettings
-from .store import Reads
+from .store import Namespaces, Reads
 
 Append = Callable[[Sequence[bytes]], Awaitable[list[Record]]]
 
 _HEX_PREFIX = re.compile(r"^[0-9a-f]{8,64}$")
 STATUSES = ("pending", "approved", "rejected")
 MAX_LIST = 10_000
+MAX_PREFIX_MATCHES = 64  # agents a prefix is checked against for a restricted reader
 
 
 def _invalid(field: str, message: str) -> ValidationFailed:
@@ -85,24 +86,50 @@ class Admin:
             raise Conflict(f"prefix {v} matches several agents; give more characters")
         return found[0]
 
-    def agent(self, value: str) -> dict[str, Any]:
-        agent_id = self.resolve_agent(value)
-        counts = self.reads.agent_counts(agent_id) or {}
+    def agent(self, value: str, namespaces: Namespaces = None) -> dict[str, Any]:
+        """Trust, counts, first/last seen, allowlist and breaker of an agent. Restricted
+        to ``namespaces``, the counts and times are those of its visible assertions (an
+        agent with none is unknown: 404); trust stays the agent's own, as beliefs weigh
+        it."""
+        if namespaces is None:
+            agent_id = self.resolve_agent(value)
+            counts = self.reads.agent_counts(agent_id) or {}
+        else:
+            agent_id, counts = self._visible_agent(value, namespaces)
         tc = agent_trust_counts(self.reads, agent_id)
         until = self.reads.allowlisted_until(agent_id)
         return {"agent_id": agent_id, "trust": round(trust_score(tc), 6),
                 "trusted": is_trusted(tc),
                 "counts": {k: counts[k] for k in ("accepted", "quarantined", "approved",
                                                    "rejected", "retracted")},
-                "quarantine_pending": self.reads.pending_count(agent_id),
+                "quarantine_pending": self.reads.pending_count(agent_id, namespaces),
                 "first_seen": counts["first_seen"], "last_seen": counts["last_seen"],
                 "allowlisted": until is not None and until > records.now_us(),
                 "circuit_breaker": self.breaker_view(agent_id)}
 
+    def _visible_agent(self, value: str, namespaces: tuple[str, ...]
+                       ) -> tuple[str, dict[str, Any]]:
+        """``resolve_agent`` among the agents with assertions in ``namespaces`` (the others
+        are unknown: the same 404, and a prefix is ambiguous only among visible ones),
+        and the agent's counts there."""
+        v = check_prefix(value)
+        found = [v] if len(v) == 64 else self.reads.agents_with_prefix(v, MAX_PREFIX_MATCHES)
+        seen = [(a, c) for a in found
+                if (c := self.reads.agent_counts(a, namespaces)) is not None]
+        if not seen:
+            if len(v) == 64:
+                raise NotFound(f"agent {v[:16]}… has never written")
+            raise NotFound(f"no agent id starts with {v}")
+        if len(seen) > 1:
+            raise Conflict(f"prefix {v} matches several agents; give more characters")
+        return seen[0]
+
     # -- quarantine -----------------------------------------------------------------------
 
     def list_quarantine(self, *, agent_id: str | None, reason: str | None, status: str | None,
-                        limit: int, cursor: str | None) -> dict[str, Any]:
+                        limit: int, cursor: str | None, namespaces: Namespaces = None
+                        ) -> dict[str, Any]:
+        """Quarantine items (of the assertions ``namespaces`` cover)."""
         if reason is not None and reason not in REASONS:
             raise _invalid("reason", f"must be one of {', '.join(REASONS)}")
         if status is not None and status not in (*STATUSES, "all"):
@@ -111,30 +138,36 @@ class Admin:
             raise _invalid("limit", f"must be between 1 and {MAX_LIST}")
         prefix = check_prefix(agent_id) if agent_id else None
         return self.reads.list_quarantine(status=None if status == "all" else status,
-                                 agent_prefix=prefix, reason=reason, limit=limit, cursor=cursor)
+                                 agent_prefix=prefix, reason=reason, limit=limit, cursor=cursor,
+                                 namespaces=namespaces)
 
-    def item(self, qid: str) -> dict[str, Any]:
-        found = self.reads.quarantine_item(qid)
+    def item(self, qid: str, namespaces: Namespaces = None) -> dict[str, Any]:
+        """One item; 404 when unknown or its assertion lies outside ``namespaces``."""
+        found = self.reads.quarantine_item(qid, namespaces)
         if found is None:
             raise NotFound(f"no quarantine item {qid}")
         return found
 
-    async def decide(self, qid: str, action: str, why: str | None, by: str) -> dict[str, Any]:
-        """approve | reject | note one item; 404 unknown, 409 already decided."""
+    async def decide(self, qid: str, action: str, why: str | None, by: str,
+                     namespaces: Namespaces = None) -> dict[str, Any]:
+        """approve | reject | note one item; 404 unknown (or outside ``namespaces``),
+        409 already decided."""
         async with self._decisions:
-            item = self.item(qid)
+            item = self.item(qid, namespaces)
             if action != "note" and item["status"] != "pending":
                 raise AlreadyDecided(f"quarantine item {qid} is already {item['status']}",
                                      current=_summary(item))
             await self.append([_decision_record(action, qid, why, by)])
         if action != "note":
             self.events.observe_decision(action == "approve")
-        return self.item(qid)
+        return self.item(qid, namespaces)
 
     async def batch(self, action: str, ids: list[str] | None, agent_id: str | None,
-                    why: str | None, by: str) -> dict[str, Any]:
+                    why: str | None, by: str, namespaces: Namespaces = None
+                    ) -> dict[str, Any]:
         """Decide many pending items in one group commit; already-decided ones are skipped
-        and reported, unknown ids are reported as not found."""
+        and reported, unknown ids (and those outside ``namespaces``) are reported as not
+        found."""
         if action not in ("approve", "reject"):
             raise _invalid("action", "must be approve or reject")
         if (ids is None) == (agent_id is None):
@@ -143,12 +176,12 @@ class Admin:
             skipped: list[dict[str, Any]] = []
             if agent_id is not None:
                 full = self.resolve_agent(agent_id)
-                todo = self.reads.pending_ids_of_agent(full)
+                todo = self.reads.pending_ids_of_agent(full, namespaces)
             else:
                 assert ids is not None
                 todo = []
                 for qid in dict.fromkeys(ids):
-                    found = self.reads.quarantine_item(qid)
+                    found = self.reads.quarantine_item(qid, namespaces)
                     if found is None:
                         skipped.append({"id": qid, "status": "not_found"})
                     elif found["status"] != "pending":
@@ -167,14 +200,17 @@ class Admin:
 
     # -- assertions -----------------------------------------------------------------------
 
-    async def retract(self, aid: str, reason: str, by: str) -> dict[str, Any]:
+    async def retract(self, aid: str, reason: str, by: str, namespaces: Namespaces = None
+                      ) -> dict[str, Any]:
         """Retract any agent's active assertion (the agent itself retracts with a signed
-        write): 404 unknown, 409 not active. Journaled with who and why, and counted as
-        its agent's retraction; the assertion stays readable as ``retracted``."""
+        write): 404 unknown (or outside ``namespaces``), 409 not active. Journaled with who
+        and why, and counted as its agent's retraction; the assertion stays readable as
+        ``retracted``."""
         aid = aid.strip().lower()
         async with self._decisions:
             row = self.reads.assertion_row(aid)
-            if row is None:
+            if row is None or (namespaces is not None
+                               and self.reads.assertion(aid, namespaces) is None):
                 raise NotFound(f"no assertion with id {aid}")
             if row["status"] != "active":
                 raise Conflict(f"assertion {aid} is {row['status']}, not active"

@@ -55,7 +55,7 @@ from .model import (
     write_id,
 )
 from .settings import ContentDefenseSettings, Settings
-from .store import AssertionFilter, Reads, Store
+from .store import AssertionFilter, Namespaces, Reads, Store
 
 log = logging.getLogger("stemedb.engine")
 
@@ -646,30 +646,38 @@ class Database:
             raise ValidationFailed([{"field": "as_of", "message": f"{e}, or lsn:N"}]) from None
         return min(self.reads.lsn_at(int(t.timestamp() * 1_000_000)), current)
 
-    def get_assertion(self, aid: str) -> dict[str, Any]:
-        found = self.reads.assertion(aid.lower())
+    def get_assertion(self, aid: str, namespaces: Namespaces = None) -> dict[str, Any]:
+        """One assertion; 404 when it does not exist or lies outside ``namespaces`` (the
+        same answer, so existence does not leak)."""
+        found = self.reads.assertion(aid.lower(), namespaces)
         if found is None:
             raise NotFound(f"no assertion with id {aid}")
         return found
 
     def list_assertions(self, f: AssertionFilter, as_of: str | None,
-                        cursor: str | None) -> dict[str, Any]:
-        return self.reads.list_assertions(f, self.resolve_as_of(as_of), cursor)
+                        cursor: str | None, namespaces: Namespaces = None) -> dict[str, Any]:
+        return self.reads.list_assertions(f, self.resolve_as_of(as_of), cursor, namespaces)
 
-    def search(self, q: str, limit: int, as_of: str | None, cursor: str | None) -> dict[str, Any]:
-        return self.reads.search(q, limit, self.resolve_as_of(as_of), cursor)
+    def search(self, q: str, limit: int, as_of: str | None, cursor: str | None,
+               namespaces: Namespaces = None) -> dict[str, Any]:
+        return self.reads.search(q, limit, self.resolve_as_of(as_of), cursor, namespaces)
 
     async def beliefs(self, subject: str, predicate: str | None, context: str | None,
-                      as_of: str | None, limit: int = 100, cursor: str | None = None) -> bytes:
+                      as_of: str | None, limit: int = 100, cursor: str | None = None,
+                      namespaces: Namespaces = None, valid_at: int | None = None) -> bytes:
         """GET /v1/beliefs as JSON bytes. An answer already computed for the LSN it would
         be given at is served on the event loop (one indexed read and a dictionary
         look-up); computing one (milliseconds of Python), finding the LSN of an ``as_of``
         time, or a whole subject's page runs in a worker thread, so it never holds up the
-        loop's other requests."""
+        loop's other requests. Restricted to ``namespaces`` or at a ``valid_at`` time
+        (unix µs), the answer is computed over those claims only, never cached."""
         if as_of and not as_of.startswith("lsn:"):
             lsn: int | None = await asyncio.to_thread(self.resolve_as_of, as_of)
         else:
             lsn = self.resolve_as_of(as_of) if as_of else None
+        if namespaces is not None or valid_at is not None:
+            return await asyncio.to_thread(self._filtered_beliefs, subject, predicate, context,
+                                           lsn, limit, cursor, namespaces, valid_at)
         if predicate is None:
             page = await asyncio.to_thread(self.reads.subject_beliefs, subject, context, lsn,
                                            limit, cursor)
@@ -680,8 +688,17 @@ class Database:
                                            lsn)
         return body
 
+    def _filtered_beliefs(self, subject: str, predicate: str | None, context: str | None,
+                          lsn: int | None, limit: int, cursor: str | None,
+                          namespaces: Namespaces, valid_at: int | None) -> bytes:
+        if predicate is None:
+            return orjson.dumps(self.reads.subject_beliefs(
+                subject, context, lsn, limit, cursor, namespaces, valid_at))
+        return self.reads.belief_json(subject, predicate, context, lsn, namespaces, valid_at)
+
     def disputes(self, as_of: str | None, limit: int, cursor: str | None, *,
-                 subject: str | None, predicate: str | None) -> dict[str, Any]:
+                 subject: str | None, predicate: str | None,
+                 namespaces: Namespaces = None) -> dict[str, Any]:
         """GET /v1/disputes: contested keys, most contested first. ``open_for_seconds`` is
         measured to now, to the ``as_of`` time, or (``lsn:N``) to when LSN N was
         recorded."""
@@ -693,7 +710,7 @@ class Database:
         else:
             reference = int(parse_time(as_of).timestamp() * 1_000_000)
         return self.reads.disputes(lsn, limit, cursor, reference_us=reference, subject=subject,
-                                   predicate=predicate)
+                                   predicate=predicate, namespaces=namespaces)
 
 
 def _outcome(p: _Pending, lsn: int) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import math
 import re
 import time
 import unicodedata
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import orjson
@@ -60,6 +60,18 @@ def parse_time(value: str) -> datetime:
     if dt.tzinfo is None:
         raise ValueError("must carry a time zone (Z or ±hh:mm)")
     return dt.astimezone(UTC)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def instant_us(value: str | None) -> int | None:
+    """An RFC 3339 time (as ``parse_time`` reads it) as unix microseconds, exactly (no
+    float rounding, even for year 1); None stays None (an open end of valid time)."""
+    if value is None:
+        return None
+    return (parse_time(value) - _EPOCH) // _MICROSECOND
 
 
 def format_time(dt: datetime) -> str:

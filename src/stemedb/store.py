@@ -30,6 +30,18 @@ The contract
   SHA-256 over a canonical dump of it, equal across rebuilds and backends.
 - **Reads** see the derived state as of ``reads.applied_lsn``; answers "as of" an earlier
   LSN are computed from the same rows (history is kept, never overwritten).
+- **Namespaces.** Every read of assertions, beliefs, disputes, quarantine items, agent
+  counts and dashboard figures takes ``namespaces``: ``None`` (the default) hides
+  nothing and takes exactly the unrestricted path; a tuple of grants (``access``: ``acme``
+  covers the contexts ``acme`` and ``acme/…``; ``*`` covers all) hides every assertion
+  whose ``context`` none of them covers, and everything derived from it, as if it did not
+  exist: lists and counts leave it out, a point read answers None, beliefs and disputes
+  are computed over the visible assertions only (never served from a cache computed over
+  everything). An empty tuple hides everything. The filter is applied on every page: a
+  cursor carries no grant.
+- **Valid time.** ``valid_at`` (unix microseconds; ``AssertionFilter.valid_at_us``)
+  keeps the claims with ``valid_from <= valid_at < valid_until`` (an absent bound is
+  open), both compared as instants, whatever offset they were signed with.
 """
 
 from __future__ import annotations
@@ -43,6 +55,7 @@ from .journal import Record
 
 NonceKey = tuple[str, str]  # (agent_id, nonce)
 DuplicateKey = tuple[str, str, str, str, str]  # agent, subject, predicate, object, context
+Namespaces = tuple[str, ...] | None  # grants a read is restricted to (None: no restriction)
 
 
 @dataclass
@@ -56,6 +69,7 @@ class AssertionFilter:
     until_us: int | None = None
     include_inactive: bool = False
     limit: int = 100
+    valid_at_us: int | None = None  # valid time: valid_from <= it < valid_until
 
 
 class Reads(Protocol):
@@ -87,7 +101,8 @@ class Reads(Protocol):
         """Journaled runtime state (``thresholds``, ``config_thresholds``)."""
         ...
 
-    def pending_count(self, agent_id: str | None = None) -> int:
+    def pending_count(self, agent_id: str | None = None, namespaces: Namespaces = None
+                      ) -> int:
         """Pending quarantine items (of one agent)."""
         ...
 
@@ -106,41 +121,47 @@ class Reads(Protocol):
         """The greatest LSN recorded at or before ``at_us`` (0 if none)."""
         ...
 
-    def assertion(self, aid: str) -> dict[str, Any] | None:
-        """One assertion in the API's shape."""
+    def assertion(self, aid: str, namespaces: Namespaces = None) -> dict[str, Any] | None:
+        """One assertion in the API's shape (None: unknown, or outside ``namespaces``)."""
         ...
 
-    def list_assertions(self, f: AssertionFilter, as_of: int, cursor: str | None
-                        ) -> dict[str, Any]: ...
+    def list_assertions(self, f: AssertionFilter, as_of: int, cursor: str | None,
+                        namespaces: Namespaces = None) -> dict[str, Any]: ...
 
-    def search(self, q: str, limit: int, as_of: int, cursor: str | None
-               ) -> dict[str, Any]: ...
+    def search(self, q: str, limit: int, as_of: int, cursor: str | None,
+               namespaces: Namespaces = None) -> dict[str, Any]: ...
 
     def cached_belief_json(self, subject: str, predicate: str, context: str | None,
                            as_of: int | None) -> bytes | None:
-        """A belief already computed for the LSN it would be answered at, else None."""
+        """A belief already computed for the LSN it would be answered at, else None.
+        Unrestricted answers only: a restricted or valid-time belief is never cached."""
         ...
 
     def belief_json(self, subject: str, predicate: str, context: str | None,
-                    as_of: int | None) -> bytes: ...
+                    as_of: int | None, namespaces: Namespaces = None,
+                    valid_at: int | None = None) -> bytes: ...
 
     def subject_beliefs(self, subject: str, context: str | None, as_of: int | None,
-                        limit: int, cursor: str | None) -> dict[str, Any]: ...
+                        limit: int, cursor: str | None, namespaces: Namespaces = None,
+                        valid_at: int | None = None) -> dict[str, Any]: ...
 
     def disputes(self, as_of: int | None, limit: int, cursor: str | None, *,
-                 reference_us: int | None, subject: str | None, predicate: str | None
-                 ) -> dict[str, Any]: ...
+                 reference_us: int | None, subject: str | None, predicate: str | None,
+                 namespaces: Namespaces = None) -> dict[str, Any]: ...
 
     # -- admin ---------------------------------------------------------------------------
     def list_quarantine(self, *, status: str | None, agent_prefix: str | None,
                         reason: str | None, limit: int, cursor: str | None,
-                        oldest_first: bool = False) -> dict[str, Any]: ...
+                        oldest_first: bool = False, namespaces: Namespaces = None
+                        ) -> dict[str, Any]: ...
 
-    def quarantine_item(self, qid: str) -> dict[str, Any] | None: ...
+    def quarantine_item(self, qid: str, namespaces: Namespaces = None
+                        ) -> dict[str, Any] | None: ...
 
-    def pending_ids_of_agent(self, agent_id: str) -> list[str]: ...
+    def pending_ids_of_agent(self, agent_id: str, namespaces: Namespaces = None
+                             ) -> list[str]: ...
 
-    def pending_per_agent(self) -> dict[str, int]:
+    def pending_per_agent(self, namespaces: Namespaces = None) -> dict[str, int]:
         """Pending items per agent, busiest first."""
         ...
 
@@ -150,7 +171,12 @@ class Reads(Protocol):
 
     def allowlisted_until(self, agent_id: str) -> int | None: ...
 
-    def agent_counts(self, agent_id: str) -> dict[str, Any] | None: ...
+    def agent_counts(self, agent_id: str, namespaces: Namespaces = None
+                     ) -> dict[str, Any] | None:
+        """The agent's counters and first/last seen (None: never wrote). Restricted, they
+        are counted over its visible assertions and their quarantine items (None: it has
+        none)."""
+        ...
 
     def agents_with_prefix(self, prefix: str, limit: int = 2) -> list[str]: ...
 
@@ -164,23 +190,25 @@ class Reads(Protocol):
     def audit_log(self, target: str | None, limit: int) -> list[dict[str, Any]]: ...
 
     # -- dashboard figures -----------------------------------------------------------------
-    def pending_by_reason(self) -> dict[str, int]: ...
+    def pending_by_reason(self, namespaces: Namespaces = None) -> dict[str, int]: ...
 
-    def pending_by_agent(self, reason: str) -> list[tuple[str, int]]: ...
+    def pending_by_agent(self, reason: str, namespaces: Namespaces = None
+                         ) -> list[tuple[str, int]]: ...
 
-    def newest_pending(self, agent_id: str, reason: str | None, limit: int
-                       ) -> list[dict[str, Any]]: ...
+    def newest_pending(self, agent_id: str, reason: str | None, limit: int,
+                       namespaces: Namespaces = None) -> list[dict[str, Any]]: ...
 
     def last_lsn_at(self, at_us: int) -> int: ...
 
-    def quarantined_between(self, after_lsn: int, upto_lsn: int) -> int: ...
+    def quarantined_between(self, after_lsn: int, upto_lsn: int,
+                            namespaces: Namespaces = None) -> int: ...
 
-    def decisions_by_minute(self, start_us: int, after_lsn: int, minute_us: int
-                            ) -> list[tuple[int, str, int]]: ...
+    def decisions_by_minute(self, start_us: int, after_lsn: int, minute_us: int,
+                            namespaces: Namespaces = None) -> list[tuple[int, str, int]]: ...
 
-    def decision_totals(self) -> tuple[int, int]: ...
+    def decision_totals(self, namespaces: Namespaces = None) -> tuple[int, int]: ...
 
-    def assertions_after(self, lsn: int) -> int: ...
+    def assertions_after(self, lsn: int, namespaces: Namespaces = None) -> int: ...
 
 
 class Store(Protocol):

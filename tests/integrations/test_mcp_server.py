@@ -235,3 +235,19 @@ def test_docs_list_every_tool_and_argument() -> None:
     for tool, arguments in listed.items():
         for argument in arguments:
             assert f"`{argument}`" in rows[tool], (tool, argument)
+
+
+def test_query_and_beliefs_take_valid_at_with_a_usable_description() -> None:
+    from stemedb.client import AsyncClient
+    from stemedb.integrations.mcp_server import build_server
+
+    async def schemas() -> dict[str, dict[str, Any]]:
+        async with AsyncClient() as client:
+            server = build_server(client, "0" * 64)
+            return {t.name: t.input_schema["properties"] for t in await server.list_tools()}
+
+    listed = asyncio.run(schemas())
+    for tool in ("query", "beliefs"):
+        about = listed[tool]["valid_at"]["description"]
+        assert "RFC 3339" in about and "valid_from" in about and "as_of" in about
+    assert "valid_at" not in listed["search"]

@@ -51,3 +51,35 @@ def test_the_tables_mirror_the_embedded_index(postgres_url: str) -> None:
                 "SELECT column_name FROM information_schema.columns WHERE table_name = %s"
                 " ORDER BY ordinal_position", (table,)))
             assert found == COLUMNS[table], table
+
+
+def test_a_schema_1_database_gets_the_valid_time_instants(postgres_url: str) -> None:
+    from stemedb import records
+    from stemedb.model import instant_us
+    from stemedb.signing import AgentKey
+    from stemedb.store import AssertionFilter
+    from tests.helpers import assertion_body
+
+    key = AgentKey.generate()
+    body = assertion_body(key, subject="bonn", predicate="capital_of", object="germany",
+                          valid_from="1949-05-23T00:00:00+01:00",
+                          valid_until="1990-10-03T00:00:00Z")
+    store = PostgresStore(postgres_url)
+    store.submit([records.SignedWrite(records.ASSERT, body, key.sign_b64(body),
+                                      1_700_000_000_000_000).encode()]).result(timeout=30)
+    digest = store.digest()
+    store.close()
+    with psycopg.connect(postgres_url) as conn:
+        conn.execute("ALTER TABLE assertions DROP COLUMN valid_from_us,"
+                     " DROP COLUMN valid_until_us")
+        conn.execute("UPDATE schema_version SET version = 1")
+    store = PostgresStore(postgres_url)
+    try:
+        assert store.digest() == digest
+        reads = store.reads
+        at = AssertionFilter(valid_at_us=instant_us("1949-05-22T23:00:00Z"))
+        assert len(reads.list_assertions(at, reads.applied_lsn, None)["items"]) == 1
+        before = AssertionFilter(valid_at_us=instant_us("1949-05-22T22:59:59Z"))
+        assert reads.list_assertions(before, reads.applied_lsn, None)["items"] == []
+    finally:
+        store.close()

@@ -151,6 +151,11 @@ def build() -> Scenario:
               evidence=["https://www.atlas.example/fr/"])
     s.assert_("A", subject="paris", predicate="capital_of", object="france", confidence=0.95)
     s.assert_("B", subject="Paris ", predicate="twin_city", object="Rome", context="culture")
+    # valid time, with bounds signed in other offsets
+    s.assert_("C", subject="australia", predicate="capital", object="melbourne",
+              valid_from="1901-01-01T00:00:00+10:00", valid_until="1927-05-09T00:00:00+10:00")
+    s.assert_("D", subject="australia", predicate="capital", object="canberra",
+              valid_from="1927-05-08T14:00:00Z", context="history")
     return s
 
 
@@ -277,6 +282,36 @@ def calls(s: Scenario, last: int) -> Iterator[tuple[str, Callable[[Any], Any]]]:
     yield "decisions", lambda r: r.decisions_by_minute(T0, 0, 60_000_000)
     yield "decision totals", lambda r: r.decision_totals()
     yield "after", lambda r: [r.assertions_after(x) for x in (0, last // 2, last)]
+    # read filters: namespaces (the scenario's contexts: none, "history", "culture") and
+    # valid time
+    for ns in ((), ("history",), ("culture", "hist"), ("*",)):
+        yield f"ns list {ns}", lambda r, ns=ns: pages(lambda cur: r.list_assertions(
+            AssertionFilter(include_inactive=True, limit=5), last, cur, ns))
+        yield f"ns search {ns}", lambda r, ns=ns: r.search("paris", 10, last, None, ns)
+        yield f"ns belief {ns}", lambda r, ns=ns: r.belief_json("australia", "capital", None,
+                                                                None, ns)
+        yield f"ns subject {ns}", lambda r, ns=ns: r.subject_beliefs("australia", None, None,
+                                                                     10, None, ns)
+        yield f"ns disputes {ns}", lambda r, ns=ns: r.disputes(
+            None, 10, None, reference_us=T0, subject=None, predicate=None, namespaces=ns)
+        yield f"ns assertion {ns}", lambda r, ns=ns: [r.assertion(ids[x], ns)
+                                                      for x in ("old", "canberra_a")]
+        yield f"ns quarantine {ns}", lambda r, ns=ns: [
+            r.list_quarantine(status=None, agent_prefix=None, reason=None, limit=10,
+                              cursor=None, namespaces=ns),
+            r.quarantine_item(quarantine_id(ids["q1"]), ns)]
+        yield f"ns agents {ns}", lambda r, ns=ns: [r.agent_counts(x, ns) for x in (a, c, e)]
+        yield f"ns figures {ns}", lambda r, ns=ns: [
+            r.pending_count(None, ns), r.pending_count(e, ns), r.pending_per_agent(ns),
+            r.pending_by_reason(ns), r.pending_by_agent("LowQuality", ns),
+            r.newest_pending(e, None, 5, ns), r.quarantined_between(0, last, ns),
+            r.decisions_by_minute(T0, 0, 60_000_000, ns), r.decision_totals(ns),
+            r.assertions_after(0, ns), r.pending_ids_of_agent(e, ns)]
+    for at in (-1_893_456_000_000_000, -1_345_000_000_000_000, 0, T0, 4_102_444_800_000_000):
+        yield f"valid_at {at}", lambda r, at=at: r.list_assertions(
+            AssertionFilter(valid_at_us=at, limit=1000), last, None)
+        yield f"valid_at belief {at}", lambda r, at=at: r.belief_json(
+            "australia", "capital", None, None, None, at)
 
 
 def pages(read: Callable[[str | None], dict[str, Any]], key: str = "next_cursor"

@@ -188,3 +188,11 @@ def test_server_errors_exit_1(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(client_cmds, "make_client", make_client)
     result = run("beliefs", "danube", "--as-of", "yesterday")
     assert result.exit_code == 1 and "as_of" in result.stderr
+
+
+def test_beliefs_valid_at(fake: Fake) -> None:
+    result = run("beliefs", "danube", "flows_into", "--valid-at", "1980-01-01T00:00:00Z",
+                 "--json")
+    assert result.exit_code == 0, result.output
+    assert dict(fake.requests[0].url.params) == {
+        "subject": "danube", "predicate": "flows_into", "valid_at": "1980-01-01T00:00:00Z"}

@@ -397,3 +397,12 @@ def test_real_factory_fails_fast_on_long_retry_after(
     assert result.exit_code == 1
     assert "503 Journal is read-only: fsync failed (retry after 30 s)" in result.stderr
     assert len(fake.requests) == 1 and sleeps == []
+
+
+def test_query_valid_at(server: FakeServer) -> None:
+    server.routes["/v1/assertions"] = httpx.Response(200, json={"items": [], "next_cursor": None})
+    result = run("query", "--predicate", "capital", "--valid-at", "1980-01-01T00:00:00Z",
+                 "--as-of", "lsn:9", "--json")
+    assert result.exit_code == 0, result.output
+    assert dict(server.requests[0].url.params) == {
+        "predicate": "capital", "valid_at": "1980-01-01T00:00:00Z", "as_of": "lsn:9"}

@@ -651,3 +651,15 @@ def test_async_ready_health_search_retract() -> None:
     assert found["items"] == []
     assert retracted == {"status": "retracted"}
     assert_signed(server.requests[3])
+
+
+def test_valid_at_is_sent_on_query_and_beliefs() -> None:
+    server = Server(httpx.Response(200, json={"items": [], "next_cursor": None}),
+                    httpx.Response(200, json={"ok": True}))
+    with client(server) as c:
+        c.query(subject="germany", valid_at=datetime(1980, 1, 1, tzinfo=UTC), as_of=7)
+        c.beliefs("germany", predicate="capital", valid_at="1980-01-01T00:00:00+01:00")
+    assert dict(server.requests[0].url.params) == {
+        "subject": "germany", "valid_at": "1980-01-01T00:00:00.000000Z", "as_of": "lsn:7"}
+    assert dict(server.requests[1].url.params) == {
+        "subject": "germany", "predicate": "capital", "valid_at": "1980-01-01T00:00:00+01:00"}

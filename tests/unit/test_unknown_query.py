@@ -45,5 +45,7 @@ def test_an_unknown_parameter_is_refused_naming_it(api: TestClient, path: str,
 def test_every_known_parameter_is_still_accepted(api: TestClient) -> None:
     q = ("subject=a&predicate=b&object=c&agent_id=" + "a" * 64 + "&context=d"
          "&since=2026-01-01T00:00:00Z&until=2030-01-01T00:00:00Z&as_of=lsn:0"
-         "&include_inactive=true&limit=10")
+         "&valid_at=2020-01-01T00:00:00%2B02:00&include_inactive=true&limit=10")
     assert api.get(f"/v1/assertions?{q}").status_code == 200
+    b = "subject=a&predicate=b&context=d&as_of=lsn:0&valid_at=1990-01-01T00:00:00Z"
+    assert api.get(f"/v1/beliefs?{b}").status_code == 200

@@ -107,6 +107,7 @@ def _print_belief(
 @click.argument("predicate", required=False)
 @click.option("--context", help="Only claims in this context ('' = claims without one).")
 @as_of_option
+@click.option("--valid-at", help="RFC 3339 time: only claims that hold then in the world.")
 @click.option(
     "--support",
     "show_support",
@@ -122,6 +123,7 @@ def beliefs(
     predicate: str | None,
     context: str | None,
     as_of: str | None,
+    valid_at: str | None,
     show_support: bool,
     limit: int | None,
     cursor: str | None,
@@ -132,7 +134,8 @@ def beliefs(
     object with its trust-weighted score, and whether it is contested."""
     with _client(url) as client:
         answer = client.beliefs(
-            subject, predicate=predicate, context=context, as_of=as_of, limit=limit, cursor=cursor
+            subject, predicate=predicate, context=context, as_of=as_of, valid_at=valid_at,
+            limit=limit, cursor=cursor,
         )
     if as_json:
         print_json(answer)

@@ -300,6 +300,7 @@ def get(assertion_id: str, url: str, as_json: bool) -> None:
 @click.option("--since", help="RFC 3339 time.")
 @click.option("--until", help="RFC 3339 time.")
 @click.option("--as-of", help="RFC 3339 time or lsn:N: answer as the database stood then.")
+@click.option("--valid-at", help="RFC 3339 time: only claims that hold then in the world.")
 @click.option("--include-inactive", is_flag=True, help="Also retracted and superseded ones.")
 @click.option("--limit", type=click.IntRange(min=1), help="Page size.")
 @click.option("--cursor", help="Continue from a previous page.")
@@ -315,6 +316,7 @@ def query(
     since: str | None,
     until: str | None,
     as_of: str | None,
+    valid_at: str | None,
     include_inactive: bool,
     limit: int | None,
     cursor: str | None,
@@ -333,6 +335,7 @@ def query(
             "since": since,
             "until": until,
             "as_of": as_of,
+            "valid_at": valid_at,
             "include_inactive": include_inactive or None,
             "limit": limit,
             "cursor": cursor,

@@ -38,6 +38,7 @@ class QueryFilters(TypedDict, total=False):
     since: Timestamp | None
     until: Timestamp | None
     as_of: Timestamp | int | None
+    valid_at: Timestamp | None
     include_inactive: bool | None
     limit: int | None
     cursor: str | None
@@ -60,6 +61,7 @@ class BeliefOptions(TypedDict, total=False):
     predicate: str | None
     context: str | None
     as_of: Timestamp | int | None
+    valid_at: Timestamp | None
     limit: int | None
     cursor: str | None
 

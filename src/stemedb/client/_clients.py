@@ -168,7 +168,9 @@ class Client(_BaseClient):
         return self._run(self._core.get(f"/v1/assertions/{_seg(assertion_id)}"))
 
     def query(self, **filters: Unpack[QueryFilters]) -> dict[str, Any]:
-        """One page: ``{"items": [...], "next_cursor": str | None}``, newest first."""
+        """One page: ``{"items": [...], "next_cursor": str | None}``, newest first.
+        ``as_of`` (a time, or an LSN as an int) answers as the database stood then;
+        ``valid_at`` (a time) keeps the claims that hold then in the world."""
         return self._run(self._core.query(filters))
 
     def iter_query(self, **filters: Unpack[QueryFilters]) -> Iterator[dict[str, Any]]:
@@ -185,7 +187,8 @@ class Client(_BaseClient):
         return self._run(self._core.get("/v1/search", {"q": q, **options}))
 
     def beliefs(self, subject: str, **options: Unpack[BeliefOptions]) -> dict[str, Any]:
-        """Trust-weighted candidates for ``subject`` (one ``predicate``, or all of them)."""
+        """Trust-weighted candidates for ``subject`` (one ``predicate``, or all of them);
+        ``valid_at`` counts only the claims that hold at that time in the world."""
         return self._run(self._core.get("/v1/beliefs", {"subject": subject, **options}))
 
     def disputes(self, **options: Unpack[DisputeOptions]) -> dict[str, Any]:

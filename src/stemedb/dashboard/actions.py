@@ -15,7 +15,7 @@ from ..errors import StemeError, ValidationFailed
 from ..model import format_time, parse_time
 from .sessions import Session
 from .views import THRESHOLD_FIELDS
-from .web import ACTOR, Form, action, db_of, done, failed, safe_next
+from .web import ACTOR, Form, action, db_of, done, failed, namespaces_of, safe_next
 
 MAX_TEXT = 4096
 MAX_REASON = 1024
@@ -42,7 +42,8 @@ async def _decide(request: Request, session: Session, form: Form, verb: str) -> 
             status=422,
         )
     try:
-        item = await db_of(request).admin.decide(qid, verb, note or None, ACTOR)
+        item = await db_of(request).admin.decide(qid, verb, note or None, ACTOR,
+                                                 namespaces_of(request))
     except StemeError as e:
         return failed(request, session, e, f"/quarantine/{qid}?" + _next_query(back))
     words = {"approve": "Approved", "reject": "Rejected", "note": "Added a note to"}
@@ -94,7 +95,8 @@ async def batch(request: Request, session: Session, form: Form) -> Response:
         )
     try:
         result = await db_of(request).admin.batch(
-            verb, None if agent else ids, agent or None, _text(form, "note") or None, ACTOR
+            verb, None if agent else ids, agent or None, _text(form, "note") or None, ACTOR,
+            namespaces_of(request),
         )
     except StemeError as e:
         return failed(request, session, e, back)

@@ -5,6 +5,10 @@ service calls the admin API uses (``db.admin``). The few figures the admin API h
 for (pending per reason, ingest and quarantine rates, the pending history of the last
 hour) come from the store's named dashboard queries (``db.reads``); every change still
 goes through ``db.admin``.
+
+Every figure takes ``namespaces`` (``access.visible_namespaces`` of the signed-in
+principal): None shows everything; otherwise only items whose assertion lies in one of
+them are counted or shown, as the admin API does for a token restricted to them.
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..defense import REASONS, TrustCounts, is_trusted, trust_score
+from ..errors import NotFound
 from ..model import us_to_time
 from ..records import now_us
+from ..store import Namespaces
 
 if TYPE_CHECKING:
     from ..engine import Database
@@ -23,27 +29,36 @@ MINUTE_US = 60 * 1_000_000
 HISTORY_MINUTES = 60
 
 
-def reason_counts(db: Database) -> dict[str, int]:
+def reason_counts(db: Database, namespaces: Namespaces = None) -> dict[str, int]:
     """Pending items per reason (every known reason listed, zero included)."""
-    return {**dict.fromkeys(REASONS, 0), **db.reads.pending_by_reason()}
+    return {**dict.fromkeys(REASONS, 0), **db.reads.pending_by_reason(namespaces)}
 
 
-def agent_counts(db: Database, reason: str | None) -> list[tuple[str, int]]:
+def agent_counts(db: Database, reason: str | None, namespaces: Namespaces = None
+                 ) -> list[tuple[str, int]]:
     """(agent_id, pending items) busiest first: one GROUP BY over the status index."""
     if reason is None:
-        return list(db.reads.pending_per_agent().items())
-    return db.reads.pending_by_agent(reason)
+        return list(db.reads.pending_per_agent(namespaces).items())
+    return db.reads.pending_by_agent(reason, namespaces)
 
 
-def agent_summary(db: Database, agent_id: str) -> dict[str, Any]:
+def agent_summary(db: Database, agent_id: str, namespaces: Namespaces = None
+                  ) -> dict[str, Any]:
     """Trust, counts, breaker and allowlist state of one agent (``db.admin.agent``)."""
-    return db.admin.agent(agent_id)
+    return db.admin.agent(agent_id, namespaces)
 
 
-def agent_brief(db: Database, agent_id: str) -> dict[str, Any] | None:
+def agent_brief(db: Database, agent_id: str, namespaces: Namespaces = None
+                ) -> dict[str, Any] | None:
     """``db.admin.agent`` without its count over the quarantine table: the pending figure
     comes from the agent's counters (quarantined − approved − rejected), which is what
-    trust is computed from. Cheap enough for every group of a page."""
+    trust is computed from. Cheap enough for every group of a page. (Restricted to
+    namespaces, it is ``db.admin.agent`` over them; None for an agent without any.)"""
+    if namespaces is not None:
+        try:
+            return db.admin.agent(agent_id, namespaces)
+        except NotFound:
+            return None
     counts = db.reads.agent_counts(agent_id)
     if counts is None:
         return None
@@ -71,11 +86,11 @@ def agent_brief(db: Database, agent_id: str) -> dict[str, Any] | None:
 
 
 def newest_pending(
-    db: Database, agent_id: str, reason: str | None, limit: int
+    db: Database, agent_id: str, reason: str | None, limit: int, namespaces: Namespaces = None
 ) -> list[dict[str, Any]]:
     """The newest pending items of one agent, in the admin API's item shape (one indexed
     range read; unlike ``list_quarantine`` it does not count the agent's items again)."""
-    return db.reads.newest_pending(agent_id, reason, limit)
+    return db.reads.newest_pending(agent_id, reason, limit, namespaces)
 
 
 @dataclass(frozen=True)
@@ -132,14 +147,16 @@ def lsn_at(db: Database, at_us: int) -> int:
     return db.reads.last_lsn_at(at_us)
 
 
-def overview(db: Database, now: int | None = None, top: int = 10) -> Overview:
+def overview(db: Database, now: int | None = None, top: int = 10,
+             namespaces: Namespaces = None) -> Overview:
     """The overview figures. The pending history is rebuilt from the quarantine table
     (created, counted by LSN ranges of each minute) and the audit log (decided), so it is
     right after a restart too: pending(t) = pending(now) − created after t + decided after
     t."""
     now = now_us() if now is None else now
     reads = db.reads
-    pending = reads.pending_count()
+    ns = namespaces
+    pending = reads.pending_count(None, ns)
     start = now - HISTORY_MINUTES * MINUTE_US
     bounds = [lsn_at(db, start + k * MINUTE_US) for k in range(HISTORY_MINUTES)]
     bounds.append(2**62)  # the last minute runs up to whatever is applied now
@@ -147,10 +164,10 @@ def overview(db: Database, now: int | None = None, top: int = 10) -> Overview:
     if bounds[0] < reads.applied_lsn:
         for k in range(HISTORY_MINUTES):
             if bounds[k + 1] > bounds[k]:
-                created[k] = reads.quarantined_between(bounds[k], bounds[k + 1])
+                created[k] = reads.quarantined_between(bounds[k], bounds[k + 1], ns)
     decided = [0] * HISTORY_MINUTES
     approved_hour = rejected_hour = 0
-    for b, action, n in reads.decisions_by_minute(start, bounds[0], MINUTE_US):
+    for b, action, n in reads.decisions_by_minute(start, bounds[0], MINUTE_US, ns):
         decided[min(max(b, 0), HISTORY_MINUTES - 1)] += n
         if action == "quarantine.approve":
             approved_hour += n
@@ -162,9 +179,9 @@ def overview(db: Database, now: int | None = None, top: int = 10) -> Overview:
         level = max(0, level - created[k] + decided[k])
         series.append((start + k * MINUTE_US, level))
     series.reverse()
-    approved_total, rejected_total = reads.decision_totals()
-    writes = reads.assertions_after(bounds[-6])
-    writes_1m = reads.assertions_after(bounds[-2])
+    approved_total, rejected_total = reads.decision_totals(ns)
+    writes = reads.assertions_after(bounds[-6], ns)
+    writes_1m = reads.assertions_after(bounds[-2], ns)
     return Overview(
         pending=pending,
         ingest_per_min_1m=float(writes_1m),
@@ -176,5 +193,5 @@ def overview(db: Database, now: int | None = None, top: int = 10) -> Overview:
         approved_hour=approved_hour,
         rejected_hour=rejected_hour,
         series=series,
-        top_agents=list(reads.pending_per_agent().items())[:top],
+        top_agents=list(reads.pending_per_agent(ns).items())[:top],
     )

@@ -15,7 +15,7 @@ from ..errors import NotFound, StemeError
 from . import data
 from .chart import line_chart
 from .sessions import Session
-from .web import db_of, page, renderer, safe_next
+from .web import db_of, namespaces_of, page, renderer, safe_next
 
 PER_PAGE = (25, 50, 100, 200)
 DEFAULT_PER_PAGE = 50
@@ -48,7 +48,7 @@ def _url(path: str, **params: Any) -> str:
 
 
 def _overview_context(request: Request) -> dict[str, Any]:
-    ov = data.overview(db_of(request))
+    ov = data.overview(db_of(request), namespaces=namespaces_of(request))
     chart = line_chart(
         ov.series, title="Pending quarantine items over the last hour", chart_id="pending-chart"
     )
@@ -70,7 +70,8 @@ async def overview_live(request: Request, session: Session) -> Response:
 
 @page
 async def overview_json(request: Request, session: Session) -> Response:
-    ov = await run_in_threadpool(data.overview, db_of(request))
+    ov = await run_in_threadpool(data.overview, db_of(request), None, 10,
+                                 namespaces_of(request))
     return JSONResponse(ov.to_dict(), headers={"Cache-Control": "no-store"})
 
 
@@ -79,6 +80,7 @@ async def overview_json(request: Request, session: Session) -> Response:
 
 def _quarantine_context(request: Request) -> dict[str, Any]:
     db = db_of(request)
+    ns = namespaces_of(request)
     p = request.query_params
     errors: list[str] = []
     reason = p.get("reason") or None
@@ -89,7 +91,8 @@ def _quarantine_context(request: Request) -> dict[str, Any]:
     agent_id: str | None = None
     if agent_raw:
         try:
-            agent_id = db.admin.resolve_agent(agent_raw)
+            agent_id = (db.admin.resolve_agent(agent_raw) if ns is None
+                        else db.admin.agent(agent_raw, ns)["agent_id"])
         except StemeError as e:
             errors.append(f"Agent filter: {e.detail}")
     view = "items" if agent_id or p.get("view") == "items" else "agents"
@@ -98,7 +101,7 @@ def _quarantine_context(request: Request) -> dict[str, Any]:
     per = _int(p.get("per"), DEFAULT_PER_PAGE, PER_PAGE[0], PER_PAGE[-1])
     if per not in PER_PAGE:
         per = DEFAULT_PER_PAGE
-    reason_counts = data.reason_counts(db)
+    reason_counts = data.reason_counts(db, ns)
     pending_total = sum(reason_counts.values())
     here = request.url.path + ("?" + request.url.query if request.url.query else "")
     ctx: dict[str, Any] = {
@@ -120,7 +123,7 @@ def _quarantine_context(request: Request) -> dict[str, Any]:
         "next_q": urlencode({"next": here}),
     }
     if view == "agents":
-        counts = data.agent_counts(db, reason)
+        counts = data.agent_counts(db, reason, ns)
         if sort == "agent":
             counts.sort()
         pages = max(1, -(-len(counts) // GROUPS_PER_PAGE))
@@ -131,8 +134,8 @@ def _quarantine_context(request: Request) -> dict[str, Any]:
                 {
                     "agent_id": aid,
                     "count": n,
-                    "agent": data.agent_brief(db, aid),
-                    "items": data.newest_pending(db, aid, reason, GROUP_PREVIEW),
+                    "agent": data.agent_brief(db, aid, ns),
+                    "items": data.newest_pending(db, aid, reason, GROUP_PREVIEW, ns),
                 }
             )
         ctx.update(
@@ -153,7 +156,8 @@ def _quarantine_context(request: Request) -> dict[str, Any]:
     page_no = _int(p.get("page"), 1, 1, 10**9) if cursor else 1
     try:
         listing = db.admin.list_quarantine(
-            agent_id=agent_id, reason=reason, status=status, limit=per, cursor=cursor
+            agent_id=agent_id, reason=reason, status=status, limit=per, cursor=cursor,
+            namespaces=ns,
         )
     except StemeError as e:
         errors.append(e.detail)
@@ -174,7 +178,7 @@ def _quarantine_context(request: Request) -> dict[str, Any]:
         next_url=_url("/quarantine", **base, cursor=listing["next_cursor"], page=page_no + 1)
         if listing["next_cursor"]
         else None,
-        agent=data.agent_brief(db, agent_id) if agent_id else None,
+        agent=data.agent_brief(db, agent_id, ns) if agent_id else None,
     )
     return ctx
 
@@ -187,9 +191,10 @@ async def quarantine(request: Request, session: Session) -> Response:
 
 def _item_context(request: Request, qid: str) -> dict[str, Any]:
     db = db_of(request)
-    item = db.admin.item(qid)
+    ns = namespaces_of(request)
+    item = db.admin.item(qid, ns)
     try:
-        agent: dict[str, Any] | None = data.agent_summary(db, item["agent_id"])
+        agent: dict[str, Any] | None = data.agent_summary(db, item["agent_id"], ns)
     except NotFound:
         agent = None
     default_back = _url("/quarantine", agent=item["agent_id"])
@@ -197,7 +202,7 @@ def _item_context(request: Request, qid: str) -> dict[str, Any]:
     return {
         "item": item,
         "agent": agent,
-        "nav_pending": db.reads.pending_count(),
+        "nav_pending": db.reads.pending_count(None, ns),
         "history": db.admin.audit(qid, 50)["items"],
         "agent_history": db.admin.audit(item["agent_id"], 20)["items"],
         "next": safe_next(back, default_back),
@@ -224,14 +229,15 @@ async def quarantine_item(request: Request, session: Session) -> Response:
 
 def _agent_context(request: Request, agent: str) -> dict[str, Any]:
     db = db_of(request)
-    summary = db.admin.agent(agent)
+    ns = namespaces_of(request)
+    summary = db.admin.agent(agent, ns)
     aid = summary["agent_id"]
     return {
         "agent": summary,
-        "nav_pending": db.reads.pending_count(),
+        "nav_pending": db.reads.pending_count(None, ns),
         "history": db.admin.audit(aid, 50)["items"],
         "items": db.admin.list_quarantine(
-            agent_id=aid, reason=None, status="all", limit=20, cursor=None
+            agent_id=aid, reason=None, status="all", limit=20, cursor=None, namespaces=ns
         ),
     }
 
@@ -265,7 +271,7 @@ def _breakers_context(request: Request) -> dict[str, Any]:
     )
     return {
         "breakers": items,
-        "nav_pending": db.reads.pending_count(),
+        "nav_pending": db.reads.pending_count(None, namespaces_of(request)),
         "prefill_agent": request.query_params.get("agent", "")[:64],
         "durations": BREAKER_DURATIONS,
         "open_count": sum(1 for b in items if b["state"] != "CLOSED"),
@@ -327,7 +333,7 @@ def _defense_context(request: Request) -> dict[str, Any]:
         "thresholds": db.admin.thresholds(),
         "fields": THRESHOLD_FIELDS,
         "allowlist": db.admin.allowlist()["allowlist"],
-        "nav_pending": db.reads.pending_count(),
+        "nav_pending": db.reads.pending_count(None, namespaces_of(request)),
         "prefill_agent": request.query_params.get("agent", "")[:64],
         "default_expiry": default_expiry(),
         "changes": [

@@ -15,6 +15,7 @@ import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from ..access import principal_of, visible_namespaces
 from ..errors import StemeError
 from ..model import parse_time
 from .sessions import (
@@ -133,6 +134,12 @@ def make_env() -> jinja2.Environment:
 def db_of(request: Request) -> Database:
     database: Database = request.app.state.db
     return database
+
+
+def namespaces_of(request: Request) -> tuple[str, ...] | None:
+    """What the signed-in principal may see (``access.visible_namespaces``): None for
+    everything, else only items whose assertion lies in these namespaces."""
+    return visible_namespaces(principal_of(request.scope))
 
 
 def sessions_of(request: Request) -> SessionStore:

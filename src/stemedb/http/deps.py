@@ -8,6 +8,7 @@ import orjson
 from fastapi import Request
 from starlette.responses import Response
 
+from ..access import principal_of, visible_namespaces
 from ..engine import Database
 from ..errors import PayloadTooLarge, UnsupportedMediaType
 
@@ -15,6 +16,12 @@ from ..errors import PayloadTooLarge, UnsupportedMediaType
 def db(request: Request) -> Database:
     database: Database = request.app.state.db
     return database
+
+
+def namespaces(request: Request) -> tuple[str, ...] | None:
+    """What this request may read: None (everything), or the namespaces its principal
+    was granted (possibly none). See ``access.visible_namespaces``."""
+    return visible_namespaces(principal_of(request.scope))
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -11,6 +11,8 @@ import orjson
 
 from ..answers import decode_cursor, encode_cursor, quarantine_item
 from ..model import us_to_time
+from ..store import Namespaces
+from . import filters
 from .store import Queries
 
 Q_SELECT = ("SELECT a.*, q.id AS qid, q.reason, q.score, q.verdict, q.status AS qstatus,"
@@ -19,9 +21,20 @@ Q_SELECT = ("SELECT a.*, q.id AS qid, q.reason, q.score, q.verdict, q.status AS 
              " FROM quarantine q JOIN assertions a ON a.id = q.assertion_id")
 
 
+def _visible(namespaces: Namespaces, where: list[str], params: list[Any]) -> bool:
+    """Adds the condition that an item's assertion (``a``) is in ``namespaces``; True
+    when it did (the query must then join the assertions)."""
+    grants = filters.restriction(namespaces)
+    if grants is None:
+        return False
+    where.append(filters.positional(grants, params))
+    return True
+
+
 def list_quarantine(store: Queries, *, status: str | None, agent_prefix: str | None,
                     reason: str | None, limit: int, cursor: str | None,
-                    oldest_first: bool = False) -> dict[str, Any]:
+                    oldest_first: bool = False, namespaces: Namespaces = None
+                    ) -> dict[str, Any]:
     where: list[str] = []
     params: list[Any] = []
     if status:
@@ -43,8 +56,10 @@ def list_quarantine(store: Queries, *, status: str | None, agent_prefix: str | N
     if reason:
         where.append("q.reason = ?")
         params.append(reason)
+    joined = _visible(namespaces, where, params)
     cond = (" WHERE " + " AND ".join(where)) if where else ""
-    total = int(store.query("SELECT count(*) FROM quarantine q" + cond, params)[0][0])
+    source = "quarantine q" + (" JOIN assertions a ON a.id = q.assertion_id" if joined else "")
+    total = int(store.query(f"SELECT count(*) FROM {source}" + cond, params)[0][0])
     page_where = list(where)
     page_params = list(params)
     if cursor:
@@ -63,26 +78,52 @@ def list_quarantine(store: Queries, *, status: str | None, agent_prefix: str | N
             "next_cursor": next_cursor}
 
 
-def get_quarantine(store: Queries, qid: str) -> dict[str, Any] | None:
-    rows = store.query(f"{Q_SELECT} WHERE q.id = ?", [qid])
+def get_quarantine(store: Queries, qid: str, namespaces: Namespaces = None
+                   ) -> dict[str, Any] | None:
+    where, params = ["q.id = ?"], [qid]
+    _visible(namespaces, where, params)
+    rows = store.query(f"{Q_SELECT} WHERE " + " AND ".join(where), params)
     return quarantine_item(rows[0]) if rows else None
 
 
-def pending_ids_of_agent(store: Queries, agent_id: str) -> list[str]:
+def pending_ids_of_agent(store: Queries, agent_id: str, namespaces: Namespaces = None
+                         ) -> list[str]:
+    where, params = ["q.status = 'pending'", "q.agent_id = ?"], [agent_id]
+    if _visible(namespaces, where, params):
+        return [r[0] for r in store.query(
+            "SELECT q.id FROM quarantine q JOIN assertions a ON a.id = q.assertion_id"
+            " WHERE " + " AND ".join(where) + " ORDER BY q.lsn", params)]
     return [r[0] for r in store.query(
         "SELECT id FROM quarantine WHERE status='pending' AND agent_id=? ORDER BY lsn",
         [agent_id])]
 
 
-def pending_count(store: Queries, agent_id: str | None = None) -> int:
+def pending_count(store: Queries, agent_id: str | None = None, namespaces: Namespaces = None
+                  ) -> int:
+    if namespaces is not None:
+        where, params = ["q.status = 'pending'"], []
+        if agent_id is not None:
+            where.append("q.agent_id = ?")
+            params.append(agent_id)
+        _visible(namespaces, where, params)
+        return int(store.query("SELECT count(*) FROM quarantine q JOIN assertions a"
+                               " ON a.id = q.assertion_id WHERE " + " AND ".join(where),
+                               params)[0][0])
     if agent_id is None:
         return int(store.query("SELECT count(*) FROM quarantine WHERE status='pending'", [])[0][0])
     return int(store.query("SELECT count(*) FROM quarantine WHERE status='pending'"
                            " AND agent_id=?", [agent_id])[0][0])
 
 
-def quarantine_counts(store: Queries) -> dict[str, int]:
+def quarantine_counts(store: Queries, namespaces: Namespaces = None) -> dict[str, int]:
     """Pending items per agent, busiest first."""
+    where: list[str] = ["q.status = 'pending'"]
+    params: list[Any] = []
+    if _visible(namespaces, where, params):
+        return {r[0]: r[1] for r in store.query(
+            "SELECT q.agent_id, count(*) AS n FROM quarantine q JOIN assertions a"
+            " ON a.id = q.assertion_id WHERE " + " AND ".join(where)
+            + " GROUP BY q.agent_id ORDER BY n DESC", params)}
     return {r[0]: r[1] for r in store.query(
         "SELECT agent_id, count(*) AS n FROM quarantine WHERE status='pending'"
         " GROUP BY agent_id ORDER BY n DESC", [])}
@@ -109,7 +150,10 @@ def get_state(store: Queries, key: str) -> dict[str, Any] | None:
     return orjson.loads(rows[0][0]) if rows else None
 
 
-def agent_counts(store: Queries, agent_id: str) -> dict[str, Any] | None:
+def agent_counts(store: Queries, agent_id: str, namespaces: Namespaces = None
+                 ) -> dict[str, Any] | None:
+    if namespaces is not None:
+        return _visible_agent_counts(store, agent_id, namespaces)
     rows = store.query("SELECT * FROM agents WHERE agent_id=?", [agent_id])
     if not rows:
         return None
@@ -117,6 +161,30 @@ def agent_counts(store: Queries, agent_id: str) -> dict[str, Any] | None:
     return {"accepted": r["accepted"], "quarantined": r["quarantined"],
             "approved": r["approved"], "rejected": r["rejected"], "retracted": r["retracted"],
             "first_seen": us_to_time(r["first_seen"]), "last_seen": us_to_time(r["last_seen"])}
+
+
+def _visible_agent_counts(store: Queries, agent_id: str, namespaces: Namespaces
+                          ) -> dict[str, Any] | None:
+    """An agent's counters over its visible assertions and their quarantine items, by the
+    rules of ``beliefs.trust_counts_as_of`` (accepted: active from its own LSN; retracted:
+    ended by a retraction). None when it has no visible assertion."""
+    where, params = ["a.agent_id = ?"], [agent_id]
+    _visible(namespaces, where, params)
+    cond = " AND ".join(where)
+    n, accepted, retracted, first, last = store.query(
+        "SELECT count(*), coalesce(sum(CASE WHEN a.active_lsn = a.lsn THEN 1 ELSE 0 END), 0),"
+        " coalesce(sum(CASE WHEN a.status = 'retracted' THEN 1 ELSE 0 END), 0),"
+        f" min(a.recorded_at), max(a.recorded_at) FROM assertions a WHERE {cond}", params)[0]
+    if not n:
+        return None
+    quarantined, approved, rejected = store.query(
+        "SELECT count(*), coalesce(sum(CASE WHEN q.status = 'approved' THEN 1 ELSE 0 END), 0),"
+        " coalesce(sum(CASE WHEN q.status = 'rejected' THEN 1 ELSE 0 END), 0)"
+        " FROM quarantine q JOIN assertions a ON a.id = q.assertion_id"
+        f" WHERE q.status IN ('pending', 'approved', 'rejected') AND {cond}", params)[0]
+    return {"accepted": int(accepted), "quarantined": int(quarantined),
+            "approved": int(approved), "rejected": int(rejected), "retracted": int(retracted),
+            "first_seen": us_to_time(int(first)), "last_seen": us_to_time(int(last))}
 
 
 def agents_with_prefix(store: Queries, prefix: str, limit: int = 2) -> list[str]:

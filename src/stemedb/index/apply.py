@@ -28,7 +28,15 @@ from typing import Any, NamedTuple
 import orjson
 
 from .. import records
-from ..model import Assertion, Retraction, canonical_json, nfc, quarantine_id, us_to_time
+from ..model import (
+    Assertion,
+    Retraction,
+    canonical_json,
+    instant_us,
+    nfc,
+    quarantine_id,
+    us_to_time,
+)
 
 
 class Entry(NamedTuple):
@@ -67,8 +75,8 @@ _INSERT_WRITE = ("INSERT OR IGNORE INTO writes (id, agent_id, nonce, kind, lsn, 
 _INSERT_ASSERTION = (
     "INSERT INTO assertions (id, lsn, agent_id, subject, predicate, object_json, object_text,"
     " object_raw, context, confidence, evidence, valid_from, valid_until, supersedes,"
-    " timestamp, nonce, recorded_at, status, active_lsn, body, signature)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " timestamp, nonce, recorded_at, status, active_lsn, body, signature, valid_from_us,"
+    " valid_until_us) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 _INSERT_RETRACTION = ("INSERT INTO retractions (id, lsn, agent_id, retracts, reason,"
                       " recorded_at, body, signature) VALUES (?,?,?,?,?,?,?,?)")
@@ -177,7 +185,8 @@ def _plan_assert(e: Entry, d: dict[str, Any], body_text: str, wid: str) -> _Plan
            object_text, object_raw, _nfc(context) if context is not None else "", f["confidence"],
            orjson.dumps(f.get("evidence", [])).decode(), f.get("valid_from"),
            f.get("valid_until"), supersedes, f["timestamp"], nonce, at, status, active_lsn,
-           body_text, d["sig"])
+           body_text, d["sig"], instant_us(f.get("valid_from")),
+           instant_us(f.get("valid_until")))
     return _Plan(lsn, (wid, agent, nonce, "assert", lsn, outcome), row, True, quarantine,
                  agent, counter, at, end)
 

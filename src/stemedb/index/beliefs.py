@@ -37,7 +37,9 @@ from ..beliefs import (
     run_start,
 )
 from ..model import nfc, us_to_time
+from ..store import Namespaces
 from ..trust import TrustCounts
+from . import filters
 from .query import MAX_LIMIT
 from .store import IndexStore
 
@@ -329,12 +331,20 @@ def compute_beliefs(
     context: str | None,
     n: int,
     current: bool,
+    grants: tuple[str, ...] | None = None,
+    valid_at: int | None = None,
 ) -> _Cached:
     """The beliefs on a key at LSN ``n``, uncached, one per predicate (``predicate`` None:
     every predicate of the subject). ``current``: ``n`` is the newest LSN, so the live
-    counters are the trust inputs (and are remembered for re-validation)."""
+    counters are the trust inputs (and are remembered for re-validation). ``grants``
+    (``filters.restriction``) and ``valid_at`` leave out the claims outside them: each
+    agent's latest claim among the rest counts."""
     where, params = _key_where(subject, predicate, context)
     params["n"] = n
+    if grants is not None:
+        where += " AND " + filters.named(grants, params, filters.sqlite_mark)
+    if valid_at is not None:
+        where += " AND " + filters.valid_at(valid_at, params, filters.sqlite_mark)
     sql = _LATEST.format(where=where, counts=_WITH_COUNTS if current else "",
                          join=_JOIN_COUNTS if current else "")
     watched, counts, beliefs = beliefs_from_latest(
@@ -470,16 +480,40 @@ def belief(
     return belief_answer(s, p, ctx, n, entry.beliefs)
 
 
+def _filtered(
+    store: IndexStore,
+    subject: str,
+    predicate: str | None,
+    context: str | None,
+    as_of: int | None,
+    grants: tuple[str, ...] | None,
+    valid_at: int | None,
+) -> tuple[int, list[dict[str, Any]]]:
+    """Beliefs over the visible (and valid at ``valid_at``) claims only: computed each
+    time, never cached (the cache holds answers over every claim)."""
+    with snapshot(store) as conn:
+        n, current = pin(conn, as_of)
+        return n, compute_beliefs(conn, subject, predicate, context, n, current, grants,
+                                  valid_at).beliefs
+
+
 def belief_json(
     store: IndexStore,
     subject: str,
     predicate: str,
     context: str | None = None,
     as_of: int | None = None,
+    namespaces: Namespaces = None,
+    valid_at: int | None = None,
 ) -> bytes:
     """``belief`` serialised, and kept with its cache entry for ``cached_belief_json``."""
     s, p = key_text(subject), key_text(predicate)
     ctx = nfc(context) if context is not None else None
+    if namespaces is not None or valid_at is not None:
+        grants = filters.restriction(namespaces)
+        if grants is not None or valid_at is not None:
+            n, beliefs = _filtered(store, s, p, ctx, as_of, grants, valid_at)
+            return orjson.dumps(belief_answer(s, p, ctx, n, beliefs))
     caches = _caches_of(store)
     # The key without the LSN: a write moves the newest LSN, and the readers of one key
     # should still wait for one computation, not race to do it each.
@@ -523,6 +557,8 @@ def subject_beliefs(
     as_of: int | None = None,
     limit: int = 100,
     cursor: str | None = None,
+    namespaces: Namespaces = None,
+    valid_at: int | None = None,
 ) -> dict[str, Any]:
     """Every predicate of a subject: ``{"subject", "context", "as_of_lsn", "beliefs":
     [{"predicate", "candidates", "contested", "contention"}], "next_cursor"}``, predicates
@@ -530,6 +566,10 @@ def subject_beliefs(
     s = key_text(subject)
     ctx = nfc(context) if context is not None else None
     as_of, offset, limit = page_args(cursor, as_of, limit)
+    grants = filters.restriction(namespaces)
+    if grants is not None or valid_at is not None:
+        n, beliefs = _filtered(store, s, None, ctx, as_of, grants, valid_at)
+        return beliefs_page(s, ctx, n, beliefs, offset, limit)
     with snapshot(store) as conn:
         n, entry = _beliefs_at(store, conn, s, None, ctx, as_of)
     return beliefs_page(s, ctx, n, entry.beliefs, offset, limit)
@@ -569,11 +609,15 @@ ORDER BY a.subject, a.predicate, a.context
 
 
 def compute_disputes(
-    conn: sqlite3.Connection, n: int, current: bool, subject: str | None, predicate: str | None
+    conn: sqlite3.Connection, n: int, current: bool, subject: str | None, predicate: str | None,
+    grants: tuple[str, ...] | None = None,
 ) -> list[dict[str, Any]]:
-    """Every contested key at LSN ``n``, most contested first, uncached."""
+    """Every contested key at LSN ``n``, most contested first, uncached. ``grants``: only
+    keys whose context they cover (a key's rows share its context)."""
     params: dict[str, Any] = {"n": n}
     flt = ""
+    if grants is not None:
+        flt += " AND " + filters.named(grants, params, filters.sqlite_mark)
     if subject is not None:
         flt += " AND subject = :s"
         params["s"] = subject
@@ -638,20 +682,27 @@ def disputes(
     reference_us: int | None = None,
     subject: str | None = None,
     predicate: str | None = None,
+    namespaces: Namespaces = None,
 ) -> dict[str, Any]:
     """Contested keys, most contested first: ``{"items", "next_cursor", "as_of_lsn"}``.
 
     ``reference_us`` is the moment ``open_for_seconds`` is measured to (the ``as_of``
-    time; None: the time of the LSN answered at)."""
+    time; None: the time of the LSN answered at). Restricted to ``namespaces``, the keys
+    are computed each time (the cache holds answers over everything)."""
     as_of, offset, limit = page_args(cursor, as_of, limit)
     s = key_text(subject) if subject is not None else None
     p = key_text(predicate) if predicate is not None else None
     caches = _caches_of(store)
+    grants = filters.restriction(namespaces)
     with snapshot(store) as conn:
         n, current = pin(conn, as_of)
         key = (n, s, p)
-        with caches.lock:
-            items: list[dict[str, Any]] | None = _lru_get(caches.disputes, key)
+        items: list[dict[str, Any]] | None = None
+        if grants is not None:
+            items = compute_disputes(conn, n, current, s, p, grants)
+        else:
+            with caches.lock:
+                items = _lru_get(caches.disputes, key)
         if items is None:
             items = compute_disputes(conn, n, current, s, p)
             with caches.lock:

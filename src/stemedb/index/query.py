@@ -13,7 +13,8 @@ from typing import Any
 from ..answers import decode_cursor, encode_cursor, row_to_assertion
 from ..errors import ValidationFailed
 from ..model import nfc
-from ..store import AssertionFilter
+from ..store import AssertionFilter, Namespaces
+from . import filters
 from .store import IndexStore
 
 MAX_LIMIT = 1000
@@ -34,7 +35,7 @@ _ACTIVE_AS_OF = (
 
 
 def list_assertions(store: IndexStore, f: AssertionFilter, as_of: int,
-                    cursor: str | None) -> dict[str, Any]:
+                    cursor: str | None, namespaces: Namespaces = None) -> dict[str, Any]:
     params: dict[str, Any] = {"asof": as_of}
     after = None
     if cursor:
@@ -61,6 +62,11 @@ def list_assertions(store: IndexStore, f: AssertionFilter, as_of: int,
         params["until"] = f.until_us
     if not f.include_inactive:
         where.append(_ACTIVE_AS_OF)
+    if f.valid_at_us is not None:
+        where.append(filters.valid_at(f.valid_at_us, params, filters.sqlite_mark))
+    grants = filters.restriction(namespaces)
+    if grants is not None:
+        where.append(filters.named(grants, params, filters.sqlite_mark))
     if after is not None:
         where.append("lsn < :after")
         params["after"] = after
@@ -90,17 +96,21 @@ def fts_query(q: str) -> str:
     return " ".join('"' + w.replace('"', '""') + '"' for w in query_words(q))
 
 
-def search(store: IndexStore, q: str, limit: int, as_of: int, cursor: str | None) -> dict[str, Any]:
+def search(store: IndexStore, q: str, limit: int, as_of: int, cursor: str | None,
+           namespaces: Namespaces = None) -> dict[str, Any]:
     params: dict[str, Any] = {"asof": as_of, "match": fts_query(q), "limit": limit + 1,
                               "offset": 0}
     if cursor:
         c = decode_cursor(cursor)
         params["asof"] = c.get("a", as_of)
         params["offset"] = c.get("o", 0)
+    grants = filters.restriction(namespaces)
+    visible = ("" if grants is None else
+               " AND " + filters.named(grants, params, filters.sqlite_mark, "a.context"))
     sql = (
         f"SELECT a.*, {_STATUS_AS_OF} AS status_as_of FROM assertions_fts"
         " JOIN assertions a ON a.rowid = assertions_fts.rowid"
-        f" WHERE assertions_fts MATCH :match AND a.lsn <= :asof AND {_ACTIVE_AS_OF}"
+        f" WHERE assertions_fts MATCH :match AND a.lsn <= :asof AND {_ACTIVE_AS_OF}{visible}"
         " ORDER BY bm25(assertions_fts), a.lsn DESC LIMIT :limit OFFSET :offset"
     )
     rows = store.query(sql, params)  # type: ignore[arg-type]
@@ -110,3 +120,18 @@ def search(store: IndexStore, q: str, limit: int, as_of: int, cursor: str | None
                    if more else None)
     return {"items": [row_to_assertion(r, r["status_as_of"]) for r in rows],
             "next_cursor": next_cursor, "as_of_lsn": params["asof"]}
+
+
+def assertion(store: IndexStore, aid: str, namespaces: Namespaces = None
+              ) -> dict[str, Any] | None:
+    """One assertion, if it exists and ``namespaces`` cover it."""
+    grants = filters.restriction(namespaces)
+    if grants is None:
+        row = store.get_assertion_row(aid)
+    else:
+        params: dict[str, Any] = {"id": aid}
+        cond = filters.named(grants, params, filters.sqlite_mark)
+        rows = store.query(f"SELECT * FROM assertions WHERE id = :id AND {cond}",
+                           params)  # type: ignore[arg-type]
+        row = rows[0] if rows else None
+    return None if row is None else row_to_assertion(row)

@@ -1,7 +1,11 @@
-"""SQLite schema of the derived index. Bump SCHEMA_VERSION on any change: an index with
-another version is rebuilt from the journal at start-up."""
+"""SQLite schema of the derived index. Bump SCHEMA_VERSION on any change, and say in
+``IndexStore._migrate`` how an index of the version before is brought up to it.
 
-SCHEMA_VERSION = 1
+Version 2 added ``valid_from_us``/``valid_until_us``: the valid-time bounds as instants,
+so ``valid_at`` compares times, not their texts (which keep the offset they were signed
+with)."""
+
+SCHEMA_VERSION = 2
 
 DDL = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -52,7 +56,9 @@ CREATE TABLE IF NOT EXISTS assertions (
     ended_lsn     INTEGER,           -- LSN from which it is no longer active
     ended_by      TEXT,              -- id of the retraction or superseding assertion
     body          TEXT NOT NULL,     -- exact signed bytes (UTF-8)
-    signature     TEXT NOT NULL      -- base64
+    signature     TEXT NOT NULL,     -- base64
+    valid_from_us  INTEGER,          -- valid_from as an instant: unix microseconds (NULL: open)
+    valid_until_us INTEGER           -- valid_until as an instant (NULL: open)
 ) STRICT;
 CREATE INDEX IF NOT EXISTS assertions_lsn ON assertions (lsn);
 CREATE INDEX IF NOT EXISTS assertions_sp ON assertions (subject, predicate, lsn);

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import orjson
 
 from .. import records
+from ..model import instant_us
 from .apply import REBUILD_FTS, Entry, Step, insert_rows, plan, write_steps
 from .schema import DDL, SCHEMA_VERSION
 
@@ -207,8 +208,20 @@ class IndexStore:
 
     def _migrate(self) -> None:
         version = self._write.execute("PRAGMA user_version").fetchone()[0]
-        if version not in (0, SCHEMA_VERSION):
+        if version not in (0, 1, SCHEMA_VERSION):
             raise RuntimeError(f"index schema {version} is not {SCHEMA_VERSION}")
+        if version == 1:  # version 2 added the valid-time instants
+            self._write.executescript(
+                "BEGIN; ALTER TABLE assertions ADD COLUMN valid_from_us INTEGER;"
+                " ALTER TABLE assertions ADD COLUMN valid_until_us INTEGER; COMMIT;")
+            rows = self._write.execute(
+                "SELECT id, valid_from, valid_until FROM assertions"
+                " WHERE valid_from IS NOT NULL OR valid_until IS NOT NULL").fetchall()
+            self._write.execute("BEGIN")
+            self._write.executemany(
+                "UPDATE assertions SET valid_from_us = ?, valid_until_us = ? WHERE id = ?",
+                [(instant_us(r[1]), instant_us(r[2]), r[0]) for r in rows])
+            self._write.execute("COMMIT")
         self._write.executescript(DDL)
         self._write.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 

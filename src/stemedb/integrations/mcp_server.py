@@ -103,6 +103,15 @@ SomeSubject = Annotated[str | None, _about("Exact subject.")]
 SomePredicate = Annotated[str | None, _about("Exact predicate.")]
 SomeObject = Annotated[Json | None, _about("Exact object: the string itself, or the JSON value.")]
 SomeContext = Annotated[str | None, _about("Exact context (namespace).")]
+ValidAt = Annotated[
+    str | None,
+    _about(
+        "Only claims that hold in the world at this RFC 3339 time: valid_from <= it < "
+        "valid_until, a missing bound being open (e.g. '1990-06-01T00:00:00Z' for what was "
+        "true then). This is world time; as_of is when the database knew it. Both combine. "
+        "Omit to ignore valid time."
+    ),
+]
 Since = Annotated[str | None, _about("Recorded at or after this RFC 3339 time.")]
 Until = Annotated[str | None, _about("Recorded before this RFC 3339 time.")]
 Inactive = Annotated[bool, _about("Also list superseded and retracted assertions (the history).")]
@@ -253,6 +262,7 @@ def build_server(client: AsyncClient, agent_id: str) -> MCPServer:
         since: Since = None,
         until: Until = None,
         as_of: AsOf = None,
+        valid_at: ValidAt = None,
         include_inactive: Inactive = False,
         limit: Limit100 = 100,
         cursor: Cursor = None,
@@ -262,7 +272,7 @@ def build_server(client: AsyncClient, agent_id: str) -> MCPServer:
         the next page."""
         call = client.query(
             subject=subject, predicate=predicate, object=object, agent_id=agent_id,
-            context=context, since=since, until=until, as_of=as_of,
+            context=context, since=since, until=until, as_of=as_of, valid_at=valid_at,
             include_inactive=include_inactive or None, limit=limit, cursor=cursor,
         )  # fmt: skip
         return await _answer(call)
@@ -279,6 +289,7 @@ def build_server(client: AsyncClient, agent_id: str) -> MCPServer:
         predicate: BeliefPredicate = None,
         context: BeliefContext = None,
         as_of: AsOf = None,
+        valid_at: ValidAt = None,
         limit: Limit100 = 100,
         cursor: Cursor = None,
     ) -> CallToolResult:
@@ -287,7 +298,7 @@ def build_server(client: AsyncClient, agent_id: str) -> MCPServer:
         their trust, confidence and independent evidence, and 'contested' when several
         objects have strong support. Prefer this to any single assertion."""
         call = client.beliefs(
-            subject, predicate=predicate, context=context, as_of=as_of,
+            subject, predicate=predicate, context=context, as_of=as_of, valid_at=valid_at,
             limit=None if predicate else limit, cursor=cursor,
         )  # fmt: skip
         return await _answer(call)

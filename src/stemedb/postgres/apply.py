@@ -50,14 +50,15 @@ _OWNERS = (
     "SELECT w.agent_id, w.nonce, w.id, w.outcome FROM writes w"
     " JOIN unnest(%b::text[], %b::text[]) AS k (agent_id, nonce)"
     " ON w.agent_id = k.agent_id AND w.nonce = k.nonce")
+# the columns of ``index.apply._INSERT_ASSERTION``, in order
 _ASSERTION_TYPES = (
     "text", "bigint", "text", "text", "text", "text", "text", "text", "text",
     "double precision", "text", "text", "text", "text", "text", "text", "bigint", "text",
-    "bigint", "text", "text")  # the columns of ``index.apply._INSERT_ASSERTION``, in order
+    "bigint", "text", "text", "bigint", "bigint")
 _ASSERTION_COLUMNS = (
     "id, lsn, agent_id, subject, predicate, object_json, object_text, object_raw, context,"
     " confidence, evidence, valid_from, valid_until, supersedes, timestamp, nonce,"
-    " recorded_at, status, active_lsn, body, signature")
+    " recorded_at, status, active_lsn, body, signature, valid_from_us, valid_until_us")
 # New rows get SQLite's rowids (max + 1, + 2, … in LSN order), and their full-text rows
 # and the index's totals go with them, in one statement.
 _INSERT_ASSERTIONS = (

@@ -18,7 +18,9 @@ from psycopg.rows import dict_row
 
 from ..beliefs import Standing
 from ..index import beliefs as shared
+from ..index import filters
 from ..model import nfc
+from ..store import Namespaces
 from .connection import Conn
 from .query import applied_lsn
 
@@ -121,11 +123,17 @@ def _key_where(subject: str, predicate: str | None, context: str | None
 
 
 def compute_beliefs(conn: Conn, subject: str, predicate: str | None, context: str | None,
-                    n: int, current: bool) -> list[dict[str, Any]]:
+                    n: int, current: bool, grants: tuple[str, ...] | None = None,
+                    valid_at: int | None = None) -> list[dict[str, Any]]:
     """The beliefs on a key at LSN ``n``, one per predicate (``predicate`` None: every
-    predicate of the subject)."""
+    predicate of the subject), over the claims ``grants`` cover and valid at
+    ``valid_at`` (as ``index.beliefs.compute_beliefs``)."""
     where, params = _key_where(subject, predicate, context)
     params["n"] = n
+    if grants is not None:
+        where += " AND " + filters.named(grants, params, filters.psycopg_mark)
+    if valid_at is not None:
+        where += " AND " + filters.valid_at(valid_at, params, filters.psycopg_mark)
     sql = _LATEST.format(where=where, counts=_WITH_COUNTS if current else "",
                          join=_JOIN_COUNTS if current else "")
     rows = conn.execute(sql, params).fetchall()
@@ -135,22 +143,26 @@ def compute_beliefs(conn: Conn, subject: str, predicate: str | None, context: st
 
 
 def belief_json(conn: Conn, subject: str, predicate: str, context: str | None,
-                as_of: int | None) -> bytes:
+                as_of: int | None, namespaces: Namespaces = None,
+                valid_at: int | None = None) -> bytes:
     s, p = shared.key_text(subject), shared.key_text(predicate)
     ctx = nfc(context) if context is not None else None
     n, current = pin(conn, as_of)
-    beliefs = compute_beliefs(conn, s, p, ctx, n, current)
+    beliefs = compute_beliefs(conn, s, p, ctx, n, current, filters.restriction(namespaces),
+                              valid_at)
     return orjson.dumps(shared.belief_answer(s, p, ctx, n, beliefs))
 
 
 def subject_beliefs(conn: Conn, subject: str, context: str | None, as_of: int | None,
-                    limit: int, cursor: str | None) -> dict[str, Any]:
+                    limit: int, cursor: str | None, namespaces: Namespaces = None,
+                    valid_at: int | None = None) -> dict[str, Any]:
     s = shared.key_text(subject)
     ctx = nfc(context) if context is not None else None
     as_of, offset, limit = shared.page_args(cursor, as_of, limit)
     n, current = pin(conn, as_of)
-    return shared.beliefs_page(s, ctx, n, compute_beliefs(conn, s, None, ctx, n, current),
-                               offset, limit)
+    beliefs = compute_beliefs(conn, s, None, ctx, n, current, filters.restriction(namespaces),
+                              valid_at)
+    return shared.beliefs_page(s, ctx, n, beliefs, offset, limit)
 
 
 # -- disputes -----------------------------------------------------------------------------
@@ -174,9 +186,12 @@ ORDER BY a.subject, a.predicate, a.context, a.lsn
 
 
 def compute_disputes(conn: Conn, n: int, current: bool, subject: str | None,
-                     predicate: str | None) -> list[dict[str, Any]]:
+                     predicate: str | None, grants: tuple[str, ...] | None = None
+                     ) -> list[dict[str, Any]]:
     params: dict[str, Any] = {"n": n}
     flt = ""
+    if grants is not None:
+        flt += " AND " + filters.named(grants, params, filters.psycopg_mark)
     if subject is not None:
         flt += " AND md5(subject) = md5(%(s)s) AND subject = %(s)s"
         params["s"] = subject
@@ -193,12 +208,12 @@ def compute_disputes(conn: Conn, n: int, current: bool, subject: str | None,
 
 
 def disputes(conn: Conn, as_of: int | None, limit: int, cursor: str | None, *,
-             reference_us: int | None, subject: str | None, predicate: str | None
-             ) -> dict[str, Any]:
+             reference_us: int | None, subject: str | None, predicate: str | None,
+             namespaces: Namespaces = None) -> dict[str, Any]:
     as_of, offset, limit = shared.page_args(cursor, as_of, limit)
     s = shared.key_text(subject) if subject is not None else None
     p = shared.key_text(predicate) if predicate is not None else None
     n, current = pin(conn, as_of)
-    items = compute_disputes(conn, n, current, s, p)
+    items = compute_disputes(conn, n, current, s, p, filters.restriction(namespaces))
     ref = reference_us if reference_us is not None else lsn_time_us(conn, n)
     return shared.dispute_page(items, n, offset, limit, ref)

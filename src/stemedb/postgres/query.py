@@ -9,9 +9,10 @@ from typing import Any
 from psycopg.rows import dict_row
 
 from ..answers import decode_cursor, encode_cursor, row_to_assertion
+from ..index import filters
 from ..index.query import query_words
 from ..model import nfc
-from ..store import AssertionFilter
+from ..store import AssertionFilter, Namespaces
 from . import fts
 from .connection import Conn
 from .schema import ASSERTION_COLUMNS
@@ -38,14 +39,21 @@ def lsn_at(conn: Conn, at_us: int) -> int:
     return int(row[0]) if row and row[0] is not None else 0
 
 
-def assertion_row(conn: Conn, aid: str) -> dict[str, Any] | None:
+def assertion_row(conn: Conn, aid: str, namespaces: Namespaces = None
+                  ) -> dict[str, Any] | None:
+    grants = filters.restriction(namespaces)
     with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(f"SELECT {ASSERTION_COLUMNS} FROM assertions WHERE id = %s",
-                           (aid,)).fetchone()
+        if grants is None:
+            return cur.execute(f"SELECT {ASSERTION_COLUMNS} FROM assertions WHERE id = %s",
+                               (aid,)).fetchone()
+        params: dict[str, Any] = {"id": aid}
+        cond = filters.named(grants, params, filters.psycopg_mark)
+        return cur.execute(f"SELECT {ASSERTION_COLUMNS} FROM assertions"
+                           f" WHERE id = %(id)s AND {cond}", params).fetchone()
 
 
-def list_assertions(conn: Conn, f: AssertionFilter, as_of: int, cursor: str | None
-                    ) -> dict[str, Any]:
+def list_assertions(conn: Conn, f: AssertionFilter, as_of: int, cursor: str | None,
+                    namespaces: Namespaces = None) -> dict[str, Any]:
     params: dict[str, Any] = {"asof": as_of}
     if cursor:
         c = decode_cursor(cursor)
@@ -77,6 +85,11 @@ def list_assertions(conn: Conn, f: AssertionFilter, as_of: int, cursor: str | No
         where.append("recorded_at < %(until)s")
     if not f.include_inactive:
         where.append(ACTIVE_AS_OF)
+    if f.valid_at_us is not None:
+        where.append(filters.valid_at(f.valid_at_us, params, filters.psycopg_mark))
+    grants = filters.restriction(namespaces)
+    if grants is not None:
+        where.append(filters.named(grants, params, filters.psycopg_mark))
     if "after" in params:
         where.append("lsn < %(after)s")
     params["limit"] = f.limit + 1
@@ -123,7 +136,8 @@ def _hits(conn: Conn, phrase: list[str]) -> int:
                if fts.phrase_count(fts.columns(*r), phrase))
 
 
-def search(conn: Conn, q: str, limit: int, as_of: int, cursor: str | None) -> dict[str, Any]:
+def search(conn: Conn, q: str, limit: int, as_of: int, cursor: str | None,
+           namespaces: Namespaces = None) -> dict[str, Any]:
     """Plain words, each a phrase, all required; ranked as FTS5's ``bm25()``, then newest
     first (``index.query.search``)."""
     params: dict[str, Any] = {"asof": as_of}
@@ -136,6 +150,10 @@ def search(conn: Conn, q: str, limit: int, as_of: int, cursor: str | None) -> di
     ranked: list[tuple[float, int, int]] = []
     if phrases:
         match = _match([t for p in phrases for t in p], params)
+        grants = filters.restriction(namespaces)
+        if grants is not None:
+            match += " " + filters.named(grants, params, filters.psycopg_mark,
+                                         "a.context") + " AND"
         candidates = conn.execute(_CANDIDATES.format(match=match), params).fetchall()
         if candidates:
             ranked = _rank(conn, phrases, candidates)

@@ -17,7 +17,7 @@ from psycopg.rows import RowMaker
 
 from ..answers import row_to_assertion
 from ..index import admin, dashboard
-from ..store import AssertionFilter, DuplicateKey, NonceKey
+from ..store import AssertionFilter, DuplicateKey, Namespaces, NonceKey
 from . import beliefs, lookups, query
 from .connection import Conn, Reader
 
@@ -103,8 +103,9 @@ class PostgresReads:
     def get_state(self, key: str) -> dict[str, Any] | None:
         return self._portable(admin.get_state, key)
 
-    def pending_count(self, agent_id: str | None = None) -> int:
-        return self._portable(admin.pending_count, agent_id)
+    def pending_count(self, agent_id: str | None = None, namespaces: Namespaces = None
+                      ) -> int:
+        return self._portable(admin.pending_count, agent_id, namespaces)
 
     def assertion_row(self, aid: str) -> Any | None:
         return self._run(query.assertion_row, aid)
@@ -118,16 +119,17 @@ class PostgresReads:
     def lsn_at(self, at_us: int) -> int:
         return self._run(query.lsn_at, at_us)
 
-    def assertion(self, aid: str) -> dict[str, Any] | None:
-        row = self._run(query.assertion_row, aid)
+    def assertion(self, aid: str, namespaces: Namespaces = None) -> dict[str, Any] | None:
+        row = self._run(query.assertion_row, aid, namespaces)
         return None if row is None else row_to_assertion(row)
 
-    def list_assertions(self, f: AssertionFilter, as_of: int, cursor: str | None
-                        ) -> dict[str, Any]:
-        return self._run(query.list_assertions, f, as_of, cursor)
+    def list_assertions(self, f: AssertionFilter, as_of: int, cursor: str | None,
+                        namespaces: Namespaces = None) -> dict[str, Any]:
+        return self._run(query.list_assertions, f, as_of, cursor, namespaces)
 
-    def search(self, q: str, limit: int, as_of: int, cursor: str | None) -> dict[str, Any]:
-        return self._run(query.search, q, limit, as_of, cursor, snapshot=True)
+    def search(self, q: str, limit: int, as_of: int, cursor: str | None,
+               namespaces: Namespaces = None) -> dict[str, Any]:
+        return self._run(query.search, q, limit, as_of, cursor, namespaces, snapshot=True)
 
     def cached_belief_json(self, subject: str, predicate: str, context: str | None,
                            as_of: int | None) -> bytes | None:
@@ -135,38 +137,44 @@ class PostgresReads:
         return None
 
     def belief_json(self, subject: str, predicate: str, context: str | None,
-                    as_of: int | None) -> bytes:
+                    as_of: int | None, namespaces: Namespaces = None,
+                    valid_at: int | None = None) -> bytes:
         return self._run(beliefs.belief_json, subject, predicate, context, as_of,
-                         snapshot=True)
+                         namespaces, valid_at, snapshot=True)
 
     def subject_beliefs(self, subject: str, context: str | None, as_of: int | None,
-                        limit: int, cursor: str | None) -> dict[str, Any]:
+                        limit: int, cursor: str | None, namespaces: Namespaces = None,
+                        valid_at: int | None = None) -> dict[str, Any]:
         return self._run(beliefs.subject_beliefs, subject, context, as_of, limit, cursor,
-                         snapshot=True)
+                         namespaces, valid_at, snapshot=True)
 
     def disputes(self, as_of: int | None, limit: int, cursor: str | None, *,
-                 reference_us: int | None, subject: str | None, predicate: str | None
-                 ) -> dict[str, Any]:
+                 reference_us: int | None, subject: str | None, predicate: str | None,
+                 namespaces: Namespaces = None) -> dict[str, Any]:
         return self._run(beliefs.disputes, as_of, limit, cursor, reference_us=reference_us,
-                         subject=subject, predicate=predicate, snapshot=True)
+                         subject=subject, predicate=predicate, namespaces=namespaces,
+                         snapshot=True)
 
     # -- admin ----------------------------------------------------------------------------
 
     def list_quarantine(self, *, status: str | None, agent_prefix: str | None,
                         reason: str | None, limit: int, cursor: str | None,
-                        oldest_first: bool = False) -> dict[str, Any]:
+                        oldest_first: bool = False, namespaces: Namespaces = None
+                        ) -> dict[str, Any]:
         return self._portable(admin.list_quarantine, status=status, agent_prefix=agent_prefix,
                               reason=reason, limit=limit, cursor=cursor,
-                              oldest_first=oldest_first, snapshot=True)
+                              oldest_first=oldest_first, namespaces=namespaces, snapshot=True)
 
-    def quarantine_item(self, qid: str) -> dict[str, Any] | None:
-        return self._portable(admin.get_quarantine, qid)
+    def quarantine_item(self, qid: str, namespaces: Namespaces = None
+                        ) -> dict[str, Any] | None:
+        return self._portable(admin.get_quarantine, qid, namespaces)
 
-    def pending_ids_of_agent(self, agent_id: str) -> list[str]:
-        return self._portable(admin.pending_ids_of_agent, agent_id)
+    def pending_ids_of_agent(self, agent_id: str, namespaces: Namespaces = None
+                             ) -> list[str]:
+        return self._portable(admin.pending_ids_of_agent, agent_id, namespaces)
 
-    def pending_per_agent(self) -> dict[str, int]:
-        return self._portable(admin.quarantine_counts)
+    def pending_per_agent(self, namespaces: Namespaces = None) -> dict[str, int]:
+        return self._portable(admin.quarantine_counts, namespaces)
 
     def rejected_before(self, before_us: int) -> int:
         return self._portable(admin.rejected_before, before_us)
@@ -177,8 +185,10 @@ class PostgresReads:
     def allowlisted_until(self, agent_id: str) -> int | None:
         return self._portable(admin.allowlisted_until, agent_id)
 
-    def agent_counts(self, agent_id: str) -> dict[str, Any] | None:
-        return self._portable(admin.agent_counts, agent_id)
+    def agent_counts(self, agent_id: str, namespaces: Namespaces = None
+                     ) -> dict[str, Any] | None:
+        return self._portable(admin.agent_counts, agent_id, namespaces,
+                              snapshot=namespaces is not None)
 
     def agents_with_prefix(self, prefix: str, limit: int = 2) -> list[str]:
         return self._portable(admin.agents_with_prefix, prefix, limit)
@@ -194,28 +204,31 @@ class PostgresReads:
 
     # -- dashboard figures ------------------------------------------------------------------
 
-    def pending_by_reason(self) -> dict[str, int]:
-        return self._portable(dashboard.pending_by_reason)
+    def pending_by_reason(self, namespaces: Namespaces = None) -> dict[str, int]:
+        return self._portable(dashboard.pending_by_reason, namespaces)
 
-    def pending_by_agent(self, reason: str) -> list[tuple[str, int]]:
-        return self._portable(dashboard.pending_by_agent, reason)
+    def pending_by_agent(self, reason: str, namespaces: Namespaces = None
+                         ) -> list[tuple[str, int]]:
+        return self._portable(dashboard.pending_by_agent, reason, namespaces)
 
-    def newest_pending(self, agent_id: str, reason: str | None, limit: int
-                       ) -> list[dict[str, Any]]:
-        return self._portable(dashboard.newest_pending, agent_id, reason, limit)
+    def newest_pending(self, agent_id: str, reason: str | None, limit: int,
+                       namespaces: Namespaces = None) -> list[dict[str, Any]]:
+        return self._portable(dashboard.newest_pending, agent_id, reason, limit, namespaces)
 
     def last_lsn_at(self, at_us: int) -> int:
         return self._portable(dashboard.last_lsn_at, at_us)
 
-    def quarantined_between(self, after_lsn: int, upto_lsn: int) -> int:
-        return self._portable(dashboard.quarantined_between, after_lsn, upto_lsn)
+    def quarantined_between(self, after_lsn: int, upto_lsn: int,
+                            namespaces: Namespaces = None) -> int:
+        return self._portable(dashboard.quarantined_between, after_lsn, upto_lsn, namespaces)
 
-    def decisions_by_minute(self, start_us: int, after_lsn: int, minute_us: int
-                            ) -> list[tuple[int, str, int]]:
-        return self._portable(dashboard.decisions_by_minute, start_us, after_lsn, minute_us)
+    def decisions_by_minute(self, start_us: int, after_lsn: int, minute_us: int,
+                            namespaces: Namespaces = None) -> list[tuple[int, str, int]]:
+        return self._portable(dashboard.decisions_by_minute, start_us, after_lsn, minute_us,
+                              namespaces)
 
-    def decision_totals(self) -> tuple[int, int]:
-        return self._portable(dashboard.decision_totals)
+    def decision_totals(self, namespaces: Namespaces = None) -> tuple[int, int]:
+        return self._portable(dashboard.decision_totals, namespaces)
 
-    def assertions_after(self, lsn: int) -> int:
-        return self._portable(dashboard.assertions_after, lsn)
+    def assertions_after(self, lsn: int, namespaces: Namespaces = None) -> int:
+        return self._portable(dashboard.assertions_after, lsn, namespaces)

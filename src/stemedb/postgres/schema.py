@@ -31,8 +31,9 @@ from ..errors import ConfigError
 from ..index.schema import DDL as INDEX_DDL
 from ..index.store import DUMP_TABLES
 from ..journal.record import ZERO_HASH
+from ..model import instant_us
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # pg_advisory_xact_lock key: "STEMEDB\0" as a big-endian integer.
 MIGRATION_LOCK = 0x5354454D45444200
 
@@ -197,8 +198,30 @@ CREATE TABLE fts_stats (
 INSERT INTO fts_stats (rows, tokens) VALUES (0, 0);
 """
 
+# Version 2: the valid-time bounds as instants (unix microseconds; NULL: open), so that
+# ``valid_at`` compares times, not texts signed with different offsets. The values of
+# existing rows are filled in by ``_backfill_valid_time`` (Python parses the times).
+_V2 = """
+ALTER TABLE assertions ADD COLUMN valid_from_us bigint;
+ALTER TABLE assertions ADD COLUMN valid_until_us bigint;
+"""
+
 # version -> the statements that bring the schema from version - 1 to it
-MIGRATIONS: dict[int, str] = {1: _V1}
+MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2}
+
+
+def _backfill_valid_time(conn: psycopg.Connection[Any]) -> None:
+    rows = conn.execute("SELECT id, valid_from, valid_until FROM assertions"
+                        " WHERE valid_from IS NOT NULL OR valid_until IS NOT NULL").fetchall()
+    if rows:
+        with conn.cursor() as cur:
+            cur.executemany("UPDATE assertions SET valid_from_us = %s, valid_until_us = %s"
+                            " WHERE id = %s",
+                            [(instant_us(r[1]), instant_us(r[2]), r[0]) for r in rows])
+
+
+# version -> what is done in Python after its statements
+AFTER: dict[int, Any] = {2: _backfill_valid_time}
 
 
 def migrate(conn: psycopg.Connection[Any]) -> int:
@@ -214,6 +237,8 @@ def migrate(conn: psycopg.Connection[Any]) -> int:
                 f"({SCHEMA_VERSION})", hint="upgrade StemeDB on this node")
         for version in range(current + 1, SCHEMA_VERSION + 1):
             conn.execute(MIGRATIONS[version])
+            if version in AFTER:
+                AFTER[version](conn)
             conn.execute("DELETE FROM schema_version")
             conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
     return SCHEMA_VERSION

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from ...auth import bearer, token_matches
 from ...errors import Unauthorized, ValidationFailed
 from ...model import _field_errors, load_json
-from ..deps import db, json_response, read_body
+from ..deps import db, json_response, namespaces, read_body
 from ..routing import StrictQueryRoute
 
 ADMIN_BODY_LIMIT = 1024 * 1024
@@ -106,44 +106,50 @@ def list_quarantine(request: Request, agent_id: str | None = None, reason: str |
                     cursor: str | None = None) -> Response:
     """Quarantine items, newest first: ``{"items", "total", "next_cursor"}``."""
     return json_response(db(request).admin.list_quarantine(
-        agent_id=agent_id, reason=reason, status=status, limit=limit, cursor=cursor))
+        agent_id=agent_id, reason=reason, status=status, limit=limit, cursor=cursor,
+        namespaces=namespaces(request)))
 
 
 @router.get("/quarantine/{qid}")
 def get_item(request: Request, qid: str) -> Response:
-    return json_response(db(request).admin.item(qid))
+    return json_response(db(request).admin.item(qid, namespaces(request)))
 
 
 @router.post("/quarantine/batch")
 async def batch(request: Request, actor: Actor) -> Response:
     b: BatchBody = await parse(request, BatchBody)
     why = b.reason if b.action == "reject" else b.note
-    return json_response(await db(request).admin.batch(b.action, b.ids, b.agent_id, why, actor))
+    return json_response(await db(request).admin.batch(b.action, b.ids, b.agent_id, why, actor,
+                                                       namespaces(request)))
 
 
 @router.post("/quarantine/{qid}/approve")
 async def approve(request: Request, qid: str, actor: Actor) -> Response:
     b: NoteBody = await parse(request, NoteBody, optional=True)
-    return json_response(await db(request).admin.decide(qid, "approve", b.note, actor))
+    return json_response(await db(request).admin.decide(qid, "approve", b.note, actor,
+                                                        namespaces(request)))
 
 
 @router.post("/quarantine/{qid}/reject")
 async def reject(request: Request, qid: str, actor: Actor) -> Response:
     b: RejectBody = await parse(request, RejectBody, optional=True)
-    return json_response(await db(request).admin.decide(qid, "reject", b.reason, actor))
+    return json_response(await db(request).admin.decide(qid, "reject", b.reason, actor,
+                                                        namespaces(request)))
 
 
 @router.post("/quarantine/{qid}/notes", status_code=201)
 async def add_note(request: Request, qid: str, actor: Actor) -> Response:
     b: RequiredNote = await parse(request, RequiredNote)
-    return json_response(await db(request).admin.decide(qid, "note", b.note, actor), 201)
+    return json_response(await db(request).admin.decide(qid, "note", b.note, actor,
+                                                        namespaces(request)), 201)
 
 
 @router.post("/assertions/{aid}/retract")
 async def retract(request: Request, aid: str, actor: Actor) -> Response:
     """Retract any agent's active assertion (journaled with who and why)."""
     b: RetractBody = await parse(request, RetractBody)
-    return json_response(await db(request).admin.retract(aid, b.reason, actor))
+    return json_response(await db(request).admin.retract(aid, b.reason, actor,
+                                                         namespaces(request)))
 
 
 @router.get("/circuit_breakers")

@@ -10,9 +10,10 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from ...errors import ValidationFailed
-from ..deps import db, json_response
+from ..deps import db, json_response, namespaces
 from ..routing import StrictQueryRoute
 from .fast import FastRoute, plain_query
+from .reads import valid_at_us
 
 router = APIRouter(route_class=StrictQueryRoute, tags=["reads"])
 
@@ -36,6 +37,7 @@ async def get_beliefs(
     predicate: Annotated[str | None, Query(max_length=PREDICATE_MAX)] = None,
     context: Annotated[str | None, Query(max_length=CONTEXT_MAX)] = None,
     as_of: str | None = None,
+    valid_at: str | None = None,
     limit: Limit = 100,
     cursor: str | None = None,
 ) -> Response:
@@ -43,17 +45,20 @@ async def get_beliefs(
 
     Without ``predicate``, every predicate of the subject (paged with ``limit``/``cursor``).
     Without ``context``, claims in every context are pooled; ``context=`` (empty) means
-    claims made without one.
+    claims made without one. ``valid_at``: only claims that hold at that time in the world
+    count (``valid_from <= valid_at < valid_until``); combinable with ``as_of``.
     """
-    return await _beliefs(request, subject, predicate, context, as_of, limit, cursor)
+    return await _beliefs(request, subject, predicate, context, as_of, limit, cursor,
+                          valid_at_us(valid_at))
 
 
 async def _beliefs(request: Request, subject: str, predicate: str | None, context: str | None,
-                   as_of: str | None, limit: int = 100, cursor: str | None = None) -> Response:
+                   as_of: str | None, limit: int = 100, cursor: str | None = None,
+                   valid_at: int | None = None) -> Response:
     s = _text("subject", subject, required=True)
     assert s is not None
     body = await db(request).beliefs(s, _text("predicate", predicate), context, as_of, limit,
-                                     cursor)
+                                     cursor, namespaces(request), valid_at)
     return Response(body, media_type="application/json")
 
 
@@ -84,4 +89,5 @@ def get_disputes(
     """Contested subject/predicate/context keys, most contested first."""
     return json_response(db(request).disputes(as_of, limit, cursor,
                                               subject=_text("subject", subject),
-                                              predicate=_text("predicate", predicate)))
+                                              predicate=_text("predicate", predicate),
+                                              namespaces=namespaces(request)))

@@ -10,6 +10,10 @@ else (another method, a parameter it does not expect, a value the FastAPI route 
 refuse), which then falls through to the FastAPI route: it validates and answers as
 before, and it is the one in the OpenAPI schema.
 
+A fast endpoint reads the request's principal from the scope exactly as the FastAPI
+route does (``deps.namespaces``): a reader restricted to namespaces gets the same
+filtered answer on either path, never a cached answer computed over everything.
+
 Errors raised by a fast endpoint go through the app's exception handlers like any
 other (problem+json with the request id); the route template is put in the scope, so
 metrics and access logs label the request as the FastAPI route would.

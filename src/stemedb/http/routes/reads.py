@@ -8,9 +8,9 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from ...errors import ValidationFailed
-from ...model import parse_time
+from ...model import instant_us, parse_time
 from ...store import AssertionFilter
-from ..deps import db, json_response
+from ..deps import db, json_response, namespaces
 from ..routing import StrictQueryRoute
 from .fast import FastRoute
 
@@ -28,6 +28,17 @@ def _time_us(name: str, value: str | None) -> int | None:
         raise ValidationFailed([{"field": name, "message": str(e)}]) from None
 
 
+def valid_at_us(value: str | None) -> int | None:
+    """A ``valid_at`` parameter (RFC 3339) as the instant valid times are compared at
+    (unix microseconds, exactly as the stored bounds are: ``model.instant_us``)."""
+    if value is None:
+        return None
+    try:
+        return instant_us(value)
+    except (ValueError, OverflowError) as e:
+        raise ValidationFailed([{"field": "valid_at", "message": str(e)}]) from None
+
+
 @router.get("/v1/assertions/{assertion_id}")
 async def get_assertion(request: Request, assertion_id: str) -> Response:
     """One assertion with its status, LSN, signature and exact signed body."""
@@ -37,7 +48,7 @@ async def get_assertion(request: Request, assertion_id: str) -> Response:
 def _assertion(request: Request, assertion_id: str) -> Response:
     # On the event loop: a read by primary key is ~20 µs of SQLite, much less than a
     # sync route's hop to the thread pool and back (~170 µs of CPU).
-    return json_response(db(request).get_assertion(assertion_id))
+    return json_response(db(request).get_assertion(assertion_id, namespaces(request)))
 
 
 async def _assertion_fast(request: Request) -> Response:
@@ -58,16 +69,19 @@ def list_assertions(
     since: str | None = None,
     until: str | None = None,
     as_of: str | None = None,
+    valid_at: str | None = None,
     include_inactive: bool = False,
     limit: Limit = 100,
     cursor: str | None = None,
 ) -> Response:
-    """Assertions newest first, filtered; ``as_of`` answers as the database stood then."""
+    """Assertions newest first, filtered; ``as_of`` answers as the database stood then
+    (transaction time), ``valid_at`` keeps the claims that hold at that time in the world
+    (valid time: ``valid_from <= valid_at < valid_until``, open ends allowed)."""
     f = AssertionFilter(subject=subject, predicate=predicate, object=object, agent_id=agent_id,
                         context=context, since_us=_time_us("since", since),
                         until_us=_time_us("until", until), include_inactive=include_inactive,
-                        limit=limit)
-    return json_response(db(request).list_assertions(f, as_of, cursor))
+                        limit=limit, valid_at_us=valid_at_us(valid_at))
+    return json_response(db(request).list_assertions(f, as_of, cursor, namespaces(request)))
 
 
 @router.get("/v1/search")
@@ -79,4 +93,4 @@ def search(
     cursor: str | None = None,
 ) -> Response:
     """Full-text search over subject, predicate and object; plain words, best match first."""
-    return json_response(db(request).search(q, limit, as_of, cursor))
+    return json_response(db(request).search(q, limit, as_of, cursor, namespaces(request)))
