@@ -1,7 +1,7 @@
 """SQLite schema of the derived index. Bump SCHEMA_VERSION on any change: an index with
 another version is rebuilt from the journal at start-up."""
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 DDL = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -143,6 +143,22 @@ CREATE TABLE IF NOT EXISTS agents (
     first_seen  INTEGER NOT NULL,
     last_seen   INTEGER NOT NULL
 ) STRICT;
+
+-- Agent keys enrolled or revoked by admins ([agents] enrollment). A revoked key's
+-- assertions leave beliefs and disputes answered at revoked_lsn or later.
+CREATE TABLE IF NOT EXISTS enrollments (
+    agent_id     TEXT PRIMARY KEY,
+    namespaces   TEXT NOT NULL,         -- JSON array of canonical namespaces ([] if never enrolled)
+    note         TEXT NOT NULL,
+    enrolled_by  TEXT,
+    enrolled_at  INTEGER,               -- unix microseconds of the last enrollment
+    enrolled_lsn INTEGER,
+    revoked_lsn  INTEGER,               -- NULL: not revoked
+    revoked_at   INTEGER,
+    revoked_by   TEXT,
+    reason       TEXT
+) STRICT;
+CREATE INDEX IF NOT EXISTS enrollments_revoked ON enrollments (revoked_lsn);
 
 CREATE VIRTUAL TABLE IF NOT EXISTS assertions_fts USING fts5 (
     subject, predicate, object_text,

@@ -59,7 +59,7 @@ class Queries(Protocol):
 DUMP_TABLES = (("meta", "key"), ("lsn_time", "lsn"), ("writes", "id"), ("assertions", "id"),
                ("retractions", "id"), ("quarantine", "id"), ("allowlist", "agent_id"),
                ("state", "key"), ("audit", "lsn"), ("breakers", "agent_id"),
-               ("agents", "agent_id"))
+               ("agents", "agent_id"), ("enrollments", "agent_id"))
 
 
 def read_applied(path: Path) -> tuple[int, bytes] | None:
@@ -121,6 +121,10 @@ def entries_from(journal_records: Iterable[Any]) -> Iterator[Entry]:
     """Journal records (``journal.Record``) as entries to apply."""
     for r in journal_records:
         yield Entry(r.lsn, r.hash, records.decode(r.payload))
+
+
+class IndexOutdated(RuntimeError):
+    """The index file was built by another schema version: rebuild it from the journal."""
 
 
 class IndexStore:
@@ -207,8 +211,12 @@ class IndexStore:
 
     def _migrate(self) -> None:
         version = self._write.execute("PRAGMA user_version").fetchone()[0]
+        if version == 1 and not self._write.execute(
+                "SELECT 1 FROM audit WHERE action LIKE 'agent.%' LIMIT 1").fetchone():
+            version = SCHEMA_VERSION  # 2 only adds enrollments, which no record here fills
         if version not in (0, SCHEMA_VERSION):
-            raise RuntimeError(f"index schema {version} is not {SCHEMA_VERSION}")
+            self._write.close()
+            raise IndexOutdated(f"index schema {version} is not {SCHEMA_VERSION}")
         self._write.executescript(DDL)
         self._write.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 

@@ -32,7 +32,7 @@ from ..index.schema import DDL as INDEX_DDL
 from ..index.store import DUMP_TABLES
 from ..journal.record import ZERO_HASH
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # pg_advisory_xact_lock key: "STEMEDB\0" as a big-endian integer.
 MIGRATION_LOCK = 0x5354454D45444200
 
@@ -197,8 +197,25 @@ CREATE TABLE fts_stats (
 INSERT INTO fts_stats (rows, tokens) VALUES (0, 0);
 """
 
+# Agent keys enrolled or revoked by admins (``index/schema.py``'s ``enrollments``).
+_V2 = f"""
+CREATE TABLE enrollments (
+    agent_id     {_T} PRIMARY KEY,
+    namespaces   {_T} NOT NULL,
+    note         {_T} NOT NULL,
+    enrolled_by  {_T},
+    enrolled_at  bigint,
+    enrolled_lsn bigint,
+    revoked_lsn  bigint,
+    revoked_at   bigint,
+    revoked_by   {_T},
+    reason       {_T}
+);
+CREATE INDEX enrollments_revoked ON enrollments (revoked_lsn);
+"""
+
 # version -> the statements that bring the schema from version - 1 to it
-MIGRATIONS: dict[int, str] = {1: _V1}
+MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2}
 
 
 def migrate(conn: psycopg.Connection[Any]) -> int:
