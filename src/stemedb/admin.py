@@ -15,6 +15,7 @@ from typing import Any
 
 from . import records
 from .defense import REASONS, Thresholds, is_trusted, trust_score
+from .enrollment import Enrollment
 from .errors import AlreadyDecided, Conflict, NotFound, ValidationFailed
 from .events import NO_EVENTS, WriteEvents
 from .gate import DefenseGate, agent_trust_counts, config_thresholds
@@ -57,12 +58,13 @@ class Admin:
     """Admin decisions over its collaborators: ``reads`` (the derived state), ``append``
     (journals admin records and returns once they are applied), the agents'
     ``breakers``, the ``defense`` gate (its thresholds), the ``[content_defense]``
-    settings and the ``events`` observer."""
+    settings, the ``events`` observer and the agents' ``enrollment``."""
 
     def __init__(self, *, reads: Reads, append: Append, breakers: CircuitBreakers,
                  defense: DefenseGate, config: ContentDefenseSettings,
-                 events: WriteEvents = NO_EVENTS) -> None:
+                 enrollment: Enrollment, events: WriteEvents = NO_EVENTS) -> None:
         self.reads = reads
+        self.enrollment = enrollment
         self.append = append
         self._breakers = breakers
         self.defense = defense
@@ -87,15 +89,23 @@ class Admin:
         return found[0]
 
     def agent(self, value: str, namespaces: Namespaces = None) -> dict[str, Any]:
-        """Trust, counts, first/last seen, allowlist and breaker of an agent. Restricted
-        to ``namespaces``, the counts and times are those of its visible assertions (an
-        agent with none is unknown: 404); trust stays the agent's own, as beliefs weigh
-        it."""
-        if namespaces is None:
-            agent_id = self.resolve_agent(value)
-            counts = self.reads.agent_counts(agent_id) or {}
-        else:
+        """GET /v1/agents/{id}: trust, counts, first/last seen, allowlist, breaker and
+        enrollment of a key that wrote, or was enrolled or revoked. Restricted to
+        ``namespaces``, the counts and times are those of its visible assertions (an agent
+        with none is unknown: 404); trust stays the agent's own, as beliefs weigh it."""
+        if namespaces is not None:
             agent_id, counts = self._visible_agent(value, namespaces)
+        else:
+            try:
+                agent_id = self.resolve_agent(value)
+            except NotFound:
+                agent_id = self.enrollment.resolve(value)
+                if agent_id not in self.enrollment.keys:
+                    raise
+            counts = self.reads.agent_counts(agent_id) or {
+                **dict.fromkeys(("accepted", "quarantined", "approved", "rejected",
+                                 "retracted"), 0),
+                "first_seen": None, "last_seen": None}
         tc = agent_trust_counts(self.reads, agent_id)
         until = self.reads.allowlisted_until(agent_id)
         return {"agent_id": agent_id, "trust": round(trust_score(tc), 6),
@@ -105,7 +115,8 @@ class Admin:
                 "quarantine_pending": self.reads.pending_count(agent_id, namespaces),
                 "first_seen": counts["first_seen"], "last_seen": counts["last_seen"],
                 "allowlisted": until is not None and until > records.now_us(),
-                "circuit_breaker": self.breaker_view(agent_id)}
+                "circuit_breaker": self.breaker_view(agent_id),
+                **self.enrollment.describe(agent_id)}
 
     def _visible_agent(self, value: str, namespaces: tuple[str, ...]
                        ) -> tuple[str, dict[str, Any]]:
@@ -137,15 +148,18 @@ class Admin:
         if not 1 <= limit <= MAX_LIST:
             raise _invalid("limit", f"must be between 1 and {MAX_LIST}")
         prefix = check_prefix(agent_id) if agent_id else None
-        return self.reads.list_quarantine(status=None if status == "all" else status,
+        page = self.reads.list_quarantine(status=None if status == "all" else status,
                                  agent_prefix=prefix, reason=reason, limit=limit, cursor=cursor,
                                  namespaces=namespaces)
+        self.enrollment.mark([it["assertion"] for it in page["items"]])
+        return page
 
     def item(self, qid: str, namespaces: Namespaces = None) -> dict[str, Any]:
         """One item; 404 when unknown or its assertion lies outside ``namespaces``."""
         found = self.reads.quarantine_item(qid, namespaces)
         if found is None:
             raise NotFound(f"no quarantine item {qid}")
+        self.enrollment.mark([found["assertion"]])
         return found
 
     async def decide(self, qid: str, action: str, why: str | None, by: str,

@@ -25,6 +25,7 @@ from . import records, signing
 from .admin import Admin
 from .backends import open_store
 from .embedded import EmbeddedStore
+from .enrollment import Enrollment
 from .errors import (
     BreakerOpen,
     Conflict,
@@ -118,9 +119,11 @@ class Database:
             max_workers=settings.server.verify_workers, thread_name_prefix="stemedb-verify"
         )
         self.defense = defense(self.reads, settings.content_defense)
+        self.enrollment = Enrollment(self.reads, settings.agents, self.append_admin)
         self.admin = Admin(reads=self.reads, append=self.append_admin,
                            breakers=self.guards.breakers, defense=self.defense,
-                           config=settings.content_defense, events=events)
+                           config=settings.content_defense, events=events,
+                           enrollment=self.enrollment)
         self._restore_manual_breakers()
 
     @property
@@ -147,6 +150,7 @@ class Database:
         """Work done once the event loop runs: journal a changed config's thresholds,
         start housekeeping."""
         await self.admin.sync_config_thresholds()
+        await asyncio.to_thread(self.enrollment.refresh)
         self._tasks = [asyncio.create_task(self._housekeeping(), name="stemedb-housekeeping")]
         if self.shared_store:  # other nodes decide too
             self._tasks.append(asyncio.create_task(self._follow_admin(),
@@ -173,6 +177,10 @@ class Database:
             if lsn != seen:
                 seen = lsn
                 self.defense.invalidate()
+                try:  # off the loop: on this store a read is a round trip
+                    await asyncio.to_thread(self.enrollment.refresh)
+                except StemeError:
+                    self.enrollment.invalidate()
                 if self.guards.link is None:  # with Redis, bans are shared already
                     await asyncio.to_thread(self._sync_manual_breakers)
 
@@ -192,6 +200,7 @@ class Database:
             return await asyncio.wrap_future(self.store.submit(payloads))
         finally:
             self.defense.invalidate()
+            self.enrollment.invalidate()
 
     def close(self) -> None:
         self.store.close()
@@ -265,6 +274,7 @@ class Database:
         A 4xx found after the signature proved the agent counts as a breaker failure."""
         admission = self._admit(parsed.agent_id)
         try:
+            self._enrolled(parsed)
             facts = None
             if known is None and isinstance(parsed, Assertion):  # one read for all checks
                 known, facts = self.defense.facts(parsed)
@@ -286,6 +296,7 @@ class Database:
         the loop."""
         admission = self._admit(parsed.agent_id)
         try:
+            self._enrolled(parsed)
             facts = None
             if isinstance(parsed, Assertion):
                 known, facts = await asyncio.to_thread(self.defense.facts, parsed)
@@ -299,6 +310,14 @@ class Database:
         except StemeError as e:
             self._judge_error(parsed.agent_id, admission, e)
             raise
+
+    def _enrolled(self, parsed: Assertion | Retraction) -> None:
+        """403 for a revoked key, an unenrolled one in registered mode, or an enrolled
+        one writing outside its namespaces: one look-up in memory."""
+        if isinstance(parsed, Assertion):
+            self.enrollment.admit(parsed.agent_id, parsed.context)
+        else:
+            self.enrollment.admit(parsed.agent_id, None, retraction=True)
 
     def _judge_error(self, agent: str, admission: Admission, e: StemeError) -> None:
         self._judge(agent, admission, e.status < 500 if e.status != 429 else True)
@@ -396,6 +415,7 @@ class Database:
             raise ValidationFailed([{"field": field_name, "message": "no such assertion"}])
         if row["agent_id"] != parsed.agent_id:
             raise Forbidden(f"only the agent that made assertion {target} may {kind} it")
+        self.enrollment.admit_target(parsed.agent_id, row["context"] or None)
         if row["status"] != "active":
             raise Conflict(f"assertion {target} is {row['status']}, not active")
 
@@ -652,15 +672,20 @@ class Database:
         found = self.reads.assertion(aid.lower(), namespaces)
         if found is None:
             raise NotFound(f"no assertion with id {aid}")
+        self.enrollment.mark([found])
         return found
 
     def list_assertions(self, f: AssertionFilter, as_of: str | None,
                         cursor: str | None, namespaces: Namespaces = None) -> dict[str, Any]:
-        return self.reads.list_assertions(f, self.resolve_as_of(as_of), cursor, namespaces)
+        page = self.reads.list_assertions(f, self.resolve_as_of(as_of), cursor, namespaces)
+        self.enrollment.mark(page["items"], page["as_of_lsn"])
+        return page
 
     def search(self, q: str, limit: int, as_of: str | None, cursor: str | None,
                namespaces: Namespaces = None) -> dict[str, Any]:
-        return self.reads.search(q, limit, self.resolve_as_of(as_of), cursor, namespaces)
+        page = self.reads.search(q, limit, self.resolve_as_of(as_of), cursor, namespaces)
+        self.enrollment.mark(page["items"], page["as_of_lsn"])
+        return page
 
     async def beliefs(self, subject: str, predicate: str | None, context: str | None,
                       as_of: str | None, limit: int = 100, cursor: str | None = None,

@@ -11,6 +11,9 @@ status still says whose fault it is, like the others::
     │   ├── SignatureInvalid              401  missing or bad X-Agent-Signature
     │   ├── Unauthorized                  401  missing or bad admin token
     │   ├── Forbidden                     403  e.g. retracting another agent's assertion
+    │   │   ├── AgentNotEnrolled          403  [agents] enrollment = "registered", key not enrolled
+    │   │   ├── AgentRevoked              403  the key was revoked
+    │   │   └── OutsideNamespace          403  an enrolled key writing outside its namespaces
     │   ├── NotFound                      404
     │   ├── Conflict                      409
     │   │   ├── NonceReused               409  nonce reused with a different body
@@ -95,6 +98,24 @@ class Forbidden(RequestError):
     status = 403
     type = "forbidden"
     title = "Forbidden"
+
+
+class AgentNotEnrolled(Forbidden):
+    type = "agent-not-enrolled"
+    title = "Agent key not enrolled"
+    hint = "an admin enrolls it: stemedb admin agent enroll AGENT_ID --namespace NS"
+
+
+class AgentRevoked(Forbidden):
+    type = "agent-revoked"
+    title = "Agent key revoked"
+    hint = "a revoked key never writes again: generate a new key and have it enrolled"
+
+
+class OutsideNamespace(Forbidden):
+    type = "outside-namespace"
+    title = "Outside the agent's namespaces"
+    hint = "write with a context inside the key's namespaces, or have an admin re-enroll it"
 
 
 class NotFound(RequestError):

@@ -15,7 +15,9 @@ time ``at`` at which the server recorded it:
   ``quarantine.note`` ``{id, note}``, ``quarantine.purge`` ``{before}``,
   ``allowlist.add`` ``{agent_id, expires_at, reason}``, ``allowlist.remove``
   ``{agent_id, reason}``, ``thresholds.set`` ``{values, source}``, ``breaker.open``
-  ``{agent_id, reason, duration_seconds}``, ``breaker.reset`` ``{agent_id, reason}``.
+  ``{agent_id, reason, duration_seconds}``, ``breaker.reset`` ``{agent_id, reason}``,
+  ``agent.enroll`` ``{agent_id, namespaces, note}``, ``agent.revoke``
+  ``{agent_id, reason}``.
 
 Every derived state is a deterministic function of these payloads in LSN order.
 """

@@ -408,6 +408,22 @@ class StorageSettings:
                            "SQLite index in the data directory.", check=_database_url)
 
 
+def _enrollment(value: str) -> str:
+    return "" if value in ENROLLMENT_MODES else f"must be open or registered, got {value!r}"
+
+
+ENROLLMENT_MODES = ("open", "registered")
+
+
+@dataclass
+class AgentsSettings:
+    enrollment: str = _s("open", "STEMEDB_AGENTS_ENROLLMENT",
+                         "Which agent keys may write: open (any key with a valid signature) or "
+                         "registered (only keys enrolled with stemedb admin agent enroll). "
+                         "Revoked keys are refused and enrolled keys are held to their "
+                         "namespaces in both modes.", check=_enrollment)
+
+
 @dataclass
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
@@ -419,6 +435,7 @@ class Settings:
     backup: BackupSettings = field(default_factory=BackupSettings)
     guards: GuardsSettings = field(default_factory=GuardsSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
+    agents: AgentsSettings = field(default_factory=AgentsSettings)
     config_path: str | None = None
     #: where each setting that is not at its default came from: ``{"server.port":
     #: "STEMEDB_PORT"}`` (a config file path, an environment variable or a flag)
@@ -438,7 +455,7 @@ class Settings:
 
 
 _SECTIONS = ("server", "journal", "admin", "content_defense", "circuit_breaker", "rate_limit",
-             "backup", "guards", "storage")
+             "backup", "guards", "storage", "agents")
 
 
 @dataclass(frozen=True)

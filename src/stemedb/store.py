@@ -182,6 +182,12 @@ class Reads(Protocol):
 
     def manual_breakers(self) -> list[dict[str, Any]]: ...
 
+    def enrollments(self) -> list[dict[str, Any]]:
+        """Every enrolled or revoked agent key (``index.admin.enrollments``): what the
+        write path holds in memory to refuse revoked, unenrolled or out-of-namespace
+        writes."""
+        ...
+
     def last_admin_lsn(self) -> int:
         """The LSN of the newest admin record (0 if none): nodes sharing a store poll it
         to reload what they cache from admin decisions (thresholds, allowlist, bans)."""

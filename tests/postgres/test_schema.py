@@ -72,6 +72,7 @@ def test_a_schema_1_database_gets_the_valid_time_instants(postgres_url: str) -> 
     with psycopg.connect(postgres_url) as conn:
         conn.execute("ALTER TABLE assertions DROP COLUMN valid_from_us,"
                      " DROP COLUMN valid_until_us")
+        conn.execute("DROP TABLE enrollments")  # the rest of what version 2 added
         conn.execute("UPDATE schema_version SET version = 1")
     store = PostgresStore(postgres_url)
     try:
@@ -83,3 +84,32 @@ def test_a_schema_1_database_gets_the_valid_time_instants(postgres_url: str) -> 
         assert reads.list_assertions(before, reads.applied_lsn, None)["items"] == []
     finally:
         store.close()
+
+
+def test_a_version_1_database_is_upgraded_in_place_keeping_its_journal(
+        postgres_url: str) -> None:
+    from stemedb import records
+    from stemedb.postgres.schema import MIGRATIONS
+    from stemedb.signing import AgentKey
+    from tests.helpers import assertion_body
+
+    with psycopg.connect(postgres_url) as conn:  # the schema as the previous release made it
+        conn.execute("CREATE TABLE schema_version (version integer NOT NULL)")
+        conn.execute(MIGRATIONS[1])
+        conn.execute("INSERT INTO schema_version (version) VALUES (1)")
+        conn.commit()
+    key = AgentKey.generate()
+    body = assertion_body(key)
+    store = PostgresStore(postgres_url)  # migrates to the current version
+    try:
+        store.submit([records.SignedWrite(records.ASSERT, body, key.sign_b64(body),
+                                          1_000).encode(),
+                      records.admin_record("agent.revoke", "admin:test", at=2_000,
+                                           agent_id=key.agent_id, reason="leaked")]
+                     ).result(timeout=30)
+        (entry,) = store.reads.enrollments()
+        assert (entry["agent_id"], entry["revoked_lsn"]) == (key.agent_id, 2)
+    finally:
+        store.close()
+    with psycopg.connect(postgres_url) as conn:
+        assert status(conn) == {"schema_version": SCHEMA_VERSION, "tip_lsn": 2}

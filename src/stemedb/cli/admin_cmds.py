@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import click
 
+from .admin.agents import agent
 from .admin.breakers import breaker
 from .admin.common import CLIENT_FACTORY, make_client, resolve_token
 from .admin.content_defense import allowlist, thresholds
-from .admin.decisions import agent, audit, retract
+from .admin.decisions import audit, retract
 from .admin.quarantine import quarantine
 
 

@@ -127,6 +127,18 @@ class _AdminCalls:
     def audit(self, target: str | None, limit: int | None) -> _Call:
         return self._call("GET", "/audit", params={"target": target, "limit": limit})
 
+    def agents(self) -> _Call:
+        return self._call("GET", "/agents")
+
+    def enroll(self, agent_id: str, namespaces: Iterable[str], note: str | None) -> _Call:
+        body: dict[str, Any] = {"namespaces": list(namespaces)}
+        if note:
+            body["note"] = note
+        return self._call("POST", f"/agents/{_id(agent_id)}/enroll", body)
+
+    def revoke(self, agent_id: str, reason: str) -> _Call:
+        return self._call("POST", f"/agents/{_id(agent_id)}/revoke", {"reason": reason})
+
 
 class Admin:
     """``client.admin``: the admin API of a :class:`~stemedb.client.Client`.
@@ -230,6 +242,23 @@ class Admin:
         """Admin decisions, newest first (of one item or agent with ``target``)."""
         return self._run(self._calls.audit(target, limit))
 
+    # agent enrollment ------------------------------------------------------------------
+
+    def agents(self) -> dict[str, Any]:
+        """``{"enrollment": mode, "agents": [...]}``: every enrolled or revoked key."""
+        return self._run(self._calls.agents())
+
+    def enroll(self, agent_id: str, namespaces: Iterable[str],
+               note: str | None = None) -> dict[str, Any]:
+        """Enroll ``agent_id`` into ``namespaces`` (``["*"]`` for all), or replace its
+        namespaces and note. A revoked key answers 409."""
+        return self._run(self._calls.enroll(agent_id, namespaces, note))
+
+    def revoke(self, agent_id: str, reason: str) -> dict[str, Any]:
+        """Revoke ``agent_id`` for good: its writes are refused and its assertions leave
+        beliefs and disputes from the revocation on."""
+        return self._run(self._calls.revoke(agent_id, reason))
+
 
 class AsyncAdmin:
     """``client.admin`` of an :class:`~stemedb.client.AsyncClient`: :class:`Admin`, awaitable."""
@@ -304,3 +333,13 @@ class AsyncAdmin:
     async def audit(self, *, target: str | None = None, limit: int | None = None
                     ) -> dict[str, Any]:  # fmt: skip
         return await self._run(self._calls.audit(target, limit))
+
+    async def agents(self) -> dict[str, Any]:
+        return await self._run(self._calls.agents())
+
+    async def enroll(self, agent_id: str, namespaces: Iterable[str],
+                     note: str | None = None) -> dict[str, Any]:
+        return await self._run(self._calls.enroll(agent_id, namespaces, note))
+
+    async def revoke(self, agent_id: str, reason: str) -> dict[str, Any]:
+        return await self._run(self._calls.revoke(agent_id, reason))

@@ -202,6 +202,19 @@ def manual_breakers(store: Queries) -> list[dict[str, Any]]:
     return [dict(r) for r in store.query("SELECT * FROM breakers ORDER BY lsn", [])]
 
 
+def enrollments(store: Queries) -> list[dict[str, Any]]:
+    """Every enrolled or revoked key, in agent id order: ``{"agent_id", "namespaces",
+    "note", "enrolled_by", "enrolled_at", "enrolled_lsn", "revoked_lsn", "revoked_at",
+    "revoked_by", "reason"}`` (times in unix µs, None where not set)."""
+    out = []
+    for r in store.query("SELECT * FROM enrollments ORDER BY agent_id", []):
+        d = {k: r[k] for k in ("agent_id", "note", "enrolled_by", "enrolled_at", "enrolled_lsn",
+                               "revoked_lsn", "revoked_at", "revoked_by", "reason")}
+        d["namespaces"] = orjson.loads(r["namespaces"])
+        out.append(d)
+    return out
+
+
 def audit_log(store: Queries, target: str | None, limit: int) -> list[dict[str, Any]]:
     sql = "SELECT * FROM audit" + (" WHERE target = ?" if target else "") + " ORDER BY lsn DESC LIMIT ?"
     rows = store.query(sql, [target, limit] if target else [limit])

@@ -425,6 +425,38 @@ def _breaker_reset(c: sqlite3.Connection, lsn: int, d: dict[str, Any]) -> None:
               " VALUES (?, 'CLOSED', ?, NULL, NULL, ?)", (d["agent_id"], d.get("reason", ""), lsn))
 
 
+# Enrollment (``agent.enroll``) sets or replaces a key's namespaces and note; revocation
+# (``agent.revoke``) is final: a revoked key is never enrolled again, and a second
+# revocation changes nothing (the first one's LSN is the one beliefs leave the key at).
+ENROLL = ("INSERT INTO enrollments (agent_id, namespaces, note, enrolled_by, enrolled_at,"
+          " enrolled_lsn) VALUES (?,?,?,?,?,?) ON CONFLICT (agent_id) DO UPDATE SET"
+          " namespaces = excluded.namespaces, note = excluded.note,"
+          " enrolled_by = excluded.enrolled_by, enrolled_at = excluded.enrolled_at,"
+          " enrolled_lsn = excluded.enrolled_lsn WHERE enrollments.revoked_lsn IS NULL")
+REVOKE = ("INSERT INTO enrollments (agent_id, namespaces, note, revoked_lsn, revoked_at,"
+          " revoked_by, reason) VALUES (?,'[]','',?,?,?,?) ON CONFLICT (agent_id) DO UPDATE SET"
+          " revoked_lsn = excluded.revoked_lsn, revoked_at = excluded.revoked_at,"
+          " revoked_by = excluded.revoked_by, reason = excluded.reason"
+          " WHERE enrollments.revoked_lsn IS NULL")
+
+
+def enroll_row(lsn: int, d: dict[str, Any]) -> tuple[Any, ...]:
+    return (d["agent_id"], orjson.dumps(list(d["namespaces"])).decode(), d.get("note", ""),
+            d["by"], int(d["at"]), lsn)
+
+
+def revoke_row(lsn: int, d: dict[str, Any]) -> tuple[Any, ...]:
+    return (d["agent_id"], lsn, int(d["at"]), d["by"], d.get("reason", ""))
+
+
+def _enroll(c: sqlite3.Connection, lsn: int, d: dict[str, Any]) -> None:
+    c.execute(ENROLL, enroll_row(lsn, d))
+
+
+def _revoke(c: sqlite3.Connection, lsn: int, d: dict[str, Any]) -> None:
+    c.execute(REVOKE, revoke_row(lsn, d))
+
+
 _ADMIN: dict[str, Callable[[sqlite3.Connection, int, dict[str, Any]], None]] = {
     "quarantine.approve": _approve,
     "quarantine.reject": _reject,
@@ -436,4 +468,6 @@ _ADMIN: dict[str, Callable[[sqlite3.Connection, int, dict[str, Any]], None]] = {
     "thresholds.set": _thresholds,
     "breaker.open": _breaker_open,
     "breaker.reset": _breaker_reset,
+    "agent.enroll": _enroll,
+    "agent.revoke": _revoke,
 }

@@ -52,7 +52,10 @@ _ROW_COLS = (
     "id, agent_id, predicate, object_json, context, confidence, evidence, recorded_at,"
     " lsn, active_lsn, ended_lsn"
 )
-_ACTIVE = "active_lsn IS NOT NULL AND active_lsn <= :n AND (ended_lsn IS NULL OR ended_lsn > :n)"
+# A key revoked at LSN L: its assertions count for nothing in answers at L or later.
+REVOKED_AT_N = "SELECT agent_id FROM enrollments WHERE revoked_lsn <= :n"
+_ACTIVE = ("active_lsn IS NOT NULL AND active_lsn <= :n AND (ended_lsn IS NULL OR ended_lsn > :n)"
+           f" AND agent_id NOT IN ({REVOKED_AT_N})")
 _COUNTERS = ("accepted", "quarantined", "approved", "rejected", "retracted")
 
 
@@ -295,15 +298,19 @@ def _key_where(
 
 def _key_lsn(conn: sqlite3.Connection, subject: str, predicate: str | None, n: int) -> int:
     """The greatest LSN of any row on the subject (and predicate) up to ``n``, whatever its
-    context: one step down a covering index. A cached answer on a key is stale when this
-    moved (a context-filtered answer may so be recomputed needlessly, never kept wrongly)."""
+    context, or of a key revocation up to ``n`` if that is later: one step down a covering
+    index each. A cached answer on a key is stale when this moved (a context-filtered
+    answer may so be recomputed needlessly, never kept wrongly). A revocation is always
+    newer than every row before it, so one revoked after the answer moves it."""
     if predicate is None:
         sql = "SELECT max(lsn) FROM assertions WHERE subject = ? AND lsn <= ?"
         params: tuple[Any, ...] = (subject, n)
     else:
         sql = "SELECT max(lsn) FROM assertions WHERE subject = ? AND predicate = ? AND lsn <= ?"
         params = (subject, predicate, n)
-    return int(conn.execute(sql, params).fetchone()[0] or 0)
+    sql = (f"SELECT max(coalesce(({sql}), 0), coalesce((SELECT max(revoked_lsn)"
+           " FROM enrollments WHERE revoked_lsn <= ?), 0))")
+    return int(conn.execute(sql, (*params, n)).fetchone()[0] or 0)
 
 
 # Per predicate and agent with any row on the key up to :n, its latest claim active at :n:
@@ -603,7 +610,7 @@ WITH keys AS MATERIALIZED (
 SELECT a.subject, {", ".join("a." + c.strip() for c in _ROW_COLS.split(","))}
 FROM keys JOIN assertions a
   ON a.subject = keys.subject AND a.predicate = keys.predicate AND a.context = keys.context
-WHERE a.active_lsn IS NOT NULL AND a.active_lsn <= :n
+WHERE a.active_lsn IS NOT NULL AND a.active_lsn <= :n AND a.agent_id NOT IN ({REVOKED_AT_N})
 ORDER BY a.subject, a.predicate, a.context
 """
 

@@ -132,6 +132,9 @@ class IndexReads:
     def manual_breakers(self) -> list[dict[str, Any]]:
         return admin.manual_breakers(self.store)
 
+    def enrollments(self) -> list[dict[str, Any]]:
+        return admin.enrollments(self.store)
+
     def last_admin_lsn(self) -> int:
         return admin.last_admin_lsn(self.store)
 

@@ -3,7 +3,7 @@
 
 Version 2 added ``valid_from_us``/``valid_until_us``: the valid-time bounds as instants,
 so ``valid_at`` compares times, not their texts (which keep the offset they were signed
-with)."""
+with); and the access-control tables (``enrollments``)."""
 
 SCHEMA_VERSION = 2
 
@@ -149,6 +149,22 @@ CREATE TABLE IF NOT EXISTS agents (
     first_seen  INTEGER NOT NULL,
     last_seen   INTEGER NOT NULL
 ) STRICT;
+
+-- Agent keys enrolled or revoked by admins ([agents] enrollment). A revoked key's
+-- assertions leave beliefs and disputes answered at revoked_lsn or later.
+CREATE TABLE IF NOT EXISTS enrollments (
+    agent_id     TEXT PRIMARY KEY,
+    namespaces   TEXT NOT NULL,         -- JSON array of canonical namespaces ([] if never enrolled)
+    note         TEXT NOT NULL,
+    enrolled_by  TEXT,
+    enrolled_at  INTEGER,               -- unix microseconds of the last enrollment
+    enrolled_lsn INTEGER,
+    revoked_lsn  INTEGER,               -- NULL: not revoked
+    revoked_at   INTEGER,
+    revoked_by   TEXT,
+    reason       TEXT
+) STRICT;
+CREATE INDEX IF NOT EXISTS enrollments_revoked ON enrollments (revoked_lsn);
 
 CREATE VIRTUAL TABLE IF NOT EXISTS assertions_fts USING fts5 (
     subject, predicate, object_text,

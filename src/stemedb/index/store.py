@@ -60,7 +60,7 @@ class Queries(Protocol):
 DUMP_TABLES = (("meta", "key"), ("lsn_time", "lsn"), ("writes", "id"), ("assertions", "id"),
                ("retractions", "id"), ("quarantine", "id"), ("allowlist", "agent_id"),
                ("state", "key"), ("audit", "lsn"), ("breakers", "agent_id"),
-               ("agents", "agent_id"))
+               ("agents", "agent_id"), ("enrollments", "agent_id"))
 
 
 def read_applied(path: Path) -> tuple[int, bytes] | None:
@@ -122,6 +122,10 @@ def entries_from(journal_records: Iterable[Any]) -> Iterator[Entry]:
     """Journal records (``journal.Record``) as entries to apply."""
     for r in journal_records:
         yield Entry(r.lsn, r.hash, records.decode(r.payload))
+
+
+class IndexOutdated(RuntimeError):
+    """The index file was built by another schema version: rebuild it from the journal."""
 
 
 class IndexStore:
@@ -208,9 +212,13 @@ class IndexStore:
 
     def _migrate(self) -> None:
         version = self._write.execute("PRAGMA user_version").fetchone()[0]
+        if version == 1 and self._write.execute(
+                "SELECT 1 FROM audit WHERE action LIKE 'agent.%' LIMIT 1").fetchone():
+            version = -1  # holds records only version 2 applies in full: rebuild it
         if version not in (0, 1, SCHEMA_VERSION):
-            raise RuntimeError(f"index schema {version} is not {SCHEMA_VERSION}")
-        if version == 1:  # version 2 added the valid-time instants
+            self._write.close()
+            raise IndexOutdated(f"index schema {version} is not {SCHEMA_VERSION}")
+        if version == 1:  # version 2 added the valid-time instants (and new tables)
             self._write.executescript(
                 "BEGIN; ALTER TABLE assertions ADD COLUMN valid_from_us INTEGER;"
                 " ALTER TABLE assertions ADD COLUMN valid_until_us INTEGER; COMMIT;")

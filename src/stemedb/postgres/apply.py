@@ -35,7 +35,7 @@ import orjson
 import psycopg
 from psycopg.rows import dict_row
 
-from ..index.apply import Entry, plan, run_counts
+from ..index.apply import ENROLL, REVOKE, Entry, enroll_row, plan, revoke_row, run_counts
 from ..model import us_to_time
 from . import fts
 
@@ -323,6 +323,14 @@ def _breaker_reset(conn: Conn, lsn: int, d: dict[str, Any]) -> None:
     conn.execute(_SET_BREAKER, (d["agent_id"], "CLOSED", d.get("reason", ""), None, None, lsn))
 
 
+def _enroll(conn: Conn, lsn: int, d: dict[str, Any]) -> None:
+    conn.execute(ENROLL.replace("?", "%s"), enroll_row(lsn, d))
+
+
+def _revoke(conn: Conn, lsn: int, d: dict[str, Any]) -> None:
+    conn.execute(REVOKE.replace("?", "%s"), revoke_row(lsn, d))
+
+
 _ADMIN: dict[str, Callable[[Conn, int, dict[str, Any]], None]] = {
     "quarantine.approve": _approve,
     "quarantine.reject": _reject,
@@ -334,4 +342,6 @@ _ADMIN: dict[str, Callable[[Conn, int, dict[str, Any]], None]] = {
     "thresholds.set": _thresholds,
     "breaker.open": _breaker_open,
     "breaker.reset": _breaker_reset,
+    "agent.enroll": _enroll,
+    "agent.revoke": _revoke,
 }

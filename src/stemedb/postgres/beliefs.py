@@ -25,8 +25,10 @@ from .connection import Conn
 from .query import applied_lsn
 
 _COUNTERS = ("accepted", "quarantined", "approved", "rejected", "retracted")
+# A key revoked at LSN L: its assertions count for nothing in answers at L or later.
+_REVOKED = "SELECT agent_id FROM enrollments WHERE revoked_lsn <= %(n)s"
 _ACTIVE = ("active_lsn IS NOT NULL AND active_lsn <= %(n)s"
-           " AND (ended_lsn IS NULL OR ended_lsn > %(n)s)")
+           f" AND (ended_lsn IS NULL OR ended_lsn > %(n)s) AND agent_id NOT IN ({_REVOKED})")
 
 
 def pin(conn: Conn, as_of: int | None) -> tuple[int, bool]:
@@ -180,7 +182,7 @@ SELECT a.subject, a.id, a.agent_id, a.predicate, a.object_json, a.context, a.con
        a.evidence, a.recorded_at, a.lsn, a.active_lsn, a.ended_lsn
 FROM keys JOIN assertions a
   ON a.subject = keys.subject AND a.predicate = keys.predicate AND a.context = keys.context
-WHERE a.active_lsn IS NOT NULL AND a.active_lsn <= %(n)s
+WHERE a.active_lsn IS NOT NULL AND a.active_lsn <= %(n)s AND a.agent_id NOT IN ({_REVOKED})
 ORDER BY a.subject, a.predicate, a.context, a.lsn
 """
 

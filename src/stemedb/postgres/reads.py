@@ -196,6 +196,9 @@ class PostgresReads:
     def manual_breakers(self) -> list[dict[str, Any]]:
         return self._portable(admin.manual_breakers)
 
+    def enrollments(self) -> list[dict[str, Any]]:
+        return self._portable(admin.enrollments)
+
     def last_admin_lsn(self) -> int:
         return int(self._portable(admin.last_admin_lsn))
 

@@ -199,11 +199,25 @@ INSERT INTO fts_stats (rows, tokens) VALUES (0, 0);
 """
 
 # Version 2: the valid-time bounds as instants (unix microseconds; NULL: open), so that
-# ``valid_at`` compares times, not texts signed with different offsets. The values of
-# existing rows are filled in by ``_backfill_valid_time`` (Python parses the times).
-_V2 = """
+# ``valid_at`` compares times, not texts signed with different offsets (the values of
+# existing rows are filled in by ``_backfill_valid_time``: Python parses the times); and
+# the agent keys enrolled or revoked by admins (``index/schema.py``'s ``enrollments``).
+_V2 = f"""
 ALTER TABLE assertions ADD COLUMN valid_from_us bigint;
 ALTER TABLE assertions ADD COLUMN valid_until_us bigint;
+CREATE TABLE enrollments (
+    agent_id     {_T} PRIMARY KEY,
+    namespaces   {_T} NOT NULL,
+    note         {_T} NOT NULL,
+    enrolled_by  {_T},
+    enrolled_at  bigint,
+    enrolled_lsn bigint,
+    revoked_lsn  bigint,
+    revoked_at   bigint,
+    revoked_by   {_T},
+    reason       {_T}
+);
+CREATE INDEX enrollments_revoked ON enrollments (revoked_lsn);
 """
 
 # version -> the statements that bring the schema from version - 1 to it

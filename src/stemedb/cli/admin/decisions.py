@@ -1,14 +1,12 @@
-"""``stemedb admin retract | audit | agent``: decisions on assertions, the record of every
-decision, and what is known of an agent."""
+"""``stemedb admin retract | audit``: decisions on assertions, and the record of every
+decision."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import click
 
 from ..output import brief_cell, list_table, plural, print_json
-from .common import Options, admin_api, admin_options, answer, connect, fields, stdout_console
+from .common import Options, admin_api, admin_options, answer, stdout_console
 
 
 @click.command()
@@ -24,7 +22,7 @@ def retract(opts: Options, assertion_id: str, reason: str) -> None:
                        f"{str(data.get('agent_id', ''))[:16]} at lsn {data.get('lsn')}")
 
 
-# -- audit and agents ------------------------------------------------------------------------
+# -- audit ------------------------------------------------------------------------------
 
 
 @click.command()
@@ -58,30 +56,3 @@ def audit(opts: Options, target: str | None, limit: int) -> None:
                brief_cell(str(it.get("target") or "")[: 16 if wide else 8]), brief_cell(detail)]  # fmt: skip
         table.add_row(*([brief_cell(it.get("lsn"))] if wide else []), *row)
     console.print(table)
-
-
-@click.command()
-@click.argument("agent_id")
-@admin_options
-def agent(opts: Options, agent_id: str) -> None:
-    """An agent's trust score, write counts, allowlist and breaker state."""
-    with connect(opts, admin=False) as client:
-        data = client.agent(agent_id.strip())
-    if opts.as_json:
-        print_json(data)
-        return
-    pairs: list[tuple[str, Any]] = [
-        (k, data.get(k)) for k in ("agent_id", "trust", "trusted", "quarantine_pending")
-    ]
-    counts = data.get("counts")
-    if isinstance(counts, dict):
-        pairs += [(f"{k}", v) for k, v in counts.items()]
-    pairs += [(k, data.get(k)) for k in ("first_seen", "last_seen", "allowlisted")]
-    cb = data.get("circuit_breaker")
-    if isinstance(cb, dict):
-        pairs.append(("breaker", cb.get("state")))
-        pairs += [(f"breaker {k}", cb.get(k)) for k in ("reason", "until") if cb.get(k)]
-    elif cb is not None:
-        pairs.append(("breaker", cb))
-    stdout_console().print(fields(pairs))
-

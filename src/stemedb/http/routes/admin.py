@@ -1,4 +1,5 @@
-"""/v1/admin/*: quarantine review, retractions, breakers, allowlist, thresholds, audit —
+"""/v1/admin/*: quarantine review, retractions, breakers, allowlist, thresholds, audit,
+agent enrollment —
 bearer token required."""
 
 from __future__ import annotations
@@ -215,3 +216,35 @@ def audit(request: Request, target: str | None = None,
           limit: Annotated[int, Query(ge=1, le=10_000)] = 100) -> Response:
     """Admin decisions, newest first (optionally of one item or agent)."""
     return json_response(db(request).admin.audit(target, limit))
+
+
+class EnrollBody(_Body):
+    namespaces: Annotated[list[Annotated[str, Field(max_length=256)]],
+                          Field(max_length=256)] | None = None
+    note: Annotated[str, Field(max_length=4096)] = ""
+
+
+class RevokeBody(_Body):
+    reason: Annotated[str, Field(min_length=1, max_length=4096)]
+
+
+@router.get("/agents")
+def list_agents(request: Request) -> Response:
+    """The enrollment mode and every enrolled or revoked agent key."""
+    return json_response(db(request).enrollment.listing())
+
+
+@router.post("/agents/{agent_id}/enroll", status_code=201)
+async def enroll_agent(request: Request, agent_id: str, actor: Actor) -> Response:
+    """Enroll a key into its namespaces (``*`` for all), or replace them (journaled)."""
+    b: EnrollBody = await parse(request, EnrollBody, optional=True)
+    return json_response(await db(request).enrollment.enroll(agent_id, b.namespaces, b.note,
+                                                             actor), 201)
+
+
+@router.post("/agents/{agent_id}/revoke")
+async def revoke_agent(request: Request, agent_id: str, actor: Actor) -> Response:
+    """Revoke a key for good (journaled): its writes are refused, its assertions leave
+    beliefs and disputes from this point on."""
+    b: RevokeBody = await parse(request, RevokeBody)
+    return json_response(await db(request).enrollment.revoke(agent_id, b.reason, actor))
