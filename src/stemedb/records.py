@@ -15,7 +15,10 @@ time ``at`` at which the server recorded it:
   ``quarantine.note`` ``{id, note}``, ``quarantine.purge`` ``{before}``,
   ``allowlist.add`` ``{agent_id, expires_at, reason}``, ``allowlist.remove``
   ``{agent_id, reason}``, ``thresholds.set`` ``{values, source}``, ``breaker.open``
-  ``{agent_id, reason, duration_seconds}``, ``breaker.reset`` ``{agent_id, reason}``.
+  ``{agent_id, reason, duration_seconds}``, ``breaker.reset`` ``{agent_id, reason}``,
+  ``token.create`` ``{name, scope, namespaces, expires_at, expires_us, hash}``,
+  ``token.revoke`` ``{name, hash, reason}`` (``hash``: the SHA-256 of the token's
+  secret, which is never journaled).
 
 Every derived state is a deterministic function of these payloads in LSN order.
 """

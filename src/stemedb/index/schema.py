@@ -1,7 +1,7 @@
 """SQLite schema of the derived index. Bump SCHEMA_VERSION on any change: an index with
 another version is rebuilt from the journal at start-up."""
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 DDL = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -143,6 +143,25 @@ CREATE TABLE IF NOT EXISTS agents (
     first_seen  INTEGER NOT NULL,
     last_seen   INTEGER NOT NULL
 ) STRICT;
+
+-- Scoped API tokens (token.create / token.revoke): the SHA-256 of each secret, never
+-- the secret. A name is unique among live tokens; a revoked one keeps its row.
+CREATE TABLE IF NOT EXISTS tokens (
+    hash          TEXT PRIMARY KEY,     -- SHA-256 (hex) of the secret
+    name          TEXT NOT NULL,
+    scope         TEXT NOT NULL,        -- read | review | admin
+    namespaces    TEXT NOT NULL,        -- JSON array of canonical grants
+    expires_at    TEXT,                 -- RFC 3339, NULL: never
+    expires_us    INTEGER,
+    created_at    INTEGER NOT NULL,
+    created_by    TEXT NOT NULL,
+    lsn           INTEGER NOT NULL,
+    revoked_at    INTEGER,
+    revoked_by    TEXT,
+    revoke_reason TEXT,
+    revoked_lsn   INTEGER
+) STRICT;
+CREATE INDEX IF NOT EXISTS tokens_name ON tokens (name, lsn);
 
 CREATE VIRTUAL TABLE IF NOT EXISTS assertions_fts USING fts5 (
     subject, predicate, object_text,

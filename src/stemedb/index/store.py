@@ -59,7 +59,7 @@ class Queries(Protocol):
 DUMP_TABLES = (("meta", "key"), ("lsn_time", "lsn"), ("writes", "id"), ("assertions", "id"),
                ("retractions", "id"), ("quarantine", "id"), ("allowlist", "agent_id"),
                ("state", "key"), ("audit", "lsn"), ("breakers", "agent_id"),
-               ("agents", "agent_id"))
+               ("agents", "agent_id"), ("tokens", "hash"))
 
 
 def read_applied(path: Path) -> tuple[int, bytes] | None:

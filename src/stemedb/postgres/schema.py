@@ -32,7 +32,7 @@ from ..index.schema import DDL as INDEX_DDL
 from ..index.store import DUMP_TABLES
 from ..journal.record import ZERO_HASH
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # pg_advisory_xact_lock key: "STEMEDB\0" as a big-endian integer.
 MIGRATION_LOCK = 0x5354454D45444200
 
@@ -197,8 +197,28 @@ CREATE TABLE fts_stats (
 INSERT INTO fts_stats (rows, tokens) VALUES (0, 0);
 """
 
+# Scoped API tokens (``index/schema.py``'s ``tokens``).
+_V2 = f"""
+CREATE TABLE tokens (
+    hash          {_T} PRIMARY KEY,
+    name          {_T} NOT NULL,
+    scope         {_T} NOT NULL,
+    namespaces    {_T} NOT NULL,
+    expires_at    {_T},
+    expires_us    bigint,
+    created_at    bigint NOT NULL,
+    created_by    {_T} NOT NULL,
+    lsn           bigint NOT NULL,
+    revoked_at    bigint,
+    revoked_by    {_T},
+    revoke_reason {_T},
+    revoked_lsn   bigint
+);
+CREATE INDEX tokens_name ON tokens (name, lsn);
+"""
+
 # version -> the statements that bring the schema from version - 1 to it
-MIGRATIONS: dict[int, str] = {1: _V1}
+MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2}
 
 
 def migrate(conn: psycopg.Connection[Any]) -> int:
