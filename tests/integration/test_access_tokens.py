@@ -402,3 +402,17 @@ def test_the_command_line_manages_tokens_and_reads_with_one(world: World) -> Non
     assert gone.returncode == 0 and "revoked token cli-reader" in gone.stdout
     again = _cli("query", "--subject", "paris", "--token", secret, env=env)
     assert again.returncode == 1 and "revoked" in again.stderr
+
+
+def test_a_reviewer_uses_the_admin_commands_with_their_own_token(world: World,
+                                                                 tmp_path: Path) -> None:
+    reviewer = _create(world.url, "rita", "review")
+    qid = _write(world.url, AgentKey.generate(), **JUNK, context="rita").json()["quarantine_id"]
+    env = {"STEMEDB_URL": world.url, "STEMEDB_TOKEN": reviewer, "STEMEDB_ADMIN_TOKEN": "",
+           "STEMEDB_DATA_DIR": str(tmp_path / "nowhere"), "COLUMNS": "200"}
+    done = _cli("admin", "quarantine", "approve", qid, "--note", "fine", env=env)
+    assert done.returncode == 0, done.stderr
+    item = httpx.get(world.url + f"/v1/admin/quarantine/{qid}", headers=BOOT, timeout=10).json()
+    assert item["decided_by"] == "rita"
+    refused = _cli("admin", "token", "list", env=env)
+    assert refused.returncode == 1 and "403" in refused.stderr
