@@ -57,6 +57,7 @@ from .model import (
 )
 from .settings import ContentDefenseSettings, Settings
 from .store import AssertionFilter, Namespaces, Reads, Store
+from .tokens import Tokens
 
 log = logging.getLogger("stemedb.engine")
 
@@ -124,6 +125,8 @@ class Database:
                            breakers=self.guards.breakers, defense=self.defense,
                            config=settings.content_defense, events=events,
                            enrollment=self.enrollment)
+        self.tokens = Tokens(reads=self.reads, append=self.append_admin)
+        self.tokens.reload()
         self._restore_manual_breakers()
 
     @property
@@ -164,8 +167,8 @@ class Database:
 
     async def _follow_admin(self, every_seconds: float = FOLLOW_ADMIN_SECONDS) -> None:
         """On a store other nodes write to, reload what this node caches from admin
-        decisions (thresholds, allowlist, in-process bans) when another node journaled
-        one: a change made on any node applies on all within ``every_seconds``."""
+        decisions (thresholds, allowlist, in-process bans, API tokens) when another node
+        journaled one: a change made on any node applies on all within ``every_seconds``."""
         seen = await asyncio.to_thread(self.reads.last_admin_lsn)
         while True:
             await asyncio.sleep(every_seconds)
@@ -181,6 +184,11 @@ class Database:
                     await asyncio.to_thread(self.enrollment.refresh)
                 except StemeError:
                     self.enrollment.invalidate()
+                try:
+                    await asyncio.to_thread(self.tokens.reload)
+                except StemeError as e:  # keep the table we have; next round retries
+                    log.debug("token reload skipped: %s", e.detail)
+                    seen = -1
                 if self.guards.link is None:  # with Redis, bans are shared already
                     await asyncio.to_thread(self._sync_manual_breakers)
 

@@ -9,8 +9,8 @@ status still says whose fault it is, like the others::
     ├── RequestError                      4xx: the caller can fix it
     │   ├── MalformedBody                 400  not JSON / not UTF-8
     │   ├── SignatureInvalid              401  missing or bad X-Agent-Signature
-    │   ├── Unauthorized                  401  missing or bad admin token
-    │   ├── Forbidden                     403  e.g. retracting another agent's assertion
+    │   ├── Unauthorized                  401  missing, unknown, expired or revoked token
+    │   ├── Forbidden                     403  a token without the scope; another agent's assertion
     │   │   ├── AgentNotEnrolled          403  [agents] enrollment = "registered", key not enrolled
     │   │   ├── AgentRevoked              403  the key was revoked
     │   │   └── OutsideNamespace          403  an enrolled key writing outside its namespaces
@@ -88,10 +88,10 @@ class SignatureInvalid(RequestError):
 class Unauthorized(RequestError):
     status = 401
     type = "unauthorized"
-    title = "Missing or invalid admin token"
+    title = "Missing or invalid token"
 
     def headers(self) -> dict[str, str]:
-        return {"WWW-Authenticate": 'Bearer realm="stemedb-admin"'}
+        return {"WWW-Authenticate": 'Bearer realm="stemedb"'}
 
 
 class Forbidden(RequestError):

@@ -18,6 +18,9 @@ time ``at`` at which the server recorded it:
   ``{agent_id, reason, duration_seconds}``, ``breaker.reset`` ``{agent_id, reason}``,
   ``agent.enroll`` ``{agent_id, namespaces, note}``, ``agent.revoke``
   ``{agent_id, reason}``.
+  ``token.create`` ``{name, scope, namespaces, expires_at, expires_us, hash}``,
+  ``token.revoke`` ``{name, hash, reason}`` (``hash``: the SHA-256 of the token's
+  secret, which is never journaled).
 
 Every derived state is a deterministic function of these payloads in LSN order.
 """

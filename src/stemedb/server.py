@@ -27,7 +27,7 @@ from .errors import Unavailable
 from .events import NO_EVENTS
 from .http import create_app
 from .metrics import Metrics
-from .settings import Settings, config_error
+from .settings import Settings, config_error, is_loopback, read_mode
 
 log = logging.getLogger("stemedb.server")
 
@@ -141,6 +141,17 @@ def check_startup(settings: Settings) -> None:
                                f"{e.strerror or e}") from None
 
 
+def warn_open_reads(settings: Settings) -> None:
+    """One warning when reads are open on an address other machines may reach: the
+    operator opted out of read authentication, and the log says so."""
+    if read_mode(settings) == "open" and not is_loopback(settings.server.host):
+        log.warning("reads are open to anonymous clients on a non-loopback address",
+                    extra={"host": settings.server.host,
+                           "setting": f"auth.read from {settings.source('auth.read')}",
+                           "hint": "set [auth] read = \"token\" unless a proxy in front "
+                                   "authenticates readers"})
+
+
 def run(settings: Settings, *, open_database: Callable[..., Database] = Database,
         with_metrics: bool = True) -> None:
     """Serve until a signal. ``open_database(settings, events=...)`` opens the engine and
@@ -166,7 +177,9 @@ def run(settings: Settings, *, open_database: Callable[..., Database] = Database
         servers: list[tuple[uvicorn.Server, socket.socket]] = []
         try:
             servers.append((_Server(_config(app, s.host, s.port)), bind(s.host, s.port, "API")))
-            log.info("listening", extra={"host": s.host, "port": s.port})
+            log.info("listening", extra={"host": s.host, "port": s.port,
+                                         "reads": read_mode(settings)})
+            warn_open_reads(settings)
             if s.dashboard_port:
                 from .dashboard import create_dashboard
 

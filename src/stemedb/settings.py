@@ -99,6 +99,25 @@ def _token(value: str) -> str:
     return "must be printable ASCII without spaces"
 
 
+def _one_of(*allowed: str) -> Check:
+    def check(value: str) -> str:
+        if value in allowed:
+            return ""
+        shown = " or ".join(repr(a) for a in allowed if a)
+        return f"must be {shown}" + (" (or empty)" if "" in allowed else "") + f", got {value!r}"
+    return check
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host.strip().lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def _networks(value: str) -> str:
     problem = _text(value)
     if problem:
@@ -298,6 +317,24 @@ class AdminSettings:
 
 
 @dataclass
+class AuthSettings:
+    read: str = _s("", "STEMEDB_AUTH_READ",
+                   "Whether reads need a token with the read scope: open or token. Empty: "
+                   "open when server.host is a loopback address, else token.",
+                   check=_one_of("", "open", "token"))
+    metrics: str = _s("open", "STEMEDB_AUTH_METRICS",
+                      "Whether GET /metrics needs a token (any valid one): open or token.",
+                      check=_one_of("open", "token"))
+
+
+def read_mode(settings: Settings) -> str:
+    """``[auth] read`` in effect: as set, else ``open`` on a loopback host only."""
+    if settings.auth.read:
+        return settings.auth.read
+    return "open" if is_loopback(settings.server.host) else "token"
+
+
+@dataclass
 class ContentDefenseSettings:
     quality_threshold: float = _s(0.6, "STEMEDB_QUALITY_THRESHOLD",
                                   "Quality score below which a write is quarantined as LowQuality.",
@@ -429,6 +466,7 @@ class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     journal: JournalSettings = field(default_factory=JournalSettings)
     admin: AdminSettings = field(default_factory=AdminSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
     content_defense: ContentDefenseSettings = field(default_factory=ContentDefenseSettings)
     circuit_breaker: CircuitBreakerSettings = field(default_factory=CircuitBreakerSettings)
     rate_limit: RateLimitSettings = field(default_factory=RateLimitSettings)
@@ -454,8 +492,8 @@ class Settings:
         return getattr(getattr(self, section), name)
 
 
-_SECTIONS = ("server", "journal", "admin", "content_defense", "circuit_breaker", "rate_limit",
-             "backup", "guards", "storage", "agents")
+_SECTIONS = ("server", "journal", "admin", "auth", "content_defense", "circuit_breaker",
+             "rate_limit", "backup", "guards", "storage", "agents")
 
 
 @dataclass(frozen=True)

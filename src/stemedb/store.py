@@ -195,6 +195,10 @@ class Reads(Protocol):
 
     def audit_log(self, target: str | None, limit: int) -> list[dict[str, Any]]: ...
 
+    def tokens(self) -> list[dict[str, Any]]:
+        """Every API token's row (its hash, never the secret), oldest first."""
+        ...
+
     # -- dashboard figures -----------------------------------------------------------------
     def pending_by_reason(self, namespaces: Namespaces = None) -> dict[str, int]: ...
 

@@ -72,7 +72,7 @@ def test_a_schema_1_database_gets_the_valid_time_instants(postgres_url: str) -> 
     with psycopg.connect(postgres_url) as conn:
         conn.execute("ALTER TABLE assertions DROP COLUMN valid_from_us,"
                      " DROP COLUMN valid_until_us")
-        conn.execute("DROP TABLE enrollments")  # the rest of what version 2 added
+        conn.execute("DROP TABLE enrollments, tokens")  # the rest of what version 2 added
         conn.execute("UPDATE schema_version SET version = 1")
     store = PostgresStore(postgres_url)
     try:

@@ -145,6 +145,18 @@ def build() -> Scenario:
             reason="twice")  # already retracted: audit only
     s.admin("something.new", id="x", detail="kept in the audit log only")
     s.admin("quarantine.purge", before=rejected_at + 1)
+    # API tokens: created, a live name taken again (changes nothing), revoked, reused
+    for name, digest, scope, spaces, expires in (
+            ("alice", "a" * 64, "review", ["*"], None),
+            ("etl", "b" * 64, "read", ["acme", "beta/eu"], T0 + 10**12),
+            ("alice", "c" * 64, "admin", ["*"], None)):
+        s.admin("token.create", name=name, scope=scope, namespaces=spaces,
+                expires_at=None if expires is None else "2023-11-26T16:00:00.000000Z",
+                expires_us=expires, hash=digest)
+    s.admin("token.revoke", name="alice", hash="a" * 64, reason="left")
+    s.admin("token.revoke", name="alice", hash="a" * 64, reason="twice")  # audit only
+    s.admin("token.create", name="alice", scope="read", namespaces=["*"], expires_at=None,
+            expires_us=None, hash="d" * 64)
     # Writes after the decisions: answers as of earlier LSNs differ from the newest
     s.assert_("E", subject="australia", predicate="capital", object="sydney", confidence=0.9)
     s.assert_("D", subject="paris", predicate="capital_of", object="france",
@@ -235,6 +247,7 @@ def calls(s: Scenario, last: int) -> Iterator[tuple[str, Callable[[Any], Any]]]:
     yield "disputes newest", lambda r: r.disputes(None, 5, None, reference_us=None, subject=None,
                                                   predicate=None)
     yield "applied", lambda r: r.applied_lsn
+    yield "tokens", lambda r: r.tokens()
     for name in ("canberra_a", "sydney_c", "old", "new", "mine", "q1", "q2", "q3", "q4",
                  "nonce_first", "nonce_second", "long", "e_active"):
         yield f"assertion {name}", lambda r, name=name: r.assertion(ids[name])

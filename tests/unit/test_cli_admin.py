@@ -663,7 +663,9 @@ def test_admin_group_is_registered_in_main() -> None:
         "retract",
         "audit",
         "agent",
+        "token",
     }
+    assert set(admin_cmds.token.commands) == {"create", "list", "revoke"}
     assert set(admin_cmds.quarantine.commands) == {
         "list",
         "show",

@@ -38,6 +38,7 @@ def _make_version_1(path: Path) -> None:
     conn = sqlite3.connect(path / "index.sqlite3")
     try:
         conn.execute("DROP TABLE enrollments")
+        conn.execute("DROP TABLE tokens")
         conn.execute("ALTER TABLE assertions DROP COLUMN valid_from_us")
         conn.execute("ALTER TABLE assertions DROP COLUMN valid_until_us")
         conn.execute("PRAGMA user_version=1")

@@ -1,5 +1,5 @@
 """Admin commands: ``stemedb admin quarantine | allowlist | thresholds | breaker | retract |
-audit | agent``.
+audit | agent | token``.
 
 Each command is a thin call to ``client.admin`` (the SDK's admin API, docs/admin.md);
 the command groups live in ``cli/admin/``. The admin token is ``STEMEDB_ADMIN_TOKEN`` if
@@ -19,12 +19,14 @@ from .admin.common import CLIENT_FACTORY, make_client, resolve_token
 from .admin.content_defense import allowlist, thresholds
 from .admin.decisions import audit, retract
 from .admin.quarantine import quarantine
+from .admin.tokens import token
 
 
 @click.group()
 @click.pass_context
 def admin(ctx: click.Context) -> None:
-    """Review quarantine, manage the allowlist, thresholds and circuit breakers.
+    """Review quarantine, manage the allowlist, thresholds, circuit breakers and API
+    tokens.
 
     The admin token is read from STEMEDB_ADMIN_TOKEN, else from admin.token in the
     server's data directory (--data-dir, env STEMEDB_DATA_DIR, default ./stemedb-data).
@@ -33,7 +35,7 @@ def admin(ctx: click.Context) -> None:
     ctx.meta[CLIENT_FACTORY] = make_client
 
 
-for _command in (quarantine, allowlist, thresholds, breaker, retract, audit, agent):
+for _command in (quarantine, allowlist, thresholds, breaker, retract, audit, agent, token):
     admin.add_command(_command)
 
 COMMANDS: list[click.Command] = [admin]

@@ -30,18 +30,43 @@ from .output import (
 )
 
 
-def make_client(url: str, key: AgentKey | None = None) -> Client:
-    """The client every command uses; tests replace it to plug in a transport."""
-    return Client(url, key, max_retry_after=CLI_MAX_RETRY_AFTER)
+def make_client(url: str, key: AgentKey | None = None, token: str | None = None) -> Client:
+    """The client every command uses; tests replace it to plug in a transport. Without
+    ``token`` the client takes ``STEMEDB_TOKEN`` from the environment."""
+    return Client(url, key, token=token, max_retry_after=CLI_MAX_RETRY_AFTER)
 
 
-url_option = click.option(
+TOKEN_META = "stemedb.token"  # where --token leaves its value (click's ctx.meta)
+
+
+def _keep_token(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
+    if value:
+        ctx.meta[TOKEN_META] = value
+
+
+_url = click.option(
     "--url",
     envvar="STEMEDB_URL",
     default=DEFAULT_URL,
     show_default=True,
     help="Server URL (env STEMEDB_URL).",
 )
+_token = click.option(
+    "--token",
+    envvar="STEMEDB_TOKEN",
+    expose_value=False,
+    callback=_keep_token,
+    help="API token for reads (env STEMEDB_TOKEN); needed when the server's reads need "
+    "one ([auth] read = token).",
+)
+
+
+def url_option(func: Any) -> Any:
+    """``--url`` and ``--token`` (the token reaches the client through the context)."""
+    return _url(_token(func))
+
+
+plain_url_option = _url  # for a command whose --token means something else (mcp)
 json_option = json_flag()
 
 
@@ -50,8 +75,12 @@ json_option = json_flag()
 
 @contextmanager
 def _client(url: str, key: AgentKey | None = None) -> Iterator[Client]:
-    """A client whose errors become a message on stderr and an exit code."""
-    with api_errors(), make_client(url, key) as client:
+    """A client whose errors become a message on stderr and an exit code, with the
+    command's ``--token`` if it got one."""
+    ctx = click.get_current_context(silent=True)
+    token = ctx.meta.get(TOKEN_META) if ctx is not None else None
+    with api_errors(), (make_client(url, key, token) if token else make_client(url, key)
+                        ) as client:
         yield client
 
 

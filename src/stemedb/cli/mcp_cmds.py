@@ -9,7 +9,7 @@ from __future__ import annotations
 import anyio
 import click
 
-from .client_cmds import _load_key, url_option
+from .client_cmds import _load_key, plain_url_option
 from .output import EXIT_USAGE, fail
 
 MIN_TOKEN_LENGTH = 16
@@ -24,7 +24,13 @@ MIN_TOKEN_LENGTH = 16
     type=click.Path(exists=True, dir_okay=False),
     help="Agent key file (PEM or hex) that signs every write (env STEMEDB_AGENT_KEY).",
 )
-@url_option
+@plain_url_option
+@click.option(
+    "--api-token",
+    envvar="STEMEDB_TOKEN",
+    help="StemeDB API token the tools read with (env STEMEDB_TOKEN); needed when the "
+    "server's reads need one ([auth] read = token).",
+)
 @click.option("--http", "http", is_flag=True, help="Serve streamable HTTP instead of stdio.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="With --http: address.")
 @click.option("--port", default=18189, show_default=True, type=int, help="With --http: port.")
@@ -34,7 +40,8 @@ MIN_TOKEN_LENGTH = 16
     help="With --http: the bearer token clients must send (env STEMEDB_MCP_TOKEN; "
     f"at least {MIN_TOKEN_LENGTH} characters, e.g. from `openssl rand -hex 32`).",
 )
-def mcp_cmd(key_path: str, url: str, http: bool, host: str, port: int, token: str | None) -> None:
+def mcp_cmd(key_path: str, url: str, api_token: str | None, http: bool, host: str, port: int,
+            token: str | None) -> None:
     """Serve StemeDB's tools to an MCP client: assert, get, query, search, beliefs,
     disputes, retract.
 
@@ -55,7 +62,7 @@ def mcp_cmd(key_path: str, url: str, http: bool, host: str, port: int, token: st
     except ModuleNotFoundError as e:
         fail(f"{e}: the MCP server is the optional extra stemedb[mcp]", EXIT_USAGE,
              hint="pip install 'stemedb[mcp]'")  # fmt: skip
-    client = mcp_server.make_client(url, key)
+    client = mcp_server.make_client(url, key, api_token)
     if http:
         assert token is not None
         click.echo(f"stemedb mcp: serving http://{host}:{port}/mcp as agent {key.agent_id}",

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 ADMIN = "/v1/admin"
 ACTOR_HEADER = "X-Admin-Actor"
 BatchAction = Literal["approve", "reject"]
+TokenScope = Literal["read", "review", "admin"]
 
 
 class QuarantineFilters(TypedDict, total=False):
@@ -138,12 +139,25 @@ class _AdminCalls:
 
     def revoke(self, agent_id: str, reason: str) -> _Call:
         return self._call("POST", f"/agents/{_id(agent_id)}/revoke", {"reason": reason})
+    def tokens(self) -> _Call:
+        return self._call("GET", "/tokens")
+
+    def create_token(self, name: str, scope: TokenScope, namespaces: Iterable[str],
+                     expires: Timestamp | str | None) -> _Call:  # fmt: skip
+        body: dict[str, Any] = {"name": name, "scope": scope, "namespaces": list(namespaces)}
+        if expires is not None:
+            body["expires"] = expires if isinstance(expires, str) else format_timestamp(expires)
+        return self._call("POST", "/tokens", body)
+
+    def revoke_token(self, name: str, reason: str | None) -> _Call:
+        return self._call("POST", f"/tokens/{_id(name)}/revoke", {"reason": reason or ""})
 
 
 class Admin:
     """``client.admin``: the admin API of a :class:`~stemedb.client.Client`.
 
-    The client needs ``admin_token``; without it every call answers 401.
+    The client needs ``admin_token`` (or a scoped ``token``: review for the quarantine
+    calls, admin for the rest); without one every call answers 401.
     """
 
     def __init__(self, run: Callable[[_Call], Any], actor: str | None = None) -> None:
@@ -258,6 +272,25 @@ class Admin:
         """Revoke ``agent_id`` for good: its writes are refused and its assertions leave
         beliefs and disputes from the revocation on."""
         return self._run(self._calls.revoke(agent_id, reason))
+    # API tokens ----------------------------------------------------------------------
+
+    def tokens(self) -> dict[str, Any]:
+        """Every API token: ``{"tokens": [{"name", "scope", "namespaces", "status",
+        "expires_at", "created_at", "created_by", "last_used_at", "revoked_at", ...}]}``
+        (never a secret)."""
+        return self._run(self._calls.tokens())
+
+    def create_token(self, name: str, scope: TokenScope, *, namespaces: Iterable[str],
+                     expires: Timestamp | str | None = None) -> dict[str, Any]:  # fmt: skip
+        """A new scoped token; the answer's ``token`` is its secret, shown this once.
+        ``namespaces``: what it may read (``["*"]`` for all; at least one, none is
+        implied). ``expires``: a time, or a duration such as ``"30d"``, ``"12h"``,
+        ``"90m"``."""
+        return self._run(self._calls.create_token(name, scope, namespaces, expires))
+
+    def revoke_token(self, name: str, reason: str | None = None) -> dict[str, Any]:
+        """Revoke the live token named ``name``: it is refused (401) from now on."""
+        return self._run(self._calls.revoke_token(name, reason))
 
 
 class AsyncAdmin:
@@ -343,3 +376,12 @@ class AsyncAdmin:
 
     async def revoke(self, agent_id: str, reason: str) -> dict[str, Any]:
         return await self._run(self._calls.revoke(agent_id, reason))
+    async def tokens(self) -> dict[str, Any]:
+        return await self._run(self._calls.tokens())
+
+    async def create_token(self, name: str, scope: TokenScope, *, namespaces: Iterable[str],
+                           expires: Timestamp | str | None = None) -> dict[str, Any]:  # fmt: skip
+        return await self._run(self._calls.create_token(name, scope, namespaces, expires))
+
+    async def revoke_token(self, name: str, reason: str | None = None) -> dict[str, Any]:
+        return await self._run(self._calls.revoke_token(name, reason))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,7 @@ from ._bodies import (
     WriteOptions,
     build_assertion,
 )
-from ._core import DEFAULT_URL, USER_AGENT, _Call, _Core, _seg
+from ._core import DEFAULT_URL, TOKEN_ENV, USER_AGENT, _Call, _Core, _seg
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -43,10 +44,13 @@ class _BaseClient:
         max_retries: int,
         max_retry_after: float,
         timeout: float | httpx.Timeout,
+        token: str | None = None,
     ) -> dict[str, Any]:
         from ..version import __version__
 
-        self._core = _Core(base_url, key, admin_token, max_retries, max_retry_after)
+        if token is None:
+            token = os.environ.get(TOKEN_ENV) or None
+        self._core = _Core(base_url, key, admin_token, max_retries, max_retry_after, token)
         return {
             "base_url": self._core.base_url,
             "timeout": timeout,
@@ -80,8 +84,11 @@ class _BaseClient:
 class Client(_BaseClient):
     """Synchronous StemeDB client.
 
-    ``key`` signs writes; ``admin_token`` is sent as a bearer token to ``/v1/admin``
-    paths only, and :attr:`admin` calls them (``admin_actor`` names who decides, for the
+    ``key`` signs writes; ``token`` (else ``$STEMEDB_TOKEN``), a scoped API token, is
+    sent as a bearer token on reads (a server with ``[auth] read = "token"`` needs one
+    with the read scope) and on admin calls when there is no ``admin_token``;
+    ``admin_token`` is sent as a bearer token to ``/v1/admin`` paths only, and
+    :attr:`admin` calls them (``admin_actor`` names who decides, for the
     audit log). Requests answered 429 or 503 (and requests that failed to connect) are
     retried up to ``max_retries`` times, waiting ``Retry-After`` seconds when the server
     says so (a wait longer than ``max_retry_after`` raises instead) or else exponential
@@ -95,13 +102,15 @@ class Client(_BaseClient):
         *,
         admin_token: str | None = None,
         admin_actor: str | None = None,
+        token: str | None = None,
         timeout: float | httpx.Timeout = 10.0,
         max_retries: int = 5,
         max_retry_after: float = 60.0,
         transport: httpx.BaseTransport | None = None,
         sleep: SleepFn = time.sleep,
     ) -> None:
-        options = self._setup(base_url, key, admin_token, max_retries, max_retry_after, timeout)
+        options = self._setup(base_url, key, admin_token, max_retries, max_retry_after, timeout,
+                              token)
         self._sleep = sleep
         self._http = httpx.Client(transport=transport, **options)
         self.admin = Admin(self._run, admin_actor)
@@ -232,13 +241,15 @@ class AsyncClient(_BaseClient):
         *,
         admin_token: str | None = None,
         admin_actor: str | None = None,
+        token: str | None = None,
         timeout: float | httpx.Timeout = 10.0,
         max_retries: int = 5,
         max_retry_after: float = 60.0,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: AsyncSleepFn = asyncio.sleep,
     ) -> None:
-        options = self._setup(base_url, key, admin_token, max_retries, max_retry_after, timeout)
+        options = self._setup(base_url, key, admin_token, max_retries, max_retry_after, timeout,
+                              token)
         self._sleep = sleep
         self._http = httpx.AsyncClient(transport=transport, **options)
         self.admin = AsyncAdmin(self._run, admin_actor)

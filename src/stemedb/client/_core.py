@@ -19,6 +19,7 @@ from ._bodies import BatchItem, QueryFilters, build_retraction, format_timestamp
 from ._errors import ApiError, ClientError, ConnectionFailed, parse_retry_after
 
 DEFAULT_URL = "http://127.0.0.1:18180"
+TOKEN_ENV = "STEMEDB_TOKEN"
 USER_AGENT = "stemedb-python"
 RETRY_STATUSES = frozenset({429, 503})
 BACKOFF_BASE = 0.1
@@ -53,12 +54,14 @@ class _Core:
         admin_token: str | None,
         max_retries: int,
         max_retry_after: float,
+        token: str | None = None,
     ) -> None:
         if max_retries < 0:
             raise ValueError("max_retries must be >= 0")
         self.base_url = base_url.rstrip("/")
         self.key = key
         self.admin_token = admin_token
+        self.token = token
         self.max_retries = max_retries
         self.max_retry_after = max_retry_after
         self._rng = random.Random()
@@ -131,9 +134,18 @@ class _Core:
         )  # fmt: skip
 
     def request_headers(self, call: _Call) -> dict[str, str]:
+        """The call's headers and its bearer token: the admin token (else the scoped
+        token) on admin paths, the scoped token on everything but signed writes (the
+        signature proves the agent)."""
         headers = dict(call.headers)
-        if self.admin_token and call.path.startswith("/v1/admin"):
-            headers.setdefault("Authorization", f"Bearer {self.admin_token}")
+        if call.path.startswith("/v1/admin"):
+            token = self.admin_token or self.token
+        elif call.method == "POST" and call.path.startswith("/v1/"):
+            token = None
+        else:
+            token = self.token
+        if token:
+            headers.setdefault("Authorization", f"Bearer {token}")
         return headers
 
     # retries -------------------------------------------------------------------------

@@ -1,5 +1,7 @@
 """The dashboard's actions (POST): the same admin service calls as the admin API, with
-``by = "dashboard"``. Each needs a session and its CSRF token (see ``web.action``)."""
+``by`` the signed-in token's name (``dashboard`` for the bootstrap admin token). Each
+needs a session and its CSRF token (see ``web.action``); quarantine decisions need the
+review scope, the others (breakers, thresholds, allowlist) admin."""
 
 from __future__ import annotations
 
@@ -15,7 +17,17 @@ from ..errors import StemeError, ValidationFailed
 from ..model import format_time, parse_time
 from .sessions import Session
 from .views import THRESHOLD_FIELDS
-from .web import ACTOR, Form, action, db_of, done, failed, namespaces_of, safe_next
+from .web import (
+    Form,
+    action,
+    actor,
+    db_of,
+    done,
+    failed,
+    namespaces_of,
+    require_admin_scope,
+    safe_next,
+)
 
 MAX_TEXT = 4096
 MAX_REASON = 1024
@@ -42,7 +54,8 @@ async def _decide(request: Request, session: Session, form: Form, verb: str) -> 
             status=422,
         )
     try:
-        item = await db_of(request).admin.decide(qid, verb, note or None, ACTOR,
+        by = actor(request, session)
+        item = await db_of(request).admin.decide(qid, verb, note or None, by,
                                                  namespaces_of(request))
     except StemeError as e:
         return failed(request, session, e, f"/quarantine/{qid}?" + _next_query(back))
@@ -95,8 +108,8 @@ async def batch(request: Request, session: Session, form: Form) -> Response:
         )
     try:
         result = await db_of(request).admin.batch(
-            verb, None if agent else ids, agent or None, _text(form, "note") or None, ACTOR,
-            namespaces_of(request),
+            verb, None if agent else ids, agent or None, _text(form, "note") or None,
+            actor(request, session), namespaces_of(request),
         )
     except StemeError as e:
         return failed(request, session, e, back)
@@ -141,7 +154,8 @@ async def open_breaker(request: Request, session: Session, form: Form) -> Respon
             raise ValidationFailed([{"field": "agent_id", "message": "give an agent id"}])
         if not reason:
             raise ValidationFailed([{"field": "reason", "message": "give a reason"}])
-        result = await db_of(request).admin.open_breaker(agent, reason, _duration(form), ACTOR)
+        by = require_admin_scope(request, session)
+        result = await db_of(request).admin.open_breaker(agent, reason, _duration(form), by)
     except StemeError as e:
         return failed(request, session, e, back + ("?agent=" + agent[:64] if agent else ""))
     return done(
@@ -160,7 +174,8 @@ async def reset_breaker(request: Request, session: Session, form: Form) -> Respo
     reason = _text(form, "reason", MAX_REASON) or "reset from the dashboard"
     back = safe_next(form.get("next"), "/breakers")
     try:
-        result = await db_of(request).admin.reset_breaker(agent, reason, ACTOR)
+        by = require_admin_scope(request, session)
+        result = await db_of(request).admin.reset_breaker(agent, reason, by)
     except StemeError as e:
         return failed(request, session, e, back)
     return done(
@@ -207,7 +222,8 @@ async def set_thresholds(request: Request, session: Session, form: Form) -> Resp
             body={"thresholds": current},
         )
     try:
-        result = await db.admin.set_thresholds(values, ACTOR)
+        by = require_admin_scope(request, session)
+        result = await db.admin.set_thresholds(values, by)
     except StemeError as e:
         return failed(request, session, e, "/defense")
     changed = ", ".join(f"{k} = {v:g}" for k, v in values.items())
@@ -250,7 +266,7 @@ async def allow(request: Request, session: Session, form: Form) -> Response:
         if not reason:
             raise ValidationFailed([{"field": "reason", "message": "give a reason"}])
         result = await db_of(request).admin.allow(
-            agent, _expiry(form.get("expires_at")), reason, ACTOR
+            agent, _expiry(form.get("expires_at")), reason, require_admin_scope(request, session)
         )
     except StemeError as e:
         return failed(request, session, e, "/defense" + ("?agent=" + agent[:64] if agent else ""))
@@ -269,7 +285,8 @@ async def disallow(request: Request, session: Session, form: Form) -> Response:
     agent = request.path_params["agent_id"]
     reason = _text(form, "reason", MAX_REASON) or "removed from the dashboard"
     try:
-        result = await db_of(request).admin.disallow(agent, reason, ACTOR)
+        by = require_admin_scope(request, session)
+        result = await db_of(request).admin.disallow(agent, reason, by)
     except StemeError as e:
         return failed(request, session, e, "/defense")
     return done(

@@ -25,8 +25,9 @@ from ..engine import Database
 from ..errors import StemeError
 from ..guards import LimitPolicy, RateLimiter, retry_after_header
 from . import actions, views
-from .sessions import LOGIN_COOKIE, SESSION_COOKIE, SessionStore
+from .sessions import BOOTSTRAP_REF, LOGIN_COOKIE, SESSION_COOKIE, SessionStore
 from .web import (
+    ACTOR,
     STATIC,
     AuthRequired,
     CsrfFailed,
@@ -37,6 +38,7 @@ from .web import (
     clear_cookie,
     client_address,
     current_session,
+    db_of,
     read_form,
     renderer,
     safe_next,
@@ -165,12 +167,28 @@ async def login(request: Request) -> Response:
             next_path=nxt,
             error="The sign-in form expired. Please enter the token again.",
         )
-    if not token_matches(request.app.state.admin_token, form.get("token")):
-        limiter.check(address)
-        log.warning("dashboard sign-in failed", extra={"client": address})
-        return _login_page(request, status=401, next_path=nxt, error="That is not the admin token.")
-    session = store.create(address)
-    log.info("dashboard sign-in", extra={"client": address})
+    presented = form.get("token")
+    ref = BOOTSTRAP_REF
+    name = ACTOR
+    if not token_matches(request.app.state.admin_token, presented):
+        try:
+            principal = db_of(request).tokens.check(presented) if presented else None
+        except StemeError:
+            principal = None
+        if principal is None:
+            limiter.check(address)
+            log.warning("dashboard sign-in failed", extra={"client": address})
+            return _login_page(request, status=401, next_path=nxt,
+                               error="That is not the admin token or a live review token.")
+        if not principal.allows("review"):
+            log.warning("dashboard sign-in refused: read-only token",
+                        extra={"client": address, "token": principal.name})
+            return _login_page(request, status=403, next_path=nxt,
+                               error=f"Token {principal.name} can only read; signing in "
+                                     "needs a review or admin token.")
+        ref, name = db_of(request).tokens.ref_of(presented), principal.name
+    session = store.create(address, ref)
+    log.info("dashboard sign-in", extra={"client": address, "token": name})
     response = RedirectResponse(safe_next(nxt, "/"), status_code=303)
     set_cookie(response, request, SESSION_COOKIE, store.cookie_value(session), max_age=None)
     clear_cookie(response, request, LOGIN_COOKIE)

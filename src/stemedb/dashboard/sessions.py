@@ -7,13 +7,17 @@ Two kinds of store:
   forged or truncated cookie is refused before any lookup, and a restart signs everyone
   out.
 - **Shared** (``SessionStore(secret=..., shared=True)``, the key the same on every node):
-  the cookie itself carries the session (id, sign-in time, last-seen time) under the
-  HMAC, so any node behind a load balancer recognises it and a reviewer is not signed
+  the cookie itself carries the session (id, sign-in time, last-seen time, which token
+  signed in) under the HMAC, so any node behind a load balancer recognises it and a reviewer is not signed
   out when requests change nodes. The CSRF token is derived from the session id with the
   same key, so every node expects the same one. The last-seen time is refreshed by
   re-issuing the cookie (``Session.refresh``) at most once a minute. Signing out removes
   the cookie from the browser and refuses the session on the node that signed it out;
   a copy of the cookie taken before stays valid on other nodes until it expires.
+
+Each session remembers which token signed in (``Session.ref``: ``admin`` for the
+bootstrap admin token, else the scoped token's reference), so the dashboard can check
+on every request that the token is still live and record its name on each decision.
 
 Each session has its own CSRF token (the synchronizer token pattern): every
 state-changing request must echo it in the ``csrf_token`` form field or the
@@ -45,6 +49,7 @@ IDLE_SECONDS = 8 * 3600.0
 MAX_AGE_SECONDS = 24 * 3600.0
 MAX_SESSIONS = 1000
 REFRESH_SECONDS = 60.0  # a shared session's cookie is re-issued this often while in use
+BOOTSTRAP_REF = "admin"
 
 
 def _b64(raw: bytes) -> str:
@@ -65,6 +70,7 @@ class Session:
     created: float
     last_seen: float
     address: str
+    ref: str = BOOTSTRAP_REF  # which token signed in (see the module's docstring)
     flashes: list[tuple[str, str]] = field(default_factory=list)
     refresh: str | None = None  # a re-issued cookie value the answer should carry
 
@@ -116,7 +122,10 @@ class SessionStore:
 
     def cookie_value(self, session: Session) -> str:
         if self.shared:
+            # a scoped token's reference follows the times (none: the bootstrap token)
             value = f"v1.{session.sid}.{int(session.created)}.{int(session.last_seen)}"
+            if session.ref != BOOTSTRAP_REF:
+                value += f".{session.ref}"
             return f"{value}.{self._sign(value)}"
         return f"{session.sid}.{self._sign(session.sid)}"
 
@@ -129,13 +138,14 @@ class SessionStore:
             return None
         value, dot, mac = cookie.rpartition(".")
         parts = value.split(".")
-        if (not dot or len(parts) != 4 or parts[0] != "v1" or not parts[2].isdigit()
-                or not parts[3].isdigit()
+        if (not dot or len(parts) not in (4, 5) or parts[0] != "v1" or not parts[2].isdigit()
+                or not parts[3].isdigit() or not parts[-1].isalnum()
                 or not hmac.compare_digest(self._sign(value).encode(), mac.encode())):
             return None
         sid, created, seen = parts[1], float(parts[2]), float(parts[3])
+        ref = parts[4] if len(parts) == 5 else BOOTSTRAP_REF
         s = Session(sid=sid, csrf=self._csrf(sid), created=created, last_seen=seen,
-                    address="")
+                    address="", ref=ref)
         return None if self._expired(s, now) or sid in self._revoked else s
 
     def _unsign(self, cookie: str | None) -> str | None:
@@ -150,11 +160,12 @@ class SessionStore:
 
     # -- lifecycle ----------------------------------------------------------------------
 
-    def create(self, address: str) -> Session:
+    def create(self, address: str, ref: str = BOOTSTRAP_REF) -> Session:
+        """A new session signed in by the token ``ref`` names."""
         now = self._clock()
         sid = secrets.token_urlsafe(32)
         s = Session(sid=sid, csrf=self._csrf(sid), created=now, last_seen=now,
-                    address=address)
+                    address=address, ref=ref)
         with self._lock:
             self._expire(now)
             while len(self._sessions) >= self.max_sessions:

@@ -15,10 +15,11 @@ import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from ..access import principal_of, visible_namespaces
-from ..errors import StemeError
+from ..access import PRINCIPAL_KEY, Principal, principal_of, visible_namespaces
+from ..errors import Forbidden, StemeError
 from ..model import parse_time
 from .sessions import (
+    BOOTSTRAP_REF,
     CSRF_FIELD,
     CSRF_HEADER,
     SESSION_COOKIE,
@@ -36,7 +37,8 @@ HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
 FORM_LIMIT = 256 * 1024
-ACTOR = "dashboard"
+ACTOR = "dashboard"  # who decides when the bootstrap admin token signed in
+BOOTSTRAP = Principal(name=ACTOR, scope="admin", namespaces=("*",))
 
 
 # -- formatting -------------------------------------------------------------------------
@@ -210,11 +212,47 @@ def wants_json(request: Request) -> bool:
 
 
 def current_session(request: Request) -> Session:
-    s = sessions_of(request).get(request.cookies.get(SESSION_COOKIE))
+    """The request's live session; one whose token was revoked or expired since sign-in
+    is signed out."""
+    store = sessions_of(request)
+    s = store.get(request.cookies.get(SESSION_COOKIE))
     if s is None:
         raise AuthRequired()
+    principal = session_principal(request, s)
+    if principal is None:
+        store.destroy(s)
+        raise AuthRequired()
     request.state.session = s
+    request.scope[PRINCIPAL_KEY] = principal  # what namespaces_of reads
     return s
+
+
+def session_principal(request: Request, session: Session) -> Principal | None:
+    """Who signed this session in: the bootstrap admin, or a scoped token still live
+    (None once it is revoked or expired)."""
+    if session.ref == BOOTSTRAP_REF:
+        return BOOTSTRAP
+    return db_of(request).tokens.by_ref(session.ref)
+
+
+def actor(request: Request, session: Session) -> str:
+    """Who a decision is recorded as: the signed-in token's name (``dashboard`` for the
+    bootstrap admin token)."""
+    p = session_principal(request, session)
+    if p is None:
+        raise AuthRequired()
+    return p.name
+
+
+def require_admin_scope(request: Request, session: Session) -> str:
+    """The actor of a decision only the admin scope may take (breakers, thresholds,
+    allowlist); a review token gets 403."""
+    p = session_principal(request, session)
+    if p is None:
+        raise AuthRequired()
+    if not p.allows("admin"):
+        raise Forbidden(f"token {p.name!r} has the {p.scope} scope; this action needs admin")
+    return p.name
 
 
 def auth_refusal(request: Request) -> Response:

@@ -194,6 +194,11 @@ def agents_with_prefix(store: Queries, prefix: str, limit: int = 2) -> list[str]
         [prefix, prefix + "g", limit])]
 
 
+def tokens(store: Queries) -> list[dict[str, Any]]:
+    """Every token row (hashes, never secrets), oldest first."""
+    return [dict(r) for r in store.query("SELECT * FROM tokens ORDER BY lsn", [])]
+
+
 def last_admin_lsn(store: Queries) -> int:
     return int(store.query("SELECT coalesce(max(lsn), 0) FROM audit", [])[0][0])
 

@@ -304,13 +304,14 @@ def count_agent(c: sqlite3.Connection, agent_id: str, counter: str, at: int) -> 
 
 # -- admin records ----------------------------------------------------------------------
 
-_TARGET_KEYS = ("id", "agent_id")
+_TARGET_KEYS = ("id", "agent_id", "name")
+AUDIT_OMITS = ("t", "at", "by", "action", "hash")  # a token's hash stays out of the audit log
 
 
 def apply_admin(c: sqlite3.Connection, e: Entry) -> None:
     d = e.data
     action = d["action"]
-    detail = {k: v for k, v in d.items() if k not in ("t", "at", "by", "action")}
+    detail = {k: v for k, v in d.items() if k not in AUDIT_OMITS}
     target = next((str(d[k]) for k in _TARGET_KEYS if k in d), None)
     c.execute("INSERT INTO audit (lsn, at, by, action, target, detail) VALUES (?,?,?,?,?,?)",
               (e.lsn, int(d["at"]), d["by"], action, target, orjson.dumps(detail).decode()))
@@ -455,6 +456,25 @@ def _enroll(c: sqlite3.Connection, lsn: int, d: dict[str, Any]) -> None:
 
 def _revoke(c: sqlite3.Connection, lsn: int, d: dict[str, Any]) -> None:
     c.execute(REVOKE, revoke_row(lsn, d))
+def _token_create(c: sqlite3.Connection, lsn: int, d: dict[str, Any]) -> None:
+    """A new token, unless a live one already has its name at the record's time (two
+    nodes creating the same name at once: the first record wins, the other changes
+    nothing)."""
+    at = int(d["at"])
+    taken = c.execute("SELECT 1 FROM tokens WHERE name=? AND revoked_lsn IS NULL"
+                      " AND (expires_us IS NULL OR expires_us > ?)", (d["name"], at)).fetchone()
+    if taken is not None:
+        return
+    c.execute("INSERT OR IGNORE INTO tokens (hash, name, scope, namespaces, expires_at,"
+              " expires_us, created_at, created_by, lsn) VALUES (?,?,?,?,?,?,?,?,?)",
+              (d["hash"], d["name"], d["scope"], orjson.dumps(d["namespaces"]).decode(),
+               d.get("expires_at"), d.get("expires_us"), at, d["by"], lsn))
+
+
+def _token_revoke(c: sqlite3.Connection, lsn: int, d: dict[str, Any]) -> None:
+    c.execute("UPDATE tokens SET revoked_at=?, revoked_by=?, revoke_reason=?, revoked_lsn=?"
+              " WHERE hash=? AND revoked_lsn IS NULL",
+              (int(d["at"]), d["by"], d.get("reason", ""), lsn, d["hash"]))
 
 
 _ADMIN: dict[str, Callable[[sqlite3.Connection, int, dict[str, Any]], None]] = {
@@ -470,4 +490,6 @@ _ADMIN: dict[str, Callable[[sqlite3.Connection, int, dict[str, Any]], None]] = {
     "breaker.reset": _breaker_reset,
     "agent.enroll": _enroll,
     "agent.revoke": _revoke,
+    "token.create": _token_create,
+    "token.revoke": _token_revoke,
 }

@@ -138,6 +138,9 @@ class IndexReads:
     def last_admin_lsn(self) -> int:
         return admin.last_admin_lsn(self.store)
 
+    def tokens(self) -> list[dict[str, Any]]:
+        return admin.tokens(self.store)
+
     def audit_log(self, target: str | None, limit: int) -> list[dict[str, Any]]:
         return admin.audit_log(self.store, target, limit)
 

@@ -3,7 +3,7 @@
 
 Version 2 added ``valid_from_us``/``valid_until_us``: the valid-time bounds as instants,
 so ``valid_at`` compares times, not their texts (which keep the offset they were signed
-with); and the access-control tables (``enrollments``)."""
+with); and the access-control tables (``enrollments``, ``tokens``)."""
 
 SCHEMA_VERSION = 2
 
@@ -165,6 +165,24 @@ CREATE TABLE IF NOT EXISTS enrollments (
     reason       TEXT
 ) STRICT;
 CREATE INDEX IF NOT EXISTS enrollments_revoked ON enrollments (revoked_lsn);
+-- Scoped API tokens (token.create / token.revoke): the SHA-256 of each secret, never
+-- the secret. A name is unique among live tokens; a revoked one keeps its row.
+CREATE TABLE IF NOT EXISTS tokens (
+    hash          TEXT PRIMARY KEY,     -- SHA-256 (hex) of the secret
+    name          TEXT NOT NULL,
+    scope         TEXT NOT NULL,        -- read | review | admin
+    namespaces    TEXT NOT NULL,        -- JSON array of canonical grants
+    expires_at    TEXT,                 -- RFC 3339, NULL: never
+    expires_us    INTEGER,
+    created_at    INTEGER NOT NULL,
+    created_by    TEXT NOT NULL,
+    lsn           INTEGER NOT NULL,
+    revoked_at    INTEGER,
+    revoked_by    TEXT,
+    revoke_reason TEXT,
+    revoked_lsn   INTEGER
+) STRICT;
+CREATE INDEX IF NOT EXISTS tokens_name ON tokens (name, lsn);
 
 CREATE VIRTUAL TABLE IF NOT EXISTS assertions_fts USING fts5 (
     subject, predicate, object_text,

@@ -60,7 +60,7 @@ class Queries(Protocol):
 DUMP_TABLES = (("meta", "key"), ("lsn_time", "lsn"), ("writes", "id"), ("assertions", "id"),
                ("retractions", "id"), ("quarantine", "id"), ("allowlist", "agent_id"),
                ("state", "key"), ("audit", "lsn"), ("breakers", "agent_id"),
-               ("agents", "agent_id"), ("enrollments", "agent_id"))
+               ("agents", "agent_id"), ("enrollments", "agent_id"), ("tokens", "hash"))
 
 
 def read_applied(path: Path) -> tuple[int, bytes] | None:
@@ -213,7 +213,8 @@ class IndexStore:
     def _migrate(self) -> None:
         version = self._write.execute("PRAGMA user_version").fetchone()[0]
         if version == 1 and self._write.execute(
-                "SELECT 1 FROM audit WHERE action LIKE 'agent.%' LIMIT 1").fetchone():
+                "SELECT 1 FROM audit WHERE action LIKE 'agent.%' OR action LIKE 'token.%'"
+                " LIMIT 1").fetchone():
             version = -1  # holds records only version 2 applies in full: rebuild it
         if version not in (0, 1, SCHEMA_VERSION):
             self._write.close()

@@ -166,8 +166,11 @@ class StemeDBStore(BaseStore):
     this agent with this predicate); ``confidence`` and ``evidence`` go with every put.
     ``beliefs=False`` skips the per-item belief lookup (one request per item returned).
     ``on_quarantine="ignore"`` makes a put that content defense holds for review return
-    quietly instead of raising :class:`WriteQuarantined`. Other keyword arguments go to
-    :class:`Client` and :class:`AsyncClient` (``timeout``, ``max_retries``, ...).
+    quietly instead of raising :class:`WriteQuarantined`. ``token`` (else
+    ``STEMEDB_TOKEN``) is the API token reads are sent with, needed when the server's
+    reads need one (its namespaces then bound what the store sees). Other keyword
+    arguments go to :class:`Client` and :class:`AsyncClient` (``timeout``,
+    ``max_retries``, ...).
     """
 
     def __init__(
@@ -180,8 +183,11 @@ class StemeDBStore(BaseStore):
         evidence: Iterable[str] | None = None,
         beliefs: bool = True,
         on_quarantine: Literal["raise", "ignore"] = "raise",
+        token: str | None = None,
         **client_options: Any,
     ) -> None:
+        if token is not None:
+            client_options["token"] = token
         if key is None:
             raise ValueError("StemeDBStore needs the agent key that signs its writes")
         self.key = key if isinstance(key, AgentKey) else AgentKey.load(key)

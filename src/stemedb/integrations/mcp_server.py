@@ -403,5 +403,6 @@ async def serve_http(
         await client.aclose()
 
 
-def make_client(url: str, key: AgentKey) -> AsyncClient:
-    return AsyncClient(url, key, max_retry_after=MAX_RETRY_AFTER)
+def make_client(url: str, key: AgentKey, token: str | None = None) -> AsyncClient:
+    """The tools' client; ``token`` (else ``STEMEDB_TOKEN``) is sent on reads."""
+    return AsyncClient(url, key, token=token, max_retry_after=MAX_RETRY_AFTER)

@@ -35,7 +35,16 @@ import orjson
 import psycopg
 from psycopg.rows import dict_row
 
-from ..index.apply import ENROLL, REVOKE, Entry, enroll_row, plan, revoke_row, run_counts
+from ..index.apply import (
+    AUDIT_OMITS,
+    ENROLL,
+    REVOKE,
+    Entry,
+    enroll_row,
+    plan,
+    revoke_row,
+    run_counts,
+)
 from ..model import us_to_time
 from . import fts
 
@@ -183,13 +192,13 @@ def count_agent(conn: Conn, agent_id: str, counter: str, at: int) -> None:
 
 # -- admin records ----------------------------------------------------------------------
 
-_TARGET_KEYS = ("id", "agent_id")
+_TARGET_KEYS = ("id", "agent_id", "name")
 
 
 def apply_admin(conn: Conn, e: Entry) -> None:
     d = e.data
     action = d["action"]
-    detail = {k: v for k, v in d.items() if k not in ("t", "at", "by", "action")}
+    detail = {k: v for k, v in d.items() if k not in AUDIT_OMITS}
     target = next((str(d[k]) for k in _TARGET_KEYS if k in d), None)
     conn.execute("INSERT INTO audit (lsn, at, by, action, target, detail)"
                  " VALUES (%s, %s, %s, %s, %s, %s)",
@@ -329,6 +338,25 @@ def _enroll(conn: Conn, lsn: int, d: dict[str, Any]) -> None:
 
 def _revoke(conn: Conn, lsn: int, d: dict[str, Any]) -> None:
     conn.execute(REVOKE.replace("?", "%s"), revoke_row(lsn, d))
+def _token_create(conn: Conn, lsn: int, d: dict[str, Any]) -> None:
+    """As ``index.apply._token_create``: the first live token of a name wins."""
+    at = int(d["at"])
+    taken = conn.execute("SELECT 1 FROM tokens WHERE name = %s AND revoked_lsn IS NULL"
+                         " AND (expires_us IS NULL OR expires_us > %s)",
+                         (d["name"], at)).fetchone()
+    if taken is not None:
+        return
+    conn.execute("INSERT INTO tokens (hash, name, scope, namespaces, expires_at, expires_us,"
+                 " created_at, created_by, lsn) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                 " ON CONFLICT (hash) DO NOTHING",
+                 (d["hash"], d["name"], d["scope"], orjson.dumps(d["namespaces"]).decode(),
+                  d.get("expires_at"), d.get("expires_us"), at, d["by"], lsn))
+
+
+def _token_revoke(conn: Conn, lsn: int, d: dict[str, Any]) -> None:
+    conn.execute("UPDATE tokens SET revoked_at = %s, revoked_by = %s, revoke_reason = %s,"
+                 " revoked_lsn = %s WHERE hash = %s AND revoked_lsn IS NULL",
+                 (int(d["at"]), d["by"], d.get("reason", ""), lsn, d["hash"]))
 
 
 _ADMIN: dict[str, Callable[[Conn, int, dict[str, Any]], None]] = {
@@ -344,4 +372,6 @@ _ADMIN: dict[str, Callable[[Conn, int, dict[str, Any]], None]] = {
     "breaker.reset": _breaker_reset,
     "agent.enroll": _enroll,
     "agent.revoke": _revoke,
+    "token.create": _token_create,
+    "token.revoke": _token_revoke,
 }

@@ -202,6 +202,9 @@ class PostgresReads:
     def last_admin_lsn(self) -> int:
         return int(self._portable(admin.last_admin_lsn))
 
+    def tokens(self) -> list[dict[str, Any]]:
+        return self._portable(admin.tokens)
+
     def audit_log(self, target: str | None, limit: int) -> list[dict[str, Any]]:
         return self._portable(admin.audit_log, target, limit)
 

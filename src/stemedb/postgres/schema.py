@@ -201,7 +201,8 @@ INSERT INTO fts_stats (rows, tokens) VALUES (0, 0);
 # Version 2: the valid-time bounds as instants (unix microseconds; NULL: open), so that
 # ``valid_at`` compares times, not texts signed with different offsets (the values of
 # existing rows are filled in by ``_backfill_valid_time``: Python parses the times); and
-# the agent keys enrolled or revoked by admins (``index/schema.py``'s ``enrollments``).
+# the agent keys enrolled or revoked by admins and the scoped API tokens (``index/schema.py``'s
+# ``enrollments`` and ``tokens``).
 _V2 = f"""
 ALTER TABLE assertions ADD COLUMN valid_from_us bigint;
 ALTER TABLE assertions ADD COLUMN valid_until_us bigint;
@@ -218,6 +219,22 @@ CREATE TABLE enrollments (
     reason       {_T}
 );
 CREATE INDEX enrollments_revoked ON enrollments (revoked_lsn);
+CREATE TABLE tokens (
+    hash          {_T} PRIMARY KEY,
+    name          {_T} NOT NULL,
+    scope         {_T} NOT NULL,
+    namespaces    {_T} NOT NULL,
+    expires_at    {_T},
+    expires_us    bigint,
+    created_at    bigint NOT NULL,
+    created_by    {_T} NOT NULL,
+    lsn           bigint NOT NULL,
+    revoked_at    bigint,
+    revoked_by    {_T},
+    revoke_reason {_T},
+    revoked_lsn   bigint
+);
+CREATE INDEX tokens_name ON tokens (name, lsn);
 """
 
 # version -> the statements that bring the schema from version - 1 to it

@@ -31,14 +31,16 @@ from ..output import (
 
 DEFAULT_DATA_DIR = "./stemedb-data"
 TOKEN_ENV = "STEMEDB_ADMIN_TOKEN"
+SCOPED_TOKEN_ENV = "STEMEDB_TOKEN"
 # Where the ``admin`` group leaves the client factory for its commands (click's ctx.meta).
 CLIENT_FACTORY = "stemedb.admin.make_client"
 ClientFactory = Callable[[str, str | None], Client]
 
 
 def make_client(url: str, token: str | None) -> Client:
-    """The client every admin command uses."""
-    return Client(url, admin_token=token, max_retry_after=CLI_MAX_RETRY_AFTER)
+    """The client every admin command uses; its token also goes with reads (a server
+    whose reads need one), else ``STEMEDB_TOKEN`` does."""
+    return Client(url, admin_token=token, token=token, max_retry_after=CLI_MAX_RETRY_AFTER)
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,9 @@ class Options:
 
 
 def resolve_token(data_dir: str) -> tuple[str, str]:
-    """``(token, where it came from)``: ``STEMEDB_ADMIN_TOKEN``, else ``<data_dir>/admin.token``."""
+    """``(token, where it came from)``: ``STEMEDB_ADMIN_TOKEN``, else
+    ``<data_dir>/admin.token``, else a scoped token in ``STEMEDB_TOKEN`` (a reviewer's own,
+    on a machine without the data directory: decisions are recorded under its name)."""
     env = os.environ.get(TOKEN_ENV, "").strip()
     if env:
         return env, TOKEN_ENV
@@ -60,10 +64,14 @@ def resolve_token(data_dir: str) -> tuple[str, str]:
     try:
         token = path.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
+        scoped = os.environ.get(SCOPED_TOKEN_ENV, "").strip()
+        if scoped:
+            return scoped, SCOPED_TOKEN_ENV
         fail(
             f"no admin token: {TOKEN_ENV} is not set and {path} does not exist.\n"
-            f"  Set {TOKEN_ENV}, or point --data-dir (env STEMEDB_DATA_DIR) at the server's "
-            "data directory: the server writes admin.token there on first start.",
+            f"  Set {TOKEN_ENV} (or {SCOPED_TOKEN_ENV} to your own review or admin token), "
+            "or point --data-dir (env STEMEDB_DATA_DIR) at the server's data directory: the "
+            "server writes admin.token there on first start.",
             EXIT_USAGE,
         )
     except PermissionError:
@@ -94,7 +102,10 @@ def _explain(e: ApiError, token_source: str | None) -> list[str]:
         who = current.get("decided_by") or "?"
         when = current.get("decided_at") or "?"
         lines.append(f"  current status: {current['status']} (by {who} at {when})")
-    if e.status == 401 and token_source:
+    if e.status == 401 and token_source == SCOPED_TOKEN_ENV:
+        lines.append(f"  the server refused the token from {SCOPED_TOKEN_ENV}: unknown, "
+                     "expired or revoked")
+    elif e.status == 401 and token_source:
         lines.append(
             f"  the server refused the admin token from {token_source}; it must match the "
             f"server's ({TOKEN_ENV} or admin.token in the server's data directory)"
@@ -105,7 +116,12 @@ def _explain(e: ApiError, token_source: str | None) -> list[str]:
 @contextmanager
 def connect(opts: Options, *, admin: bool = True) -> Iterator[Client]:
     """A client whose errors become a message on stderr and an exit code."""
-    token, source = resolve_token(opts.data_dir) if admin else (None, None)
+    token: str | None
+    source: str | None
+    if admin:
+        token, source = resolve_token(opts.data_dir)
+    else:  # a read: the admin token if it is at hand, else STEMEDB_TOKEN (by the client)
+        token, source = os.environ.get(TOKEN_ENV, "").strip() or None, None
     ctx = click.get_current_context(silent=True)
     factory: ClientFactory = ctx.meta.get(CLIENT_FACTORY, make_client) if ctx else make_client
     with api_errors(lambda e: _explain(e, source)), factory(opts.url, token) as client:

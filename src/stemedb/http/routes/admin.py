@@ -1,6 +1,6 @@
-"""/v1/admin/*: quarantine review, retractions, breakers, allowlist, thresholds, audit,
-agent enrollment —
-bearer token required."""
+"""/v1/admin/*: quarantine review, retractions, breakers, allowlist, thresholds, API tokens,
+agent enrollment, audit — bearer token required (the review scope for quarantine, admin
+for the rest; the middleware checks it, see ``guard_middleware``)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response
 
-from ...auth import bearer, token_matches
-from ...errors import Unauthorized, ValidationFailed
+from ...access import principal_of
+from ...errors import Forbidden, Unauthorized, ValidationFailed
 from ...model import _field_errors, load_json
 from ..deps import db, json_response, namespaces, read_body
+from ..guard_middleware import BOOTSTRAP
 from ..routing import StrictQueryRoute
 
 ADMIN_BODY_LIMIT = 1024 * 1024
@@ -21,10 +22,16 @@ ACTOR_HEADER = "x-admin-actor"
 
 
 def require_admin(request: Request) -> str:
-    """Bearer-token check (constant time); returns who acts (``X-Admin-Actor`` or admin)."""
-    token = request.app.state.admin_token
-    if not token_matches(token, bearer(request.headers.get("authorization"))):
-        raise Unauthorized("send Authorization: Bearer <admin token>; see docs/admin.md#the-admin-token")
+    """Who acts, as the audit log records it: a scoped token's name, or for the bootstrap
+    admin token ``admin:`` + ``X-Admin-Actor`` (default ``admin``). The middleware has
+    checked the token and its scope; without a principal nothing is allowed."""
+    p = principal_of(request.scope)
+    if p is None:
+        raise Unauthorized("send Authorization: Bearer <token>; see docs/security.md#tokens")
+    if not p.allows("review"):
+        raise Forbidden(f"token {p.name!r} has the {p.scope} scope; this route needs review")
+    if p is not BOOTSTRAP:
+        return p.name
     actor = request.headers.get(ACTOR_HEADER, "admin").strip()[:64] or "admin"
     return "admin:" + "".join(ch for ch in actor if ch.isprintable())
 
@@ -75,6 +82,18 @@ class AllowBody(_Body):
     agent_id: str
     expires_at: str
     reason: Annotated[str, Field(min_length=1, max_length=1024)]
+
+
+class TokenBody(_Body):
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    scope: str
+    namespaces: Annotated[list[Annotated[str, Field(max_length=256)]],
+                          Field(max_length=256)] | None = None
+    expires: Annotated[str, Field(max_length=64)] | None = None
+
+
+class RevokeTokenBody(_Body):
+    reason: Annotated[str, Field(max_length=1024)] = ""
 
 
 class ThresholdsBody(BaseModel):
@@ -209,6 +228,27 @@ async def add_allowlist(request: Request, actor: Actor) -> Response:
 @router.delete("/content_defense/allowlist/{agent_id}")
 async def remove_allowlist(request: Request, agent_id: str, actor: Actor) -> Response:
     return json_response(await db(request).admin.disallow(agent_id, "removed", actor))
+
+
+@router.get("/tokens")
+def list_tokens(request: Request) -> Response:
+    """Every API token, newest first: name, scope, namespaces, status, expiry, last use
+    (never the secret nor its hash)."""
+    return json_response(db(request).tokens.listing())
+
+
+@router.post("/tokens", status_code=201)
+async def create_token(request: Request, actor: Actor) -> Response:
+    """A new scoped token; the answer carries its secret, this once."""
+    b: TokenBody = await parse(request, TokenBody)
+    return json_response(await db(request).tokens.create(b.name, b.scope, b.namespaces,
+                                                          b.expires, actor), 201)
+
+
+@router.post("/tokens/{name}/revoke")
+async def revoke_token(request: Request, name: str, actor: Actor) -> Response:
+    b: RevokeTokenBody = await parse(request, RevokeTokenBody, optional=True)
+    return json_response(await db(request).tokens.revoke(name, b.reason, actor))
 
 
 @router.get("/audit")
