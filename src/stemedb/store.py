@@ -56,6 +56,7 @@ class AssertionFilter:
     until_us: int | None = None
     include_inactive: bool = False
     limit: int = 100
+    id_prefix: str | None = None  # 8-64 lowercase hex: ids that start with it
 
 
 class Reads(Protocol):
@@ -134,9 +135,14 @@ class Reads(Protocol):
     # -- admin ---------------------------------------------------------------------------
     def list_quarantine(self, *, status: str | None, agent_prefix: str | None,
                         reason: str | None, limit: int, cursor: str | None,
-                        oldest_first: bool = False) -> dict[str, Any]: ...
+                        oldest_first: bool = False, severity: str | None = None
+                        ) -> dict[str, Any]: ...
 
     def quarantine_item(self, qid: str) -> dict[str, Any] | None: ...
+
+    def quarantine_ids_with_prefix(self, prefix: str, limit: int = 2) -> list[str]:
+        """Quarantine item ids that start with ``prefix``, at most ``limit``."""
+        ...
 
     def pending_ids_of_agent(self, agent_id: str) -> list[str]: ...
 

@@ -26,6 +26,7 @@ from .output import (
     json_flag,
     list_table,
     print_json,
+    resolve_assertion_id,
     short_time,
 )
 
@@ -126,7 +127,7 @@ def _items_table(items: Iterable[dict[str, Any]], title: str, wide: bool) -> Tab
     table = list_table(title)
     table.add_column("id", no_wrap=True)
     for name in ("subject", "predicate", "object"):
-        table.add_column(name, overflow="fold", min_width=len(name))
+        table.add_column(name, min_width=len(name))
     table.add_column("conf", justify="right", no_wrap=True)
     table.add_column("agent", no_wrap=True)
     table.add_column("status", no_wrap=True)
@@ -282,9 +283,10 @@ def assert_cmd(
 @url_option
 @json_option
 def get(assertion_id: str, url: str, as_json: bool) -> None:
-    """Show one assertion with its status, provenance and signature."""
+    """Show one assertion with its status, provenance and signature (ASSERTION_ID: the
+    id, or a unique prefix of at least 8 hex characters)."""
     with _client(url) as client:
-        item = client.get(assertion_id)
+        item = client.get(resolve_assertion_id(client, assertion_id))
     if as_json:
         print_json(item)
     else:

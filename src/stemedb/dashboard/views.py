@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 
 from ..defense import REASONS
 from ..errors import NotFound, StemeError
+from ..severity import SEVERITIES
 from . import data
 from .chart import line_chart
 from .sessions import Session
@@ -85,6 +86,10 @@ def _quarantine_context(request: Request) -> dict[str, Any]:
     if reason is not None and reason not in REASONS:
         errors.append(f"Unknown reason {reason!r}: showing every reason.")
         reason = None
+    severity = p.get("severity") or None
+    if severity is not None and severity not in SEVERITIES:
+        errors.append(f"Unknown severity {severity!r}: showing every severity.")
+        severity = None
     agent_raw = (p.get("agent") or "").strip()
     agent_id: str | None = None
     if agent_raw:
@@ -92,7 +97,7 @@ def _quarantine_context(request: Request) -> dict[str, Any]:
             agent_id = db.admin.resolve_agent(agent_raw)
         except StemeError as e:
             errors.append(f"Agent filter: {e.detail}")
-    view = "items" if agent_id or p.get("view") == "items" else "agents"
+    view = "items" if agent_id or severity or p.get("view") == "items" else "agents"
     sort = p.get("sort") if p.get("sort") in ("count", "agent") else "count"
     status = p.get("status") if p.get("status") in STATUSES else "pending"
     per = _int(p.get("per"), DEFAULT_PER_PAGE, PER_PAGE[0], PER_PAGE[-1])
@@ -113,6 +118,8 @@ def _quarantine_context(request: Request) -> dict[str, Any]:
         "per_choices": PER_PAGE,
         "reasons": REASONS,
         "reason_counts": reason_counts,
+        "severity": severity,
+        "severities": SEVERITIES[::-1],
         "statuses": STATUSES,
         "pending_total": pending_total,
         "nav_pending": pending_total,
@@ -153,7 +160,8 @@ def _quarantine_context(request: Request) -> dict[str, Any]:
     page_no = _int(p.get("page"), 1, 1, 10**9) if cursor else 1
     try:
         listing = db.admin.list_quarantine(
-            agent_id=agent_id, reason=reason, status=status, limit=per, cursor=cursor
+            agent_id=agent_id, reason=reason, status=status, limit=per, cursor=cursor,
+            severity=severity,
         )
     except StemeError as e:
         errors.append(e.detail)
@@ -162,6 +170,7 @@ def _quarantine_context(request: Request) -> dict[str, Any]:
         "view": "items",
         "agent": agent_id,
         "reason": reason,
+        "severity": severity,
         "status": None if status == "pending" else status,
         "per": None if per == DEFAULT_PER_PAGE else per,
     }

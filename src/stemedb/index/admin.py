@@ -5,6 +5,7 @@ Portable SQL over ``store.Queries``: the PostgreSQL backend runs these same func
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -13,15 +14,18 @@ from ..answers import decode_cursor, encode_cursor, quarantine_item
 from ..model import us_to_time
 from .store import Queries
 
+_HEX_PREFIX = re.compile(r"^[0-9a-f]{8,64}$")
+
 Q_SELECT = ("SELECT a.*, q.id AS qid, q.reason, q.score, q.verdict, q.status AS qstatus,"
              " q.created_at, q.decided_at, q.decided_by, q.decision_reason, q.notes,"
-             " q.assertion_id, q.lsn AS qlsn"
+             " q.assertion_id, q.lsn AS qlsn, q.severity, q.top_signal"
              " FROM quarantine q JOIN assertions a ON a.id = q.assertion_id")
 
 
 def list_quarantine(store: Queries, *, status: str | None, agent_prefix: str | None,
                     reason: str | None, limit: int, cursor: str | None,
-                    oldest_first: bool = False) -> dict[str, Any]:
+                    oldest_first: bool = False, severity: str | None = None
+                    ) -> dict[str, Any]:
     where: list[str] = []
     params: list[Any] = []
     if status:
@@ -43,6 +47,9 @@ def list_quarantine(store: Queries, *, status: str | None, agent_prefix: str | N
     if reason:
         where.append("q.reason = ?")
         params.append(reason)
+    if severity:
+        where.append("q.severity = ?")
+        params.append(severity)
     cond = (" WHERE " + " AND ".join(where)) if where else ""
     total = int(store.query("SELECT count(*) FROM quarantine q" + cond, params)[0][0])
     page_where = list(where)
@@ -66,6 +73,13 @@ def list_quarantine(store: Queries, *, status: str | None, agent_prefix: str | N
 def get_quarantine(store: Queries, qid: str) -> dict[str, Any] | None:
     rows = store.query(f"{Q_SELECT} WHERE q.id = ?", [qid])
     return quarantine_item(rows[0]) if rows else None
+
+
+def quarantine_ids_with_prefix(store: Queries, prefix: str, limit: int = 2) -> list[str]:
+    """Item ids starting with ``prefix`` (a range of the primary key), at most ``limit``."""
+    return [r[0] for r in store.query(
+        "SELECT id FROM quarantine WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
+        [prefix, prefix + "g", limit])]
 
 
 def pending_ids_of_agent(store: Queries, agent_id: str) -> list[str]:
@@ -135,8 +149,15 @@ def manual_breakers(store: Queries) -> list[dict[str, Any]]:
 
 
 def audit_log(store: Queries, target: str | None, limit: int) -> list[dict[str, Any]]:
-    sql = "SELECT * FROM audit" + (" WHERE target = ?" if target else "") + " ORDER BY lsn DESC LIMIT ?"
-    rows = store.query(sql, [target, limit] if target else [limit])
+    """Newest first; ``target`` is an id, or a prefix of one (8+ hex: every target that
+    starts with it)."""
+    if target and _HEX_PREFIX.match(target):
+        where, params = " WHERE target >= ? AND target < ?", [target, target + "g"]
+    elif target:
+        where, params = " WHERE target = ?", [target]
+    else:
+        where, params = "", []
+    rows = store.query(f"SELECT * FROM audit{where} ORDER BY lsn DESC LIMIT ?", [*params, limit])
     return [{"lsn": r["lsn"], "at": us_to_time(r["at"]), "by": r["by"], "action": r["action"],
              "target": r["target"], "detail": orjson.loads(r["detail"])} for r in rows]
 

@@ -1,7 +1,7 @@
 """SQLite schema of the derived index. Bump SCHEMA_VERSION on any change: an index with
 another version is rebuilt from the journal at start-up."""
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 DDL = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -88,9 +88,12 @@ CREATE TABLE IF NOT EXISTS quarantine (
     decided_by      TEXT,
     decision_reason TEXT,
     decided_lsn     INTEGER,
-    notes           TEXT NOT NULL DEFAULT '[]'
+    notes           TEXT NOT NULL DEFAULT '[]',
+    severity        TEXT NOT NULL,      -- low | medium | high | critical (severity.py)
+    top_signal      TEXT                -- the signal behind the severity (NULL: none fired)
 ) STRICT;
 CREATE INDEX IF NOT EXISTS quarantine_status ON quarantine (status, lsn);
+CREATE INDEX IF NOT EXISTS quarantine_severity ON quarantine (status, severity, lsn);
 CREATE INDEX IF NOT EXISTS quarantine_agent ON quarantine (status, agent_id, lsn);
 CREATE INDEX IF NOT EXISTS quarantine_reason ON quarantine (status, reason, lsn);
 

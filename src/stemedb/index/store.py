@@ -137,6 +137,11 @@ class IndexStore:
         self._checkpointer: threading.Thread | None = None
         self._stop_checkpoints = threading.Event()
         self._write = self._connect()
+        if self._stale_schema():
+            self._write.close()
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(self.path) + suffix).unlink(missing_ok=True)
+            self._write = self._connect()
         self._write.fts_deferred = bulk
         self._write_lock = threading.Lock()
         self._migrate()
@@ -205,10 +210,18 @@ class IndexStore:
                 self._readers.append(conn)
         return conn
 
-    def _migrate(self) -> None:
+    def _stale_schema(self) -> bool:
+        """An index of another schema version is derived state in the wrong shape: it is
+        deleted, so that its applied LSN reads 0 and whoever opened it rebuilds it from
+        the journal (start-up, backup, restore all do)."""
         version = self._write.execute("PRAGMA user_version").fetchone()[0]
-        if version not in (0, SCHEMA_VERSION):
-            raise RuntimeError(f"index schema {version} is not {SCHEMA_VERSION}")
+        if version in (0, SCHEMA_VERSION):
+            return False
+        log.warning("the index %s has schema version %d, this StemeDB uses %d; rebuilding "
+                    "it from the journal", self.path, version, SCHEMA_VERSION)
+        return True
+
+    def _migrate(self) -> None:
         self._write.executescript(DDL)
         self._write.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 

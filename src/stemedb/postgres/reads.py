@@ -154,13 +154,17 @@ class PostgresReads:
 
     def list_quarantine(self, *, status: str | None, agent_prefix: str | None,
                         reason: str | None, limit: int, cursor: str | None,
-                        oldest_first: bool = False) -> dict[str, Any]:
+                        oldest_first: bool = False, severity: str | None = None
+                        ) -> dict[str, Any]:
         return self._portable(admin.list_quarantine, status=status, agent_prefix=agent_prefix,
                               reason=reason, limit=limit, cursor=cursor,
-                              oldest_first=oldest_first, snapshot=True)
+                              oldest_first=oldest_first, severity=severity, snapshot=True)
 
     def quarantine_item(self, qid: str) -> dict[str, Any] | None:
         return self._portable(admin.get_quarantine, qid)
+
+    def quarantine_ids_with_prefix(self, prefix: str, limit: int = 2) -> list[str]:
+        return self._portable(admin.quarantine_ids_with_prefix, prefix, limit)
 
     def pending_ids_of_agent(self, agent_id: str) -> list[str]:
         return self._portable(admin.pending_ids_of_agent, agent_id)

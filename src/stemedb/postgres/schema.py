@@ -23,16 +23,19 @@ done. A database whose schema is newer than this code is refused.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
+import orjson
 import psycopg
 
 from ..errors import ConfigError
 from ..index.schema import DDL as INDEX_DDL
 from ..index.store import DUMP_TABLES
 from ..journal.record import ZERO_HASH
+from ..severity import severity_of
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # pg_advisory_xact_lock key: "STEMEDB\0" as a big-endian integer.
 MIGRATION_LOCK = 0x5354454D45444200
 
@@ -197,8 +200,40 @@ CREATE TABLE fts_stats (
 INSERT INTO fts_stats (rows, tokens) VALUES (0, 0);
 """
 
-# version -> the statements that bring the schema from version - 1 to it
-MIGRATIONS: dict[int, str] = {1: _V1}
+# Quarantine severity (``severity.py``): two columns at the end of the table, as in the
+# embedded index; rows of an existing database get them from their stored verdicts
+# (``_fill_severity``) before the column becomes NOT NULL.
+_V2 = f"""
+ALTER TABLE quarantine ADD COLUMN severity {_T};
+ALTER TABLE quarantine ADD COLUMN top_signal {_T};
+"""
+_V2_AFTER = """
+ALTER TABLE quarantine ALTER COLUMN severity SET NOT NULL;
+CREATE INDEX quarantine_severity ON quarantine (status, severity, lsn);
+"""
+
+
+def _fill_severity(conn: psycopg.Connection[Any]) -> None:
+    rows = conn.execute("SELECT id, verdict FROM quarantine WHERE severity IS NULL").fetchall()
+    updates = []
+    for qid, verdict in rows:
+        try:
+            breakdown = orjson.loads(verdict)
+        except orjson.JSONDecodeError:
+            breakdown = {}
+        severity, top = severity_of(breakdown if isinstance(breakdown, dict) else {})
+        updates.append((severity, top, qid))
+    if updates:
+        with conn.cursor() as cur:
+            cur.executemany("UPDATE quarantine SET severity = %s, top_signal = %s WHERE id = %s",
+                            updates)
+    conn.execute(_V2_AFTER)
+
+
+# version -> the statements that bring the schema from version - 1 to it, and what runs
+# after them in the same transaction (filling new columns of existing rows)
+MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2}
+AFTER: dict[int, Callable[[psycopg.Connection[Any]], None]] = {2: _fill_severity}
 
 
 def migrate(conn: psycopg.Connection[Any]) -> int:
@@ -214,6 +249,8 @@ def migrate(conn: psycopg.Connection[Any]) -> int:
                 f"({SCHEMA_VERSION})", hint="upgrade StemeDB on this node")
         for version in range(current + 1, SCHEMA_VERSION + 1):
             conn.execute(MIGRATIONS[version])
+            if version in AFTER:
+                AFTER[version](conn)
             conn.execute("DELETE FROM schema_version")
             conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
     return SCHEMA_VERSION

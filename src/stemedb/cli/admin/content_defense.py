@@ -50,7 +50,7 @@ def allowlist_list(opts: Options) -> None:
     console = stdout_console()
     table = list_table(plural(len(entries), "allowlisted agent"))
     for name in ("agent", "expires", "active", "reason", "added by"):
-        table.add_column(name, no_wrap=name != "reason", overflow="fold")
+        table.add_column(name, no_wrap=name != "reason")
     for e in entries:
         table.add_row(agent_cell(e.get("agent_id"), console), cell(short_time(e.get("expires_at"))),
                       brief_cell(e.get("active")), brief_cell(e.get("reason")),

@@ -61,12 +61,15 @@ def list_assertions(
     include_inactive: bool = False,
     limit: Limit = 100,
     cursor: str | None = None,
+    id_prefix: Annotated[str | None, Query(pattern=r"^[0-9a-fA-F]{8,64}$")] = None,
 ) -> Response:
-    """Assertions newest first, filtered; ``as_of`` answers as the database stood then."""
+    """Assertions newest first, filtered; ``as_of`` answers as the database stood then.
+    ``id_prefix`` (8 to 64 hex characters) keeps the ids that start with it: how a client
+    turns the short id a table shows into the full one."""
     f = AssertionFilter(subject=subject, predicate=predicate, object=object, agent_id=agent_id,
                         context=context, since_us=_time_us("since", since),
                         until_us=_time_us("until", until), include_inactive=include_inactive,
-                        limit=limit)
+                        limit=limit, id_prefix=id_prefix.lower() if id_prefix else None)
     return json_response(db(request).list_assertions(f, as_of, cursor))
 
 
