@@ -70,6 +70,11 @@ def _admin(srv: ServerProcess, method: str, path: str, actor: str = ONCALL,
 
 def _seed(srv: ServerProcess) -> World:
     writer, rival, poisoner = AgentKey.generate(), AgentKey.generate(), AgentKey.generate()
+    for key in (writer, rival):  # a record of accepted writes gives weight to their claims
+        for i in range(5):
+            _post(srv, key, subject=f"weather station {i}", predicate="located_in",
+                  object=f"river valley {i}", confidence=0.8,
+                  evidence=[f"https://stations.example/{i}"])  # fmt: skip
     accepted = []
     for key, obj, evidence in (
         (writer, f"Anglesey (Ynys Môn), the county where {PLACE} station stands",

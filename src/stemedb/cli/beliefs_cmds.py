@@ -49,36 +49,30 @@ def _candidates_table(belief: dict[str, Any], title: Text) -> Table:
     return table
 
 
-def _support_table(candidate: dict[str, Any]) -> Table:
+def _support_table(candidate: dict[str, Any], wide: bool) -> Table:
+    """The assertions behind a candidate; the group and record time only on a terminal
+    of 110 columns or more, so that the evidence keeps room at 80."""
     title = Text("support for ") + cell(candidate.get("object"))
     table = list_table(title)
-    for name, justify in (
-        ("id", "left"),
-        ("agent", "left"),
-        ("trust", "right"),
-        ("conf", "right"),
-        ("weight", "right"),
-        ("group", "right"),
-        ("recorded", "left"),
-        ("evidence", "left"),
-    ):
-        table.add_column(
-            name,
-            justify=justify,  # type: ignore[arg-type]
-            no_wrap=name != "evidence",
-        )
+    columns = [("id", "left"), ("agent", "left"), ("trust", "right"), ("conf", "right"),
+               ("weight", "right"), ("group", "right"), ("recorded", "left"),
+               ("evidence", "left")]  # fmt: skip
+    shown = [c for c in columns if wide or c[0] not in ("group", "recorded")]
+    for name, justify in shown:
+        table.add_column(name, justify=justify, no_wrap=name != "evidence")  # type: ignore[arg-type]
     for s in candidate.get("support", []):
         trust = f"{s.get('trust', 0):.3f}" + ("" if s.get("trusted") else " (new)")
-        table.add_row(
-            _short(s.get("id"), 12),
-            _short(s.get("agent_id")),
-            Text(trust),
-            _num(s.get("confidence")),
-            _num(s.get("weight")),
-            Text(str(s.get("group", ""))),
-            Text(short_time(s.get("recorded_at")) or ""),
-            cell(", ".join(s.get("evidence") or [])),
-        )
+        row = {
+            "id": _short(s.get("id"), 12),
+            "agent": _short(s.get("agent_id")),
+            "trust": Text(trust),
+            "conf": _num(s.get("confidence")),
+            "weight": _num(s.get("weight")),
+            "group": Text(str(s.get("group", ""))),
+            "recorded": Text(short_time(s.get("recorded_at")) or ""),
+            "evidence": Text(" ".join(s.get("evidence") or [])),
+        }
+        table.add_row(*(row[name] for name, _ in shown))
     return table
 
 
@@ -98,7 +92,7 @@ def _print_belief(
     console.print(_candidates_table(belief, title))
     if show_support:
         for c in belief.get("candidates", []):
-            console.print(_support_table(c))
+            console.print(_support_table(c, wide=console.width >= 110))
 
 
 @click.command()

@@ -22,7 +22,6 @@ does not decide the outcome (metrics for node_exporter that could not be written
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -179,8 +178,11 @@ class ListTable(Table):
 
 
 def list_table(title: str | Text) -> Table:
-    """Columns two spaces apart, no outer margin: room for the values at 80 columns."""
-    return ListTable(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+    """Columns two spaces apart, no outer margin: room for the values at 80 columns. The
+    title wraps like a cell (it may hold a subject, which is untrusted text)."""
+    heading = title.copy() if isinstance(title, Text) else Text(title)
+    heading.overflow = "ellipsis"
+    return ListTable(title=heading, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
                      show_edge=False, collapse_padding=True)
 
 
@@ -206,10 +208,8 @@ def fields_table() -> Table:
 
 
 def report_console() -> Console:
-    """Standard output; wide when it is not a terminal (unless ``COLUMNS`` says how
-    wide), so tables are never cut."""
-    sized = sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit()
-    return Console(soft_wrap=True, width=None if sized else 200)
+    """Standard output; wide when it is not a terminal, so tables are never cut."""
+    return Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 
 
 # -- ids ---------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ..defense import REASONS
-from ..errors import NotFound, StemeError
+from ..errors import AmbiguousId, NotFound, StemeError
 from ..severity import SEVERITIES
 from . import data
 from .chart import line_chart
@@ -207,7 +207,7 @@ def _item_context(request: Request, qid: str) -> dict[str, Any]:
         "item": item,
         "agent": agent,
         "nav_pending": db.reads.pending_count(),
-        "history": db.admin.audit(qid, 50)["items"],
+        "history": db.admin.audit(item["id"], 50)["items"],
         "agent_history": db.admin.audit(item["agent_id"], 20)["items"],
         "next": safe_next(back, default_back),
     }
@@ -226,6 +226,16 @@ async def quarantine_item(request: Request, session: Session) -> Response:
             title="Item not found",
             message=f"There is no quarantine item {qid}. It may have been purged after "
             "its retention period.",
+            back="/quarantine",
+        )
+    except AmbiguousId as e:
+        return renderer(request).page(
+            request,
+            "error.html",
+            status_code=409,
+            title="Several items match",
+            message=f"{qid} is the start of several quarantine item ids "
+            f"({', '.join(e.matches)}); give more of it.",
             back="/quarantine",
         )
     return renderer(request).page(request, "item.html", active="quarantine", **ctx)
