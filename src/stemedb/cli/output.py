@@ -8,7 +8,8 @@ One exit-code table for every command::
        (writing a key, starting the server, a backup, archive or restore), or a check
        found damage (verify, backup verify, a failed DR drill)
     2  usage or configuration error: bad or missing options, an unreadable key, an
-       invalid config file or environment value, no admin token
+       invalid config file or environment value, no admin token, an id prefix that
+       matches several ids
     3  the server could not be reached, after retries
 
 An error is ``error: …`` on stderr, with a ``hint: …`` line when there is one; a
