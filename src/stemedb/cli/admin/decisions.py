@@ -46,19 +46,24 @@ def audit(opts: Options, target: str | None, limit: int) -> None:
     console = stdout_console()
     wide = console.width >= 120
     table = list_table(plural(len(items), "decision"))
+    # 80 columns: who acted goes under when, so that the detail keeps room.
     if wide:
         table.add_column("lsn", justify="right", no_wrap=True)
-    table.add_column("at", no_wrap=True)
-    table.add_column("by")
+        table.add_column("at", no_wrap=True)
+        table.add_column("by")
+    else:
+        table.add_column("at / by", max_width=16)  # the time to the minute is 16 wide
     table.add_column("action", no_wrap=True)
     table.add_column("target", no_wrap=True)
-    table.add_column("detail", min_width=16)
+    table.add_column("detail")
     for it in items:
         at = str(it.get("at") or "")[: 19 if wide else 16].replace("T", " ")
-        row = [brief_cell(at), brief_cell(it.get("by")), brief_cell(it.get("action")),
-               short_id(it.get("target"), console, wide_at=10_000, length=16 if wide else 12),
-               Text(_detail(it.get("detail")))]  # fmt: skip
-        table.add_row(*([brief_cell(it.get("lsn"))] if wide else []), *row)
+        aim = short_id(it.get("target"), console, wide_at=10_000, length=16 if wide else 12)
+        if wide:
+            first = [brief_cell(it.get("lsn")), brief_cell(at), brief_cell(it.get("by"))]
+        else:
+            first = [Text.assemble(at, "\n", brief_cell(it.get("by")))]
+        table.add_row(*first, brief_cell(it.get("action")), aim, Text(_detail(it.get("detail"))))
     console.print(table)
 
 
@@ -69,7 +74,7 @@ def _detail(detail: Any) -> str:
         return "" if detail is None else str(detail)
     parts = []
     for k, v in detail.items():
-        if k in ("id", "agent_id") or v in ("", None):
+        if k in ("id", "agent_id", "expires_us") or v in ("", None):
             continue
         text = v if isinstance(v, str) else orjson.dumps(v).decode()
         parts.append(f"{k}: {text}")
