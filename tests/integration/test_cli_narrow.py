@@ -199,6 +199,12 @@ def test_the_short_ids_a_table_prints_are_accepted(world: World) -> None:
     assert orjson.loads(shown.stdout)["id"] == qid
     noted = cli(world, "admin", "quarantine", "note", qid[:10], "looked at it")
     assert noted.returncode == 0 and qid in noted.stdout, noted.stderr
+    # a batch takes prefixes too
+    other = world.quarantined[2]
+    batch = cli(world, "admin", "quarantine", "batch", "reject", "--ids", other[:12],
+                "--reason", "checked", "--json")  # fmt: skip
+    assert batch.returncode == 0, batch.stderr
+    assert orjson.loads(batch.stdout)["ids"] == [other]
     # agents: the 16-character prefix the allowlist table prints
     agent = cli(world, "admin", "agent", world.writer.agent_id[:16], "--json")
     assert agent.returncode == 0, agent.stderr
