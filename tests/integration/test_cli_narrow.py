@@ -325,3 +325,23 @@ def test_backup_list_takes_the_same_target_option_as_backup_create(
     )  # fmt: skip
     assert listed.returncode == 0, listed.stderr
     assert len(orjson.loads(listed.stdout)) == 1
+
+
+def test_supersedes_and_agent_filters_take_prefixes(world: World, tmp_path: Path) -> None:
+    key_file = tmp_path / "writer.pem"
+    world.writer.save(str(key_file))
+    old = world.accepted[0]
+    out = cli(world, "assert", "--key", str(key_file), "--subject", f"{PLACE} railway station",
+              "--predicate", "is_located_in_the_historic_county_of", "--object", "Anglesey",
+              "--context", "geography/wales/historic-counties", "--confidence", "0.9",
+              "--evidence", "https://en.wikipedia.org/wiki/Anglesey", "--supersedes", old[:12])  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    new = orjson.loads(out.stdout)
+    assert new["status"] == "accepted", new
+    got = orjson.loads(cli(world, "get", new["id"], "--json").stdout)
+    assert got["supersedes"] == old
+    page = orjson.loads(cli(world, "query", "--agent-id", world.writer.agent_id[:12],
+                            "--json").stdout)  # fmt: skip
+    assert page["items"] and {i["agent_id"] for i in page["items"]} == {world.writer.agent_id}
+    missing = cli(world, "query", "--agent-id", "00000000abcd")
+    assert missing.returncode == 1 and "404" in missing.stderr

@@ -26,6 +26,7 @@ from .output import (
     json_flag,
     list_table,
     print_json,
+    resolve_agent_id,
     resolve_assertion_id,
     short_time,
 )
@@ -229,7 +230,9 @@ def _body_from_file(stream: IO[bytes], key: AgentKey) -> bytes:
 @click.option("--context")
 @click.option("--valid-from", help="RFC 3339 time the claim starts to hold.")
 @click.option("--valid-until", help="RFC 3339 time the claim stops holding.")
-@click.option("--supersedes", help="Id of an earlier assertion of yours this one replaces.")
+@click.option("--supersedes",
+              help="Id (or a unique prefix of 8+ hex) of an earlier assertion of yours this "
+              "one replaces.")
 @click.option(
     "--file",
     "file",
@@ -262,6 +265,9 @@ def assert_cmd(
         missing = [f"--{n}" for n, v in (*fields.items(), ("confidence", confidence)) if v is None]
         raise click.UsageError(f"missing {', '.join(missing)} (or use --file)")
     else:
+        if supersedes is not None:
+            with _client(url) as client:
+                supersedes = resolve_assertion_id(client, supersedes)
         body = build_assertion(
             key,
             subject,
@@ -324,8 +330,11 @@ def query(
     url: str,
     as_json: bool,
 ) -> None:
-    """List assertions matching the filters, newest first."""
+    """List assertions matching the filters, newest first (--agent-id: an agent id or a
+    unique prefix of at least 8 hex characters)."""
     with _client(url) as client:
+        if agent_id is not None:
+            agent_id = resolve_agent_id(client, agent_id)
         kw: dict[str, Any] = {
             "subject": subject,
             "predicate": predicate,

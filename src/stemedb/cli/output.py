@@ -239,6 +239,17 @@ def resolve_assertion_id(client: Client, value: str) -> str:
     return ids[0]
 
 
+def resolve_agent_id(client: Client, value: str) -> str:
+    """The full agent id for ``value``: a full id as it is, a prefix of at least 8 hex
+    characters through ``GET /v1/agents/{prefix}``, which resolves it (none: not found,
+    exit 1; several: :func:`ambiguous`, exit 2)."""
+    v = value.strip().lower()
+    if not ID_MIN_PREFIX <= len(v) < ASSERTION_ID_LENGTH or not set(v) <= HEX:
+        return value.strip()
+    with api_errors():
+        return str(client.agent(v)["agent_id"])
+
+
 # -- progress ----------------------------------------------------------------------------------
 
 
