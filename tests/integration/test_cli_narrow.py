@@ -345,3 +345,30 @@ def test_supersedes_and_agent_filters_take_prefixes(world: World, tmp_path: Path
     assert page["items"] and {i["agent_id"] for i in page["items"]} == {world.writer.agent_id}
     missing = cli(world, "query", "--agent-id", "00000000abcd")
     assert missing.returncode == 1 and "404" in missing.stderr
+
+
+def test_an_ambiguous_agent_prefix_names_the_matches(world: World) -> None:
+    # two keys whose agent ids share their first 8 hex digits (a birthday search)
+    seen: dict[str, AgentKey] = {}
+    while True:
+        key = AgentKey(os.urandom(32))
+        head = key.agent_id[:8]
+        if head in seen:
+            pair = (seen[head], key)
+            break
+        seen[head] = key
+    for key in pair:
+        out = _post(world.srv, key, subject="twin", predicate="probe", object="one",
+                    confidence=0.5)  # fmt: skip
+        assert out["status"] == "accepted", out
+    prefix = pair[0].agent_id[:8]
+    out = cli(world, "admin", "agent", prefix)
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    assert f"{prefix} is ambiguous, 2 matches: " in out.stderr
+    assert all(k.agent_id in out.stderr for k in pair)
+    out = cli(world, "admin", "breaker", "open", prefix, "--reason", "x",
+              "--duration-seconds", "60")  # fmt: skip
+    assert out.returncode == 2 and "ambiguous" in out.stderr
+    breakers = orjson.loads(cli(world, "admin", "breaker", "list", "--json").stdout)
+    assert not any(b["agent_id"] in {k.agent_id for k in pair} and b["state"] == "OPEN"
+                   for b in breakers["circuit_breakers"])  # fmt: skip
