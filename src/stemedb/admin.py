@@ -16,18 +16,22 @@ from typing import Any
 from . import records
 from .defense import REASONS, Thresholds, is_trusted, trust_score
 from .enrollment import Enrollment
-from .errors import AlreadyDecided, Conflict, NotFound, ValidationFailed
+from .errors import AlreadyDecided, AmbiguousId, Conflict, NotFound, ValidationFailed
 from .events import NO_EVENTS, WriteEvents
 from .gate import DefenseGate, agent_trust_counts, config_thresholds
 from .guards import BreakerView, CircuitBreakers
 from .journal import Record
 from .model import format_time, parse_time
 from .settings import ContentDefenseSettings
+from .severity import SEVERITIES
 from .store import Namespaces, Reads
 
 Append = Callable[[Sequence[bytes]], Awaitable[list[Record]]]
 
 _HEX_PREFIX = re.compile(r"^[0-9a-f]{8,64}$")
+QID_LENGTH = 32  # model.quarantine_id
+_MATCHES = AmbiguousId.MAX_MATCHES + 1
+_VISIBLE_SCAN = 200  # prefix matches looked at for a reader restricted to namespaces
 STATUSES = ("pending", "approved", "rejected")
 MAX_LIST = 10_000
 MAX_PREFIX_MATCHES = 64  # agents a prefix is checked against for a restricted reader
@@ -79,13 +83,33 @@ class Admin:
         v = check_prefix(value)
         if len(v) == 64 and not must_exist:
             return v
-        found = self.reads.agents_with_prefix(v)
+        found = self.reads.agents_with_prefix(v, _MATCHES)
         if not found:
             if len(v) == 64:
                 raise NotFound(f"agent {v[:16]}… has never written")
             raise NotFound(f"no agent id starts with {v}")
         if len(found) > 1:
-            raise Conflict(f"prefix {v} matches several agents; give more characters")
+            raise AmbiguousId("agent id", v, found)
+        return found[0]
+
+    def resolve_item(self, value: str, namespaces: Namespaces = None) -> str:
+        """A full quarantine item id from an id or a unique prefix (≥ 8 hex); 404 when
+        nothing matches, 409 (``AmbiguousId``) when several do. Restricted to
+        ``namespaces``, only the items it covers match (the others do not exist for it)."""
+        v = value.strip().lower()
+        if not _HEX_PREFIX.match(v) or len(v) > QID_LENGTH:
+            raise NotFound(f"no quarantine item {value}")
+        if len(v) == QID_LENGTH:
+            return v
+        if namespaces is None:
+            found = self.reads.quarantine_ids_with_prefix(v, _MATCHES)
+        else:
+            found = [q for q in self.reads.quarantine_ids_with_prefix(v, _VISIBLE_SCAN)
+                     if self.reads.quarantine_item(q, namespaces) is not None][:_MATCHES]
+        if not found:
+            raise NotFound(f"no quarantine item starts with {v}")
+        if len(found) > 1:
+            raise AmbiguousId("quarantine item id", v, found)
         return found[0]
 
     def agent(self, value: str, namespaces: Namespaces = None) -> dict[str, Any]:
@@ -138,11 +162,13 @@ class Admin:
     # -- quarantine -----------------------------------------------------------------------
 
     def list_quarantine(self, *, agent_id: str | None, reason: str | None, status: str | None,
-                        limit: int, cursor: str | None, namespaces: Namespaces = None
-                        ) -> dict[str, Any]:
+                        limit: int, cursor: str | None, namespaces: Namespaces = None,
+                        severity: str | None = None) -> dict[str, Any]:
         """Quarantine items (of the assertions ``namespaces`` cover)."""
         if reason is not None and reason not in REASONS:
             raise _invalid("reason", f"must be one of {', '.join(REASONS)}")
+        if severity is not None and severity not in SEVERITIES:
+            raise _invalid("severity", f"must be one of {', '.join(SEVERITIES)}")
         if status is not None and status not in (*STATUSES, "all"):
             raise _invalid("status", f"must be one of {', '.join(STATUSES)} or all")
         if not 1 <= limit <= MAX_LIST:
@@ -150,13 +176,14 @@ class Admin:
         prefix = check_prefix(agent_id) if agent_id else None
         page = self.reads.list_quarantine(status=None if status == "all" else status,
                                  agent_prefix=prefix, reason=reason, limit=limit, cursor=cursor,
-                                 namespaces=namespaces)
+                                 namespaces=namespaces, severity=severity)
         self.enrollment.mark([it["assertion"] for it in page["items"]])
         return page
 
     def item(self, qid: str, namespaces: Namespaces = None) -> dict[str, Any]:
-        """One item; 404 when unknown or its assertion lies outside ``namespaces``."""
-        found = self.reads.quarantine_item(qid, namespaces)
+        """One item by its id or a unique prefix of it (≥ 8 hex); 404 when unknown or its
+        assertion lies outside ``namespaces``."""
+        found = self.reads.quarantine_item(self.resolve_item(qid, namespaces), namespaces)
         if found is None:
             raise NotFound(f"no quarantine item {qid}")
         self.enrollment.mark([found["assertion"]])
@@ -168,6 +195,7 @@ class Admin:
         409 already decided."""
         async with self._decisions:
             item = self.item(qid, namespaces)
+            qid = item["id"]
             if action != "note" and item["status"] != "pending":
                 raise AlreadyDecided(f"quarantine item {qid} is already {item['status']}",
                                      current=_summary(item))
@@ -194,13 +222,23 @@ class Admin:
             else:
                 assert ids is not None
                 todo = []
-                for qid in dict.fromkeys(ids):
+                taken: set[str] = set()
+                for given in dict.fromkeys(ids):
+                    try:
+                        qid = self.resolve_item(given, namespaces)
+                    except AmbiguousId as e:
+                        skipped.append({"id": given, "status": "ambiguous",
+                                        "matches": e.matches})
+                        continue
+                    except NotFound:
+                        qid = given
                     found = self.reads.quarantine_item(qid, namespaces)
                     if found is None:
-                        skipped.append({"id": qid, "status": "not_found"})
+                        skipped.append({"id": given, "status": "not_found"})
                     elif found["status"] != "pending":
                         skipped.append({"id": qid, "status": found["status"]})
-                    else:
+                    elif qid not in taken:
+                        taken.add(qid)
                         todo.append(qid)
             for start in range(0, len(todo), 1000):
                 chunk = todo[start:start + 1000]
@@ -354,7 +392,11 @@ class Admin:
         return n
 
     def audit(self, target: str | None, limit: int) -> dict[str, Any]:
-        return {"items": self.reads.audit_log(target, limit)}
+        """Newest first; ``target``: a quarantine item or agent id, or a prefix of one."""
+        t = target.strip() if target else None
+        if t and _HEX_PREFIX.match(t.lower()):
+            t = t.lower()
+        return {"items": self.reads.audit_log(t or None, limit)}
 
 
 def _decision_record(action: str, qid: str, why: str | None, by: str) -> bytes:

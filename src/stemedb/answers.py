@@ -71,6 +71,8 @@ def quarantine_item(row: Row) -> dict[str, Any]:
         "reason": row["reason"],
         "score": row["score"],
         "signals": verdict.get("signals", []),
+        "severity": row["severity"],
+        "top_signal": row["top_signal"],
         "breakdown": verdict,
         "status": row["qstatus"],
         "created_at": us_to_time(row["created_at"]),

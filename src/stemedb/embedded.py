@@ -27,7 +27,6 @@ from .datadir import DataDirLock, index_path, journal_dir, remove_index
 from .errors import Unavailable
 from .index import Entry, IndexStore, entries_from
 from .index.reads import IndexReads
-from .index.store import IndexOutdated
 from .journal import Journal, Record, RecoveryReport
 from .settings import JournalSettings
 
@@ -66,12 +65,7 @@ class EmbeddedStore:
                                    on_durable=self._apply, on_commit_stats=on_commit,
                                    before_commit=self._before_commit)
             try:
-                try:
-                    self.index = IndexStore(index_path(self.data_dir))
-                except IndexOutdated as e:
-                    log.warning("%s; rebuilding the index from the journal", e)
-                    remove_index(self.data_dir)
-                    self.index = IndexStore(index_path(self.data_dir))
+                self.index = IndexStore(index_path(self.data_dir))
                 self._catch_up()
                 self.index.start_checkpointer()
             except BaseException:

@@ -17,7 +17,8 @@ status still says whose fault it is, like the others::
     │   ├── NotFound                      404
     │   ├── Conflict                      409
     │   │   ├── NonceReused               409  nonce reused with a different body
-    │   │   └── AlreadyDecided            409  quarantine item no longer pending; carries ``current``
+    │   │   ├── AlreadyDecided            409  quarantine item no longer pending; carries ``current``
+    │   │   └── AmbiguousId               409  an id prefix matches several; carries ``matches``
     │   ├── PayloadTooLarge               413
     │   ├── UnsupportedMediaType          415
     │   ├── ValidationFailed              422  carries ``errors=[{"field","message"}]``
@@ -145,6 +146,26 @@ class AlreadyDecided(Conflict):
 
     def extra(self) -> dict[str, Any]:
         return {"current": self.current}
+
+
+class AmbiguousId(Conflict):
+    """An id prefix that matches several: ``matches`` lists at most ``MAX_MATCHES`` of
+    them, ``more`` says there are others."""
+
+    type = "ambiguous-id"
+    title = "Id prefix matches several"
+    hint = "give more characters of the id"
+    MAX_MATCHES = 10
+
+    def __init__(self, what: str, prefix: str, found: list[str]) -> None:
+        self.prefix = prefix
+        self.matches = found[: self.MAX_MATCHES]
+        self.more = len(found) > self.MAX_MATCHES
+        count = f"more than {self.MAX_MATCHES}" if self.more else str(len(found))
+        super().__init__(f"{what} prefix {prefix} is ambiguous: {count} matches")
+
+    def extra(self) -> dict[str, Any]:
+        return {"prefix": self.prefix, "matches": self.matches, "more": self.more}
 
 
 class PayloadTooLarge(RequestError):

@@ -70,6 +70,7 @@ class AssertionFilter:
     include_inactive: bool = False
     limit: int = 100
     valid_at_us: int | None = None  # valid time: valid_from <= it < valid_until
+    id_prefix: str | None = None  # 8-64 lowercase hex: ids that start with it
 
 
 class Reads(Protocol):
@@ -152,11 +153,16 @@ class Reads(Protocol):
     # -- admin ---------------------------------------------------------------------------
     def list_quarantine(self, *, status: str | None, agent_prefix: str | None,
                         reason: str | None, limit: int, cursor: str | None,
-                        oldest_first: bool = False, namespaces: Namespaces = None
+                        oldest_first: bool = False, namespaces: Namespaces = None,
+                        severity: str | None = None
                         ) -> dict[str, Any]: ...
 
     def quarantine_item(self, qid: str, namespaces: Namespaces = None
                         ) -> dict[str, Any] | None: ...
+
+    def quarantine_ids_with_prefix(self, prefix: str, limit: int = 2) -> list[str]:
+        """Quarantine item ids that start with ``prefix``, at most ``limit``."""
+        ...
 
     def pending_ids_of_agent(self, agent_id: str, namespaces: Namespaces = None
                              ) -> list[str]: ...

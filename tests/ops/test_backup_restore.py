@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import sqlite3
 from pathlib import Path
 
+import orjson
 import pytest
 from click.testing import CliRunner
 
@@ -170,3 +173,45 @@ def test_human_output(tmp_path: Path) -> None:
     assert res.exit_code == 0 and "OK" in res.stdout
     res = runner.invoke(main, ["restore", "--from", target, "--data-dir", str(tmp_path / "r")])
     assert res.exit_code == 0 and "restored" in res.stdout
+
+
+def test_a_backup_from_before_an_index_schema_change_verifies_and_restores(
+    tmp_path: Path,
+) -> None:
+    """A backup whose index snapshot and digest come from an older index schema: verify
+    checks its files and journal and notes that the index is not compared; restore
+    rebuilds the index from the journal."""
+    builder = JournalBuilder(tmp_path / "src")
+    src = builder.add(300)
+    target = tmp_path / "backups"
+    m = run("backup", "create", "--to", str(target), "--data-dir", str(src.data_dir))
+    assert m["source"]["index_schema"] >= 2
+    # what the previous version wrote: an index of schema 1, its own digest, a manifest
+    # without index_schema
+    folder = target / "backups" / m["id"]
+    snapshot = folder / INDEX_FILE
+    conn = sqlite3.connect(snapshot)
+    conn.execute("DROP INDEX quarantine_severity")
+    conn.execute("ALTER TABLE quarantine DROP COLUMN severity")
+    conn.execute("ALTER TABLE quarantine DROP COLUMN top_signal")
+    conn.execute("PRAGMA user_version=1")
+    conn.commit()
+    conn.execute("PRAGMA journal_mode=DELETE")
+    conn.close()
+    manifest = orjson.loads((folder / "manifest.json").read_bytes())
+    del manifest["source"]["index_schema"]
+    manifest["index_digest"] = "0" * 64
+    for f in manifest["files"]:
+        if f["path"] == INDEX_FILE:
+            f["sha256"] = hashlib.sha256(snapshot.read_bytes()).hexdigest()
+            f["size"] = snapshot.stat().st_size
+    manifest["size"] = sum(f["size"] for f in manifest["files"])
+    (folder / "manifest.json").write_bytes(orjson.dumps(manifest))
+
+    report = run("backup", "verify", "--from", str(target), "--no-wal")
+    assert report["ok"], report
+    assert any("schema 1" in n for n in report["notes"]), report["notes"]
+    restored = tmp_path / "restored"
+    r = run("restore", "--from", str(target), "--data-dir", str(restored), "--digest")
+    assert r["lsn"] == 300 and r["index_from"] == 0
+    assert r["digest"] == index_digest(src.data_dir) == index_digest(restored)

@@ -73,6 +73,7 @@ def test_a_schema_1_database_gets_the_valid_time_instants(postgres_url: str) -> 
         conn.execute("ALTER TABLE assertions DROP COLUMN valid_from_us,"
                      " DROP COLUMN valid_until_us")
         conn.execute("DROP TABLE enrollments, tokens")  # the rest of what version 2 added
+        conn.execute("ALTER TABLE quarantine DROP COLUMN severity, DROP COLUMN top_signal")
         conn.execute("UPDATE schema_version SET version = 1")
     store = PostgresStore(postgres_url)
     try:
@@ -113,3 +114,39 @@ def test_a_version_1_database_is_upgraded_in_place_keeping_its_journal(
         store.close()
     with psycopg.connect(postgres_url) as conn:
         assert status(conn) == {"schema_version": SCHEMA_VERSION, "tip_lsn": 2}
+
+
+def test_an_existing_database_gets_severities_for_its_quarantine(postgres_url: str) -> None:
+    """Schema 1 had no severity: migrating fills it for the rows already there, from the
+    verdict each row keeps."""
+    import orjson
+
+    from stemedb.postgres.schema import MIGRATIONS
+
+    verdicts = {
+        "q1": {"reason": "LowQuality", "signals": [
+            {"name": "keyboard_mash", "amount": 0.6, "detail": "object"},
+            {"name": "prompt_injection", "amount": 0.9, "detail": "override_instructions"}]},
+        "q2": {"reason": "LowQuality", "signals": [
+            {"name": "placeholder_text", "amount": 0.6, "detail": "object"}]},
+        "q3": {"reason": "UntrustedHighConfidence", "signals": []},
+    }  # fmt: skip
+    with psycopg.connect(postgres_url) as conn:
+        conn.execute("CREATE TABLE schema_version (version integer NOT NULL)")
+        conn.execute(MIGRATIONS[1])
+        conn.execute("INSERT INTO schema_version (version) VALUES (1)")
+        for i, (qid, v) in enumerate(verdicts.items()):
+            conn.execute(
+                "INSERT INTO quarantine (id, assertion_id, agent_id, reason, score, verdict,"
+                " status, lsn, created_at) VALUES (%s, %s, %s, %s, 0.1, %s, 'pending', %s, 0)",
+                (qid, f"a{i}", "f" * 64, v["reason"], orjson.dumps(v).decode(), i + 1))
+        conn.commit()
+        assert migrate(conn) == SCHEMA_VERSION
+        rows = conn.execute("SELECT id, severity, top_signal FROM quarantine ORDER BY id")
+        assert rows.fetchall() == [("q1", "critical", "prompt_injection"),
+                                   ("q2", "medium", "placeholder_text"), ("q3", "low", None)]
+        nullable = conn.execute(
+            "SELECT is_nullable FROM information_schema.columns"
+            " WHERE table_name = 'quarantine' AND column_name = 'severity'").fetchone()
+        assert nullable == ("NO",)
+        assert status(conn)["schema_version"] == SCHEMA_VERSION

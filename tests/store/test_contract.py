@@ -234,3 +234,57 @@ def test_control_characters_inside_an_object_are_data_on_every_backend(
         assert [i["id"] for i in store.reads.search("nul inside", 10, 1, None)["items"]] == [wid]
     finally:
         store.close()
+
+
+def _quarantined(key: AgentKey, at: int, reason: str, signals: list[dict[str, object]],
+                 **fields: object) -> tuple[bytes, str]:
+    body = assertion_body(key, **fields)
+    verdict = {"reason": reason, "score": 0.1, "quality": 0.1, "signals": signals,
+               "trust": 0.5, "trusted": False}
+    payload = records.SignedWrite(records.ASSERT, body, key.sign_b64(body), at, verdict).encode()
+    return payload, write_id(body)
+
+
+def test_quarantine_severity_and_id_prefixes_on_every_backend(backend: Backend) -> None:
+    """Each item's severity and top signal come from its journaled verdict; the list
+    filters by severity; item and assertion ids are found by a prefix of them."""
+    from stemedb.store import AssertionFilter
+
+    key = AgentKey.generate()
+    injection = {"name": "prompt_injection", "amount": 0.9, "detail": "memory_poisoning in object"}
+    mash = {"name": "keyboard_mash", "amount": 0.6, "detail": "object"}
+    hint = {"name": "missing_evidence", "amount": 0.15, "detail": ""}
+    writes = [
+        _quarantined(key, 1_000, "LowQuality", [mash, injection], subject="s1"),
+        _quarantined(key, 1_001, "LowQuality", [mash], subject="s2"),
+        _quarantined(key, 1_002, "UntrustedHighConfidence", [hint], subject="s3"),
+        _quarantined(key, 1_003, "Duplicate", [], subject="s4"),
+    ]
+    store = backend.open()
+    try:
+        submit(store, [p for p, _ in writes])
+        reads = store.reads
+        listed = reads.list_quarantine(status="pending", agent_prefix=None, reason=None,
+                                       limit=10, cursor=None)["items"]
+        got = {i["assertion"]["subject"]: (i["severity"], i["top_signal"]) for i in listed}
+        assert got == {"s1": ("critical", "prompt_injection"), "s2": ("medium", "keyboard_mash"),
+                       "s3": ("low", "missing_evidence"), "s4": ("low", None)}
+        crit = reads.list_quarantine(status="pending", agent_prefix=None, reason=None, limit=10,
+                                     cursor=None, severity="critical")
+        assert [i["assertion"]["subject"] for i in crit["items"]] == ["s1"]
+        assert crit["total"] == 1
+        assert reads.list_quarantine(status=None, agent_prefix=None, reason=None, limit=10,
+                                     cursor=None, severity="high")["items"] == []
+        qid = next(i["id"] for i in listed if i["assertion"]["subject"] == "s2")
+        assert reads.quarantine_ids_with_prefix(qid[:8], 5) == [qid]
+        assert reads.quarantine_ids_with_prefix(qid[:8] + "g", 5) == []
+        aid = writes[2][1]
+        page = reads.list_assertions(AssertionFilter(id_prefix=aid[:10], include_inactive=True),
+                                     store.last_lsn, None)
+        assert [i["id"] for i in page["items"]] == [aid]
+        assert [i["status"] for i in page["items"]] == ["quarantined"]
+        active_only = reads.list_assertions(AssertionFilter(id_prefix=aid[:10]),
+                                            store.last_lsn, None)
+        assert active_only["items"] == []
+    finally:
+        store.close()

@@ -1,7 +1,7 @@
-"""An index built by the previous schema (version 1, before ``enrollments`` and the
-valid-time instants) is upgraded
-in place when no record it holds needed the new table, and rebuilt from the journal
-otherwise; either way it ends as the journal says."""
+"""An index built by the previous schema (version 1, before ``enrollments``, ``tokens``,
+the valid-time instants and the quarantine severity) is deleted when opened and rebuilt
+from the journal: it ends as the journal says, with or without records only version 2
+applies."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def _version(path: Path) -> int:
         conn.close()
 
 
-def test_a_version_1_index_is_upgraded_in_place(tmp_path: Path) -> None:
+def test_a_version_1_index_is_rebuilt(tmp_path: Path) -> None:
     digest = _write(tmp_path, with_revocation=False)
     _make_version_1(tmp_path)
     store = _open(tmp_path)

@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .client_cmds import _client, json_option, url_option
-from .output import cell, list_table, print_json, short_time
+from .output import cell, list_table, print_json, short_time, table_console
 
 as_of_option = click.option(
     "--as-of", help="RFC 3339 time or lsn:N: answer as the database stood then."
@@ -30,11 +30,11 @@ def _short(value: Any, width: int = 8) -> Text:
 
 def _candidates_table(belief: dict[str, Any], title: Text) -> Table:
     table = list_table(title)
-    table.add_column("object", overflow="fold", min_width=6)
+    table.add_column("object", min_width=6)
     table.add_column("score", justify="right", no_wrap=True)
     table.add_column("strength", justify="right", no_wrap=True)
     table.add_column("agents", justify="right", no_wrap=True)
-    table.add_column("evidence groups", overflow="fold")
+    table.add_column("evidence groups")
     for c in belief.get("candidates", []):
         groups = ", ".join(
             f"{g['kind']}×{g['agents']} {g['strength']:.2f}" for g in c.get("groups", [])
@@ -49,37 +49,30 @@ def _candidates_table(belief: dict[str, Any], title: Text) -> Table:
     return table
 
 
-def _support_table(candidate: dict[str, Any]) -> Table:
+def _support_table(candidate: dict[str, Any], wide: bool) -> Table:
+    """The assertions behind a candidate; the group and record time only on a terminal
+    of 110 columns or more, so that the evidence keeps room at 80."""
     title = Text("support for ") + cell(candidate.get("object"))
     table = list_table(title)
-    for name, justify in (
-        ("id", "left"),
-        ("agent", "left"),
-        ("trust", "right"),
-        ("conf", "right"),
-        ("weight", "right"),
-        ("group", "right"),
-        ("recorded", "left"),
-        ("evidence", "left"),
-    ):
-        table.add_column(
-            name,
-            justify=justify,  # type: ignore[arg-type]
-            no_wrap=name != "evidence",
-            overflow="fold",
-        )
+    columns = [("id", "left"), ("agent", "left"), ("trust", "right"), ("conf", "right"),
+               ("weight", "right"), ("group", "right"), ("recorded", "left"),
+               ("evidence", "left")]  # fmt: skip
+    shown = [c for c in columns if wide or c[0] not in ("group", "recorded")]
+    for name, justify in shown:
+        table.add_column(name, justify=justify, no_wrap=name != "evidence")  # type: ignore[arg-type]
     for s in candidate.get("support", []):
         trust = f"{s.get('trust', 0):.3f}" + ("" if s.get("trusted") else " (new)")
-        table.add_row(
-            _short(s.get("id"), 12),
-            _short(s.get("agent_id")),
-            Text(trust),
-            _num(s.get("confidence")),
-            _num(s.get("weight")),
-            Text(str(s.get("group", ""))),
-            Text(short_time(s.get("recorded_at")) or ""),
-            cell(", ".join(s.get("evidence") or [])),
-        )
+        row = {
+            "id": _short(s.get("id"), 12),
+            "agent": _short(s.get("agent_id")),
+            "trust": Text(trust),
+            "conf": _num(s.get("confidence")),
+            "weight": _num(s.get("weight")),
+            "group": Text(str(s.get("group", ""))),
+            "recorded": Text(short_time(s.get("recorded_at")) or ""),
+            "evidence": Text(" ".join(s.get("evidence") or [])),
+        }
+        table.add_row(*(row[name] for name, _ in shown))
     return table
 
 
@@ -99,7 +92,7 @@ def _print_belief(
     console.print(_candidates_table(belief, title))
     if show_support:
         for c in belief.get("candidates", []):
-            console.print(_support_table(c))
+            console.print(_support_table(c, wide=console.width >= 110))
 
 
 @click.command()
@@ -202,27 +195,33 @@ def disputes(
         f"{len(items)} dispute{'' if len(items) == 1 else 's'}"
         f" of {page.get('total', len(items))} (as of LSN {page.get('as_of_lsn')})"
     )
+    console = table_console()
+    # 80 columns: what is disputed, how much and the two leading objects; wider
+    # terminals add how many other objects there are and how long it has been open.
+    wide = console.width >= 110
     table = list_table(title)
     for name in ("subject", "predicate", "context"):
-        table.add_column(name, overflow="fold", min_width=len(name))
+        table.add_column(name, min_width=len(name))
     table.add_column("contention", justify="right", no_wrap=True)
-    table.add_column("leading (score, agents)", overflow="fold")
-    table.add_column("runner-up (score, agents)", overflow="fold")
-    table.add_column("others", justify="right", no_wrap=True)
-    table.add_column("open for", justify="right", no_wrap=True)
+    table.add_column("leading (score, agents)")
+    table.add_column("runner-up (score, agents)")
+    if wide:
+        table.add_column("others", justify="right", no_wrap=True)
+        table.add_column("open for", justify="right", no_wrap=True)
     for d in items:
         cands = list(d.get("candidates", []))
-        table.add_row(
+        row = [
             cell(d.get("subject")),
             cell(d.get("predicate")),
             cell(d.get("context")),
             _num(d.get("contention")),
             _candidate_cell(cands[0] if cands else None),
             _candidate_cell(cands[1] if len(cands) > 1 else None),
-            Text(str(max(0, len(cands) - 2))),
-            Text(_duration(d.get("open_for_seconds"))),
-        )
-    Console().print(table)
+        ]
+        if wide:
+            row += [Text(str(max(0, len(cands) - 2))), Text(_duration(d.get("open_for_seconds")))]
+        table.add_row(*row)
+    console.print(table)
     if page.get("next_cursor"):
         click.echo(f"more results: --cursor {page['next_cursor']}", err=True)
 

@@ -26,6 +26,8 @@ from .output import (
     json_flag,
     list_table,
     print_json,
+    resolve_agent_id,
+    resolve_assertion_id,
     short_time,
 )
 
@@ -155,7 +157,7 @@ def _items_table(items: Iterable[dict[str, Any]], title: str, wide: bool) -> Tab
     table = list_table(title)
     table.add_column("id", no_wrap=True)
     for name in ("subject", "predicate", "object"):
-        table.add_column(name, overflow="fold", min_width=len(name))
+        table.add_column(name, min_width=len(name))
     table.add_column("conf", justify="right", no_wrap=True)
     table.add_column("agent", no_wrap=True)
     table.add_column("status", no_wrap=True)
@@ -257,7 +259,9 @@ def _body_from_file(stream: IO[bytes], key: AgentKey) -> bytes:
 @click.option("--context")
 @click.option("--valid-from", help="RFC 3339 time the claim starts to hold.")
 @click.option("--valid-until", help="RFC 3339 time the claim stops holding.")
-@click.option("--supersedes", help="Id of an earlier assertion of yours this one replaces.")
+@click.option("--supersedes",
+              help="Id (or a unique prefix of 8+ hex) of an earlier assertion of yours this "
+              "one replaces.")
 @click.option(
     "--file",
     "file",
@@ -290,6 +294,9 @@ def assert_cmd(
         missing = [f"--{n}" for n, v in (*fields.items(), ("confidence", confidence)) if v is None]
         raise click.UsageError(f"missing {', '.join(missing)} (or use --file)")
     else:
+        if supersedes is not None:
+            with _client(url) as client:
+                supersedes = resolve_assertion_id(client, supersedes)
         body = build_assertion(
             key,
             subject,
@@ -311,9 +318,10 @@ def assert_cmd(
 @url_option
 @json_option
 def get(assertion_id: str, url: str, as_json: bool) -> None:
-    """Show one assertion with its status, provenance and signature."""
+    """Show one assertion with its status, provenance and signature (ASSERTION_ID: the
+    id, or a unique prefix of at least 8 hex characters)."""
     with _client(url) as client:
-        item = client.get(assertion_id)
+        item = client.get(resolve_assertion_id(client, assertion_id))
     if as_json:
         print_json(item)
     else:
@@ -353,8 +361,11 @@ def query(
     url: str,
     as_json: bool,
 ) -> None:
-    """List assertions matching the filters, newest first."""
+    """List assertions matching the filters, newest first (--agent-id: an agent id or a
+    unique prefix of at least 8 hex characters)."""
     with _client(url) as client:
+        if agent_id is not None:
+            agent_id = resolve_agent_id(client, agent_id)
         kw: dict[str, Any] = {
             "subject": subject,
             "predicate": predicate,

@@ -222,7 +222,8 @@ def backup_create(
 
 
 @backup.command("list")
-@click.option("--from", "from_", metavar="TARGET", help=_TARGET_HELP)
+@click.option("--from", "--to", "from_", metavar="TARGET",
+              help=_TARGET_HELP + " --to is the same, as in backup create.")
 @config_option
 @endpoint_option
 @json_option
@@ -265,7 +266,8 @@ def backup_list(from_: str | None, config: str | None, endpoint: str | None,
 
 
 @backup.command("verify")
-@click.option("--from", "from_", metavar="TARGET", help=_TARGET_HELP)
+@click.option("--from", "--to", "from_", metavar="TARGET",
+              help=_TARGET_HELP + " --to is the same, as in backup create.")
 @click.option("--backup", "backup_id", metavar="ID", help="Backup id [default: the latest].")
 @click.option(
     "--wal/--no-wal", default=True, show_default=True, help="Also check every archived WAL segment."

@@ -8,7 +8,8 @@ One exit-code table for every command::
        (writing a key, starting the server, a backup, archive or restore), or a check
        found damage (verify, backup verify, a failed DR drill)
     2  usage or configuration error: bad or missing options, an unreadable key, an
-       invalid config file or environment value, no admin token
+       invalid config file or environment value, no admin token, an id prefix that
+       matches several ids
     3  the server could not be reached, after retries
 
 An error is ``error: …`` on stderr, with a ``hint: …`` line when there is one; a
@@ -45,7 +46,7 @@ from rich.progress import Progress as Bars
 from rich.table import Table
 from rich.text import Text
 
-from ..client import ApiError, ClientError, ConnectionFailed
+from ..client import ApiError, Client, ClientError, ConnectionFailed
 from ..errors import ConfigError, StemeError
 from ..ops.progress import Progress, Unit
 
@@ -93,12 +94,24 @@ def exit_with(ok: bool) -> NoReturn:
     raise click.exceptions.Exit(EXIT_OK if ok else EXIT_FAILED)
 
 
+def ambiguous(prefix: str, matches: list[Any], more: bool = False) -> NoReturn:
+    """An id prefix that names several things: a usage error (exit 2) listing them."""
+    count = f"more than {len(matches)}" if more else str(len(matches))
+    fail(f"{prefix} is ambiguous, {count} matches: {', '.join(str(m) for m in matches)}",
+         EXIT_USAGE, hint="give more characters of the id")
+
+
 @contextmanager
 def api_errors(explain: Callable[[ApiError], list[str]] | None = None) -> Iterator[None]:
-    """Client errors as a message on stderr and an exit code; ``explain`` adds lines."""
+    """Client errors as a message on stderr and an exit code; ``explain`` adds lines.
+    An ambiguous id prefix (409 ``ambiguous-id``) is a usage error, as in :func:`ambiguous`."""
     try:
         yield
     except ApiError as e:
+        matches = e.problem.get("matches")
+        if e.type.endswith("/ambiguous-id") and isinstance(matches, list):
+            prefix = str(e.problem.get("prefix") or "the id")
+            ambiguous(prefix, matches, bool(e.problem.get("more")))
         lines = [str(e)]
         lines += [f"  {err.get('field', '?')}: {err.get('message', '')}"
                   for err in e.errors if isinstance(err, dict)]  # fmt: skip
@@ -151,8 +164,40 @@ def plural(n: int, one: str, many: str | None = None) -> str:
     return f"{n} {one if n == 1 else (many or one + 's')}"
 
 
+class ListTable(Table):
+    """A table for a person scanning a list, at any terminal width: a cell wraps between
+    words, and a word too long for its column is cut short with "…" (the whole value is
+    in ``--json``), never broken across lines. Every column gets this, whatever the
+    command asks, so that a table stays readable at 80 columns."""
+
+    def add_column(self, header: Any = "", *args: Any, **kwargs: Any) -> None:
+        kwargs["overflow"] = "ellipsis"
+        # A minimum width the terminal cannot give makes rich crop the cell's lines
+        # (no "…"); the table shares the width out, and commands drop columns instead.
+        kwargs.pop("min_width", None)
+        super().add_column(header, *args, **kwargs)
+
+
 def list_table(title: str | Text) -> Table:
-    return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    """Columns two spaces apart, no outer margin: room for the values at 80 columns. The
+    title wraps like a cell (it may hold a subject, which is untrusted text)."""
+    heading = title.copy() if isinstance(title, Text) else Text(title)
+    heading.overflow = "ellipsis"
+    return ListTable(title=heading, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+                     show_edge=False, collapse_padding=True)
+
+
+def table_console() -> Console:
+    """Standard output for tables: as wide as the terminal (or ``COLUMNS``; 80 when
+    neither says)."""
+    return Console(soft_wrap=False)
+
+
+def short_id(value: Any, console: Console, *, wide_at: int = 160, length: int = 12) -> Text:
+    """An id for a list: whole on a wide terminal, else its first ``length`` characters
+    (every command that takes an id takes any unique prefix of at least 8)."""
+    text = str(value or "")
+    return Text(text if console.width >= wide_at else text[:length])
 
 
 def fields_table() -> Table:
@@ -166,6 +211,43 @@ def fields_table() -> Table:
 def report_console() -> Console:
     """Standard output; wide when it is not a terminal, so tables are never cut."""
     return Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+
+
+# -- ids ---------------------------------------------------------------------------------------
+
+HEX = frozenset("0123456789abcdef")
+ID_MIN_PREFIX = 8
+ASSERTION_ID_LENGTH = 64
+_MAX_MATCHES = 10
+
+
+def resolve_assertion_id(client: Client, value: str) -> str:
+    """The full assertion id for ``value``: a full id as it is, a prefix of at least 8
+    hex characters through ``GET /v1/assertions?id_prefix=`` (unique: that id; none: not
+    found, exit 1; several: :func:`ambiguous`, exit 2). Anything else goes to the server
+    as it is (and is not found there)."""
+    v = value.strip().lower()
+    if not ID_MIN_PREFIX <= len(v) < ASSERTION_ID_LENGTH or not set(v) <= HEX:
+        return value.strip()
+    with api_errors():
+        page = client.query(id_prefix=v, include_inactive=True, limit=_MAX_MATCHES + 1)
+    ids = [str(item.get("id")) for item in page.get("items", [])]
+    if not ids:
+        fail(f"no assertion id starts with {v}")
+    if len(ids) > 1:
+        ambiguous(v, ids[:_MAX_MATCHES], len(ids) > _MAX_MATCHES)
+    return ids[0]
+
+
+def resolve_agent_id(client: Client, value: str) -> str:
+    """The full agent id for ``value``: a full id as it is, a prefix of at least 8 hex
+    characters through ``GET /v1/agents/{prefix}``, which resolves it (none: not found,
+    exit 1; several: :func:`ambiguous`, exit 2)."""
+    v = value.strip().lower()
+    if not ID_MIN_PREFIX <= len(v) < ASSERTION_ID_LENGTH or not set(v) <= HEX:
+        return value.strip()
+    with api_errors():
+        return str(client.agent(v)["agent_id"])
 
 
 # -- progress ----------------------------------------------------------------------------------

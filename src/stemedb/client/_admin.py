@@ -34,6 +34,7 @@ class QuarantineFilters(TypedDict, total=False):
     status: str | None  # pending (the server's default) | approved | rejected | all
     limit: int | None
     cursor: str | None
+    severity: str | None  # low | medium | high | critical
 
 
 def _id(value: str) -> str:

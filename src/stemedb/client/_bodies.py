@@ -42,6 +42,7 @@ class QueryFilters(TypedDict, total=False):
     include_inactive: bool | None
     limit: int | None
     cursor: str | None
+    id_prefix: str | None  # 8 to 64 hex characters: ids that start with it
 
 
 class WriteOptions(TypedDict, total=False):

@@ -11,7 +11,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ..defense import REASONS
-from ..errors import NotFound, StemeError
+from ..errors import AmbiguousId, NotFound, StemeError
+from ..severity import SEVERITIES
 from . import data
 from .chart import line_chart
 from .sessions import Session
@@ -87,6 +88,10 @@ def _quarantine_context(request: Request) -> dict[str, Any]:
     if reason is not None and reason not in REASONS:
         errors.append(f"Unknown reason {reason!r}: showing every reason.")
         reason = None
+    severity = p.get("severity") or None
+    if severity is not None and severity not in SEVERITIES:
+        errors.append(f"Unknown severity {severity!r}: showing every severity.")
+        severity = None
     agent_raw = (p.get("agent") or "").strip()
     agent_id: str | None = None
     if agent_raw:
@@ -95,7 +100,7 @@ def _quarantine_context(request: Request) -> dict[str, Any]:
                         else db.admin.agent(agent_raw, ns)["agent_id"])
         except StemeError as e:
             errors.append(f"Agent filter: {e.detail}")
-    view = "items" if agent_id or p.get("view") == "items" else "agents"
+    view = "items" if agent_id or severity or p.get("view") == "items" else "agents"
     sort = p.get("sort") if p.get("sort") in ("count", "agent") else "count"
     status = p.get("status") if p.get("status") in STATUSES else "pending"
     per = _int(p.get("per"), DEFAULT_PER_PAGE, PER_PAGE[0], PER_PAGE[-1])
@@ -116,6 +121,8 @@ def _quarantine_context(request: Request) -> dict[str, Any]:
         "per_choices": PER_PAGE,
         "reasons": REASONS,
         "reason_counts": reason_counts,
+        "severity": severity,
+        "severities": SEVERITIES[::-1],
         "statuses": STATUSES,
         "pending_total": pending_total,
         "nav_pending": pending_total,
@@ -158,6 +165,7 @@ def _quarantine_context(request: Request) -> dict[str, Any]:
         listing = db.admin.list_quarantine(
             agent_id=agent_id, reason=reason, status=status, limit=per, cursor=cursor,
             namespaces=ns,
+            severity=severity,
         )
     except StemeError as e:
         errors.append(e.detail)
@@ -166,6 +174,7 @@ def _quarantine_context(request: Request) -> dict[str, Any]:
         "view": "items",
         "agent": agent_id,
         "reason": reason,
+        "severity": severity,
         "status": None if status == "pending" else status,
         "per": None if per == DEFAULT_PER_PAGE else per,
     }
@@ -203,7 +212,7 @@ def _item_context(request: Request, qid: str) -> dict[str, Any]:
         "item": item,
         "agent": agent,
         "nav_pending": db.reads.pending_count(None, ns),
-        "history": db.admin.audit(qid, 50)["items"],
+        "history": db.admin.audit(item["id"], 50)["items"],
         "agent_history": db.admin.audit(item["agent_id"], 20)["items"],
         "next": safe_next(back, default_back),
     }
@@ -222,6 +231,16 @@ async def quarantine_item(request: Request, session: Session) -> Response:
             title="Item not found",
             message=f"There is no quarantine item {qid}. It may have been purged after "
             "its retention period.",
+            back="/quarantine",
+        )
+    except AmbiguousId as e:
+        return renderer(request).page(
+            request,
+            "error.html",
+            status_code=409,
+            title="Several items match",
+            message=f"{qid} is the start of several quarantine item ids "
+            f"({', '.join(e.matches)}); give more of it.",
             back="/quarantine",
         )
     return renderer(request).page(request, "item.html", active="quarantine", **ctx)

@@ -5,6 +5,7 @@ Portable SQL over ``store.Queries``: the PostgreSQL backend runs these same func
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -15,9 +16,11 @@ from ..store import Namespaces
 from . import filters
 from .store import Queries
 
+_HEX_PREFIX = re.compile(r"^[0-9a-f]{8,64}$")
+
 Q_SELECT = ("SELECT a.*, q.id AS qid, q.reason, q.score, q.verdict, q.status AS qstatus,"
              " q.created_at, q.decided_at, q.decided_by, q.decision_reason, q.notes,"
-             " q.assertion_id, q.lsn AS qlsn"
+             " q.assertion_id, q.lsn AS qlsn, q.severity, q.top_signal"
              " FROM quarantine q JOIN assertions a ON a.id = q.assertion_id")
 
 
@@ -33,7 +36,8 @@ def _visible(namespaces: Namespaces, where: list[str], params: list[Any]) -> boo
 
 def list_quarantine(store: Queries, *, status: str | None, agent_prefix: str | None,
                     reason: str | None, limit: int, cursor: str | None,
-                    oldest_first: bool = False, namespaces: Namespaces = None
+                    oldest_first: bool = False, namespaces: Namespaces = None,
+                    severity: str | None = None
                     ) -> dict[str, Any]:
     where: list[str] = []
     params: list[Any] = []
@@ -56,6 +60,9 @@ def list_quarantine(store: Queries, *, status: str | None, agent_prefix: str | N
     if reason:
         where.append("q.reason = ?")
         params.append(reason)
+    if severity:
+        where.append("q.severity = ?")
+        params.append(severity)
     joined = _visible(namespaces, where, params)
     cond = (" WHERE " + " AND ".join(where)) if where else ""
     source = "quarantine q" + (" JOIN assertions a ON a.id = q.assertion_id" if joined else "")
@@ -84,6 +91,13 @@ def get_quarantine(store: Queries, qid: str, namespaces: Namespaces = None
     _visible(namespaces, where, params)
     rows = store.query(f"{Q_SELECT} WHERE " + " AND ".join(where), params)
     return quarantine_item(rows[0]) if rows else None
+
+
+def quarantine_ids_with_prefix(store: Queries, prefix: str, limit: int = 2) -> list[str]:
+    """Item ids starting with ``prefix`` (a range of the primary key), at most ``limit``."""
+    return [r[0] for r in store.query(
+        "SELECT id FROM quarantine WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
+        [prefix, prefix + "g", limit])]
 
 
 def pending_ids_of_agent(store: Queries, agent_id: str, namespaces: Namespaces = None
@@ -221,8 +235,15 @@ def enrollments(store: Queries) -> list[dict[str, Any]]:
 
 
 def audit_log(store: Queries, target: str | None, limit: int) -> list[dict[str, Any]]:
-    sql = "SELECT * FROM audit" + (" WHERE target = ?" if target else "") + " ORDER BY lsn DESC LIMIT ?"
-    rows = store.query(sql, [target, limit] if target else [limit])
+    """Newest first; ``target`` is an id, or a prefix of one (8+ hex: every target that
+    starts with it)."""
+    if target and _HEX_PREFIX.match(target):
+        where, params = " WHERE target >= ? AND target < ?", [target, target + "g"]
+    elif target:
+        where, params = " WHERE target = ?", [target]
+    else:
+        where, params = "", []
+    rows = store.query(f"SELECT * FROM audit{where} ORDER BY lsn DESC LIMIT ?", [*params, limit])
     return [{"lsn": r["lsn"], "at": us_to_time(r["at"]), "by": r["by"], "action": r["action"],
              "target": r["target"], "detail": orjson.loads(r["detail"])} for r in rows]
 

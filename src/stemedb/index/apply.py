@@ -37,6 +37,7 @@ from ..model import (
     quarantine_id,
     us_to_time,
 )
+from ..severity import severity_of
 
 
 class Entry(NamedTuple):
@@ -81,7 +82,8 @@ _INSERT_ASSERTION = (
 _INSERT_RETRACTION = ("INSERT INTO retractions (id, lsn, agent_id, retracts, reason,"
                       " recorded_at, body, signature) VALUES (?,?,?,?,?,?,?,?)")
 _INSERT_QUARANTINE = ("INSERT INTO quarantine (id, assertion_id, agent_id, reason, score,"
-                      " verdict, status, lsn, created_at) VALUES (?,?,?,?,?,?,'pending',?,?)")
+                      " verdict, lsn, created_at, severity, top_signal, status)"
+                      " VALUES (?,?,?,?,?,?,?,?,?,?,'pending')")
 _INDEX_FTS = ("INSERT INTO assertions_fts (rowid, subject, predicate, object_text)"
               " SELECT rowid, subject, predicate, object_text FROM assertions WHERE rowid > ?")
 _COUNT_AGENTS = (
@@ -180,7 +182,7 @@ def _plan_assert(e: Entry, d: dict[str, Any], body_text: str, wid: str) -> _Plan
                                 "quarantine_id": qid, "reason": v["reason"]}).decode()
         status, active_lsn, counter = "quarantined", None, "quarantined"
         quarantine = (qid, wid, agent, v["reason"], float(v.get("score", 0.0)),
-                      orjson.dumps(v).decode(), lsn, at)
+                      orjson.dumps(v).decode(), lsn, at, *severity_of(v))
     row = (wid, lsn, agent, _nfc(f["subject"].strip()), _nfc(f["predicate"].strip()), object_json,
            object_text, object_raw, _nfc(context) if context is not None else "", f["confidence"],
            orjson.dumps(f.get("evidence", [])).decode(), f.get("valid_from"),

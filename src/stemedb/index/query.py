@@ -43,6 +43,11 @@ def list_assertions(store: IndexStore, f: AssertionFilter, as_of: int,
         params["asof"] = c.get("a", as_of)
         after = c.get("l")
     where = ["lsn <= :asof"]
+    if f.id_prefix is not None:
+        # A range of the unique index on id, read before anything else (not a scan in
+        # LSN order that filters by id).
+        where.append("rowid IN (SELECT rowid FROM assertions WHERE id >= :lo AND id < :hi)")
+        params["lo"], params["hi"] = f.id_prefix, f.id_prefix + "g"
     for col in ("subject", "predicate", "context"):
         value = getattr(f, col)
         if value is not None:

@@ -96,15 +96,19 @@ class IndexReads:
 
     def list_quarantine(self, *, status: str | None, agent_prefix: str | None,
                         reason: str | None, limit: int, cursor: str | None,
-                        oldest_first: bool = False, namespaces: Namespaces = None
-                        ) -> dict[str, Any]:
+                        oldest_first: bool = False, namespaces: Namespaces = None,
+                        severity: str | None = None) -> dict[str, Any]:
         return admin.list_quarantine(self.store, status=status, agent_prefix=agent_prefix,
                                      reason=reason, limit=limit, cursor=cursor,
-                                     oldest_first=oldest_first, namespaces=namespaces)
+                                     oldest_first=oldest_first, namespaces=namespaces,
+                                     severity=severity)
 
     def quarantine_item(self, qid: str, namespaces: Namespaces = None
                         ) -> dict[str, Any] | None:
         return admin.get_quarantine(self.store, qid, namespaces)
+
+    def quarantine_ids_with_prefix(self, prefix: str, limit: int = 2) -> list[str]:
+        return admin.quarantine_ids_with_prefix(self.store, prefix, limit)
 
     def pending_ids_of_agent(self, agent_id: str, namespaces: Namespaces = None
                              ) -> list[str]:

@@ -1,9 +1,11 @@
-"""SQLite schema of the derived index. Bump SCHEMA_VERSION on any change, and say in
-``IndexStore._migrate`` how an index of the version before is brought up to it.
+"""SQLite schema of the derived index. Bump SCHEMA_VERSION on any change: an index of
+another version is deleted when opened and rebuilt from the journal
+(``IndexStore._stale_schema``).
 
 Version 2 added ``valid_from_us``/``valid_until_us``: the valid-time bounds as instants,
 so ``valid_at`` compares times, not their texts (which keep the offset they were signed
-with); and the access-control tables (``enrollments``, ``tokens``)."""
+with); the access-control tables (``enrollments``, ``tokens``); and the quarantine
+items' ``severity`` and ``top_signal``."""
 
 SCHEMA_VERSION = 2
 
@@ -94,9 +96,12 @@ CREATE TABLE IF NOT EXISTS quarantine (
     decided_by      TEXT,
     decision_reason TEXT,
     decided_lsn     INTEGER,
-    notes           TEXT NOT NULL DEFAULT '[]'
+    notes           TEXT NOT NULL DEFAULT '[]',
+    severity        TEXT NOT NULL,      -- low | medium | high | critical (severity.py)
+    top_signal      TEXT                -- the signal behind the severity (NULL: none fired)
 ) STRICT;
 CREATE INDEX IF NOT EXISTS quarantine_status ON quarantine (status, lsn);
+CREATE INDEX IF NOT EXISTS quarantine_severity ON quarantine (status, severity, lsn);
 CREATE INDEX IF NOT EXISTS quarantine_agent ON quarantine (status, agent_id, lsn);
 CREATE INDEX IF NOT EXISTS quarantine_reason ON quarantine (status, reason, lsn);
 

@@ -25,7 +25,6 @@ from typing import Any, Protocol
 import orjson
 
 from .. import records
-from ..model import instant_us
 from .apply import REBUILD_FTS, Entry, Step, insert_rows, plan, write_steps
 from .schema import DDL, SCHEMA_VERSION
 
@@ -124,10 +123,6 @@ def entries_from(journal_records: Iterable[Any]) -> Iterator[Entry]:
         yield Entry(r.lsn, r.hash, records.decode(r.payload))
 
 
-class IndexOutdated(RuntimeError):
-    """The index file was built by another schema version: rebuild it from the journal."""
-
-
 class IndexStore:
     """``bulk=True`` is for building a fresh index file that is swapped in only when
     complete (reindex, restore): no rollback journal, no syncs, and the secondary indexes
@@ -142,6 +137,11 @@ class IndexStore:
         self._checkpointer: threading.Thread | None = None
         self._stop_checkpoints = threading.Event()
         self._write = self._connect()
+        if self._stale_schema():
+            self._write.close()
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(self.path) + suffix).unlink(missing_ok=True)
+            self._write = self._connect()
         self._write.fts_deferred = bulk
         self._write_lock = threading.Lock()
         self._migrate()
@@ -210,27 +210,18 @@ class IndexStore:
                 self._readers.append(conn)
         return conn
 
-    def _migrate(self) -> None:
+    def _stale_schema(self) -> bool:
+        """An index of another schema version is derived state in the wrong shape: it is
+        deleted, so that its applied LSN reads 0 and whoever opened it rebuilds it from
+        the journal (start-up, backup, restore all do)."""
         version = self._write.execute("PRAGMA user_version").fetchone()[0]
-        if version == 1 and self._write.execute(
-                "SELECT 1 FROM audit WHERE action LIKE 'agent.%' OR action LIKE 'token.%'"
-                " LIMIT 1").fetchone():
-            version = -1  # holds records only version 2 applies in full: rebuild it
-        if version not in (0, 1, SCHEMA_VERSION):
-            self._write.close()
-            raise IndexOutdated(f"index schema {version} is not {SCHEMA_VERSION}")
-        if version == 1:  # version 2 added the valid-time instants (and new tables)
-            self._write.executescript(
-                "BEGIN; ALTER TABLE assertions ADD COLUMN valid_from_us INTEGER;"
-                " ALTER TABLE assertions ADD COLUMN valid_until_us INTEGER; COMMIT;")
-            rows = self._write.execute(
-                "SELECT id, valid_from, valid_until FROM assertions"
-                " WHERE valid_from IS NOT NULL OR valid_until IS NOT NULL").fetchall()
-            self._write.execute("BEGIN")
-            self._write.executemany(
-                "UPDATE assertions SET valid_from_us = ?, valid_until_us = ? WHERE id = ?",
-                [(instant_us(r[1]), instant_us(r[2]), r[0]) for r in rows])
-            self._write.execute("COMMIT")
+        if version in (0, SCHEMA_VERSION):
+            return False
+        log.warning("the index %s has schema version %d, this StemeDB uses %d; rebuilding "
+                    "it from the journal", self.path, version, SCHEMA_VERSION)
+        return True
+
+    def _migrate(self) -> None:
         self._write.executescript(DDL)
         self._write.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 

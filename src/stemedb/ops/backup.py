@@ -39,6 +39,7 @@ from .. import records
 from ..datadir import INDEX_FILE, JOURNAL_DIR, is_live, read_applied, segment_files
 from ..errors import JournalCorrupt, MissingObject, OpsError
 from ..index import Entry, IndexStore
+from ..index.schema import SCHEMA_VERSION
 from ..index.store import self_contained, snapshot_index
 from ..journal import FRAME_HEADER_SIZE, Record, scan, segment_name
 from ..version import __version__
@@ -131,6 +132,12 @@ class Manifest:
         d.pop("last_time", None)
         d["files"] = [FileEntry(**f) for f in d["files"]]
         return cls(**d)
+
+
+def index_schema(m: Manifest) -> int:
+    """The index schema the backup's snapshot and digest were made with (1 for backups
+    from before manifests recorded it)."""
+    return int(m.source.get("index_schema", 1))
 
 
 @dataclass
@@ -379,6 +386,7 @@ def _build(
             "host": socket.gethostname(),
             "live": live,
             "stemedb_version": __version__,
+            "index_schema": SCHEMA_VERSION,
         },
     )
 

@@ -85,8 +85,9 @@ _INSERT_RETRACTIONS = (
     " %b::text[], %b::bigint[], %b::text[], %b::text[])")
 _INSERT_QUARANTINE = (
     "INSERT INTO quarantine (id, assertion_id, agent_id, reason, score, verdict, lsn,"
-    " created_at, status) SELECT *, 'pending' FROM unnest(%b::text[], %b::text[], %b::text[],"
-    " %b::text[], %b::double precision[], %b::text[], %b::bigint[], %b::bigint[])")
+    " created_at, severity, top_signal, status) SELECT *, 'pending' FROM unnest(%b::text[],"
+    " %b::text[], %b::text[], %b::text[], %b::double precision[], %b::text[], %b::bigint[],"
+    " %b::bigint[], %b::text[], %b::text[])")
 _COUNT_AGENTS = (
     "INSERT INTO agents (agent_id, accepted, quarantined, retracted, first_seen, last_seen)"
     " SELECT * FROM unnest(%b::text[], %b::bigint[], %b::bigint[], %b::bigint[],"

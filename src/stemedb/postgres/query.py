@@ -61,6 +61,9 @@ def list_assertions(conn: Conn, f: AssertionFilter, as_of: int, cursor: str | No
         if "l" in c:
             params["after"] = c["l"]
     where = ["lsn <= %(asof)s"]
+    if f.id_prefix is not None:  # a range of the unique index on id
+        params["lo"], params["hi"] = f.id_prefix, f.id_prefix + "g"
+        where.append("id >= %(lo)s AND id < %(hi)s")
     # subject and predicate are indexed by their md5 (long values do not fit a btree)
     if f.subject is not None:
         params["subject"] = nfc(f.subject.strip())

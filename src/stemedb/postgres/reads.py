@@ -159,15 +159,19 @@ class PostgresReads:
 
     def list_quarantine(self, *, status: str | None, agent_prefix: str | None,
                         reason: str | None, limit: int, cursor: str | None,
-                        oldest_first: bool = False, namespaces: Namespaces = None
-                        ) -> dict[str, Any]:
+                        oldest_first: bool = False, namespaces: Namespaces = None,
+                        severity: str | None = None) -> dict[str, Any]:
         return self._portable(admin.list_quarantine, status=status, agent_prefix=agent_prefix,
                               reason=reason, limit=limit, cursor=cursor,
-                              oldest_first=oldest_first, namespaces=namespaces, snapshot=True)
+                              oldest_first=oldest_first, namespaces=namespaces,
+                              severity=severity, snapshot=True)
 
     def quarantine_item(self, qid: str, namespaces: Namespaces = None
                         ) -> dict[str, Any] | None:
         return self._portable(admin.get_quarantine, qid, namespaces)
+
+    def quarantine_ids_with_prefix(self, prefix: str, limit: int = 2) -> list[str]:
+        return self._portable(admin.quarantine_ids_with_prefix, prefix, limit)
 
     def pending_ids_of_agent(self, agent_id: str, namespaces: Namespaces = None
                              ) -> list[str]:

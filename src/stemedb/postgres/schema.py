@@ -23,8 +23,10 @@ done. A database whose schema is newer than this code is refused.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
+import orjson
 import psycopg
 
 from ..errors import ConfigError
@@ -32,6 +34,7 @@ from ..index.schema import DDL as INDEX_DDL
 from ..index.store import DUMP_TABLES
 from ..journal.record import ZERO_HASH
 from ..model import instant_us
+from ..severity import severity_of
 
 SCHEMA_VERSION = 2
 # pg_advisory_xact_lock key: "STEMEDB\0" as a big-endian integer.
@@ -202,7 +205,9 @@ INSERT INTO fts_stats (rows, tokens) VALUES (0, 0);
 # ``valid_at`` compares times, not texts signed with different offsets (the values of
 # existing rows are filled in by ``_backfill_valid_time``: Python parses the times); and
 # the agent keys enrolled or revoked by admins and the scoped API tokens (``index/schema.py``'s
-# ``enrollments`` and ``tokens``).
+# ``enrollments`` and ``tokens``); and the quarantine severity (``severity.py``): two columns
+# at the end of the table, as in the embedded index; rows of an existing database get them
+# from their stored verdicts (``_fill_severity``) before the column becomes NOT NULL.
 _V2 = f"""
 ALTER TABLE assertions ADD COLUMN valid_from_us bigint;
 ALTER TABLE assertions ADD COLUMN valid_until_us bigint;
@@ -235,6 +240,8 @@ CREATE TABLE tokens (
     revoked_lsn   bigint
 );
 CREATE INDEX tokens_name ON tokens (name, lsn);
+ALTER TABLE quarantine ADD COLUMN severity {_T};
+ALTER TABLE quarantine ADD COLUMN top_signal {_T};
 """
 
 # version -> the statements that bring the schema from version - 1 to it
@@ -251,8 +258,38 @@ def _backfill_valid_time(conn: psycopg.Connection[Any]) -> None:
                             [(instant_us(r[1]), instant_us(r[2]), r[0]) for r in rows])
 
 
-# version -> what is done in Python after its statements
-AFTER: dict[int, Any] = {2: _backfill_valid_time}
+
+_V2_AFTER = """
+ALTER TABLE quarantine ALTER COLUMN severity SET NOT NULL;
+CREATE INDEX quarantine_severity ON quarantine (status, severity, lsn);
+"""
+
+
+def _fill_severity(conn: psycopg.Connection[Any]) -> None:
+    rows = conn.execute("SELECT id, verdict FROM quarantine WHERE severity IS NULL").fetchall()
+    updates = []
+    for qid, verdict in rows:
+        try:
+            breakdown = orjson.loads(verdict)
+        except orjson.JSONDecodeError:
+            breakdown = {}
+        severity, top = severity_of(breakdown if isinstance(breakdown, dict) else {})
+        updates.append((severity, top, qid))
+    if updates:
+        with conn.cursor() as cur:
+            cur.executemany("UPDATE quarantine SET severity = %s, top_signal = %s WHERE id = %s",
+                            updates)
+    conn.execute(_V2_AFTER)
+
+
+def _after_v2(conn: psycopg.Connection[Any]) -> None:
+    _backfill_valid_time(conn)
+    _fill_severity(conn)
+
+
+# version -> what runs after its statements, in the same transaction (filling new columns
+# of existing rows)
+AFTER: dict[int, Callable[[psycopg.Connection[Any]], None]] = {2: _after_v2}
 
 
 def migrate(conn: psycopg.Connection[Any]) -> int:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import click
+from rich.text import Text
 
-from ..output import brief_cell, cell, list_table, plural, print_json, short_time
-from .common import Options, admin_api, admin_options, agent_cell, answer, fields, stdout_console
+from ..output import brief_cell, cell, list_table, plural, print_json, short_id, short_time
+from .common import Options, admin_api, admin_options, answer, fields, stdout_console
 
 
 @click.group()
@@ -33,23 +34,32 @@ def breaker_list(opts: Options, state: str | None) -> None:
         return
     console = stdout_console()
     wide = console.width >= 120
+    # The width a time needs: to the second on a wide terminal, to the minute on 80 columns.
+    clock = 19 if wide else 16
     table = list_table(plural(len(items), "circuit breaker"))
     table.add_column("agent", no_wrap=True)
     table.add_column("state", no_wrap=True)
-    table.add_column("failures", justify="right", no_wrap=True)
+    table.add_column("failure rate", justify="right", no_wrap=True)
     table.add_column("requests", justify="right", no_wrap=True)
     if wide:
         table.add_column("opened", no_wrap=True)
     table.add_column("until", no_wrap=True)
-    table.add_column("reason", overflow="fold")
+    table.add_column("reason")
     for b in items:
-        row = [agent_cell(b.get("agent_id"), console), brief_cell(b.get("state")),
-               brief_cell(b.get("failure_rate")), brief_cell(b.get("requests"))]  # fmt: skip
+        row = [short_id(b.get("agent_id"), console), brief_cell(b.get("state")),
+               _rate(b.get("failure_rate")), brief_cell(b.get("requests"))]  # fmt: skip
         if wide:
             row.append(cell(short_time(b.get("opened_at"))))
-        row += [cell(short_time(b.get("until"))), brief_cell(b.get("reason"))]
+        row += [cell((short_time(b.get("until")) or "")[:clock]), brief_cell(b.get("reason"))]
         table.add_row(*row)
     console.print(table)
+
+
+def _rate(value: object) -> Text:
+    """A failure rate (0 to 1) as a percentage."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return Text(f"{value * 100:.0f}%")
+    return brief_cell(value)
 
 
 @breaker.command("show")

@@ -27,6 +27,7 @@ from ..output import (
     fail,
     fields_table,
     print_json,
+    short_id,
 )
 
 DEFAULT_DATA_DIR = "./stemedb-data"
@@ -185,8 +186,7 @@ def stdout_console() -> Console:
 def agent_cell(value: Any, console: Console) -> Text:
     """A full agent id on a wide terminal, else its first 16 characters (commands take
     any unique prefix of at least 8)."""
-    text = str(value or "")
-    return Text(text if console.width >= 160 else text[:16])
+    return short_id(value, console, length=16)
 
 
 def fields(pairs: Iterable[tuple[str, Any]]) -> Table:

@@ -48,11 +48,13 @@ def allowlist_list(opts: Options) -> None:
         return
     entries = list(data.get("allowlist", []))
     console = stdout_console()
+    clock = 19 if console.width >= 120 else 16  # to the minute on a narrow terminal
     table = list_table(plural(len(entries), "allowlisted agent"))
     for name in ("agent", "expires", "active", "reason", "added by"):
-        table.add_column(name, no_wrap=name != "reason", overflow="fold")
+        table.add_column(name, no_wrap=name not in ("reason", "added by"))
     for e in entries:
-        table.add_row(agent_cell(e.get("agent_id"), console), cell(short_time(e.get("expires_at"))),
+        table.add_row(agent_cell(e.get("agent_id"), console),
+                      cell((short_time(e.get("expires_at")) or "")[:clock]),
                       brief_cell(e.get("active")), brief_cell(e.get("reason")),
                       brief_cell(e.get("added_by")))  # fmt: skip
     console.print(table)

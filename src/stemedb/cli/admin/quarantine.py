@@ -17,6 +17,7 @@ from ..output import brief_cell, cell, list_table, plural, print_json, short_tim
 from .common import Options, admin_api, admin_options, agent_cell, answer, fields, stdout_console
 
 REASONS = ("Duplicate", "LowQuality", "UntrustedHighConfidence")
+SEVERITIES = ("low", "medium", "high", "critical")
 STATUSES = ("pending", "approved", "rejected", "all")
 
 
@@ -57,6 +58,8 @@ def _group_counts(items: list[dict[str, Any]], key: str) -> list[dict[str, Any]]
     "--status", type=click.Choice(STATUSES), default="pending", show_default=True,
     help="Decision status.",
 )  # fmt: skip
+@click.option("--severity", type=click.Choice(SEVERITIES),
+              help="Only this severity (critical: prompt injection or memory poisoning).")
 @click.option("--limit", type=click.IntRange(1, 10_000), help="Page size (server default 1000).")
 @click.option("--cursor", help="Continue from a previous page.")
 @click.option("--all", "all_pages", is_flag=True, help="Follow cursors to fetch every page.")
@@ -71,6 +74,7 @@ def quarantine_list(
     agent_id: str | None,
     reason: str | None,
     status: str,
+    severity: str | None,
     limit: int | None,
     cursor: str | None,
     all_pages: bool,
@@ -81,7 +85,7 @@ def quarantine_list(
     if by_agent and by_reason:
         raise click.UsageError("give --by-agent or --by-reason, not both")
     filters: QuarantineFilters = {"agent_id": agent_id, "reason": reason, "status": status,
-                                  "limit": limit, "cursor": cursor}  # fmt: skip
+                                  "severity": severity, "limit": limit, "cursor": cursor}  # fmt: skip
     with admin_api(opts) as admin:
         if all_pages or by_agent or by_reason:
             pages = list(admin.quarantine_pages(**filters))
@@ -103,7 +107,7 @@ def quarantine_list(
         table.add_column(noun, no_wrap=True)
         table.add_column("count", justify="right", no_wrap=True)
         if by_agent:
-            table.add_column("reasons", overflow="fold")
+            table.add_column("reasons")
         for group in rows:
             first = agent_cell(group[key], console) if by_agent else brief_cell(group[key])
             cells = [first, brief_cell(group["count"])]
@@ -118,27 +122,36 @@ def quarantine_list(
     console = stdout_console()
     total = page.get("total", len(items))
     title = f"{plural(len(items), 'item')} of {total} ({status})"
-    # 80 columns keep the full item id (needed to act on it) and room for the claim;
-    # wider terminals add the score, the decision status and the creation time.
+    # 80 columns: the item id with its agent below it, the reason with the severity below
+    # it, and the claim; wider terminals give the agent, severity, score, top signal and
+    # creation time columns of their own.
     wide, medium = console.width >= 140, console.width >= 110
     table = list_table(title)
-    table.add_column("id", no_wrap=True)
-    table.add_column("agent", no_wrap=True)
-    table.add_column("reason", overflow="fold", max_width=None if medium else 12)
     if medium:
-        table.add_column("score", justify="right", no_wrap=True)
-    if status != "pending":
+        for name in ("id", "agent", "severity", "reason", "score", "top signal"):
+            table.add_column(name, no_wrap=True, justify="right" if name == "score" else "left")
+    else:
+        table.add_column("id / agent", no_wrap=True)
+        table.add_column("reason / severity", no_wrap=True)
+    if status != "pending" and medium:
         table.add_column("status", no_wrap=True)
     if wide:
         table.add_column("created", no_wrap=True)
-    table.add_column("claim", overflow="fold", min_width=16)
+    table.add_column("claim")
     for item in items:
         agent_id = str(item.get("agent_id") or "")
-        row: list[Text] = [brief_cell(item.get("id")), brief_cell(agent_id[: 12 if medium else 8]),
-                           brief_cell(item.get("reason"))]  # fmt: skip
+        sev = _severity_cell(item.get("severity"))
         if medium:
-            row.append(brief_cell(item.get("score")))
-        if status != "pending":
+            row: list[Text] = [brief_cell(item.get("id")), brief_cell(agent_id[:12]), sev,
+                               brief_cell(item.get("reason")), brief_cell(item.get("score")),
+                               brief_cell(item.get("top_signal"))]  # fmt: skip
+        else:
+            why = Text.assemble(brief_cell(item.get("reason")), "\n", sev)
+            if status != "pending":
+                why.append(f"\n{item.get('status') or ''}")
+            row = [Text.assemble(brief_cell(item.get("id")), "\n", f"agent {agent_id[:8]}"),
+                   why]
+        if status != "pending" and medium:
             row.append(brief_cell(item.get("status")))
         if wide:
             row.append(cell(short_time(item.get("created_at"))))
@@ -149,8 +162,14 @@ def quarantine_list(
         click.echo(f"more results: --cursor {page['next_cursor']} (or --all)", err=True)
 
 
-_ITEM_ORDER = ("id", "status", "reason", "score", "agent_id", "assertion_id", "created_at",
-               "decided_at", "decided_by", "decision_reason")  # fmt: skip
+_ITEM_ORDER = ("id", "status", "reason", "severity", "top_signal", "score", "agent_id",
+               "assertion_id", "created_at", "decided_at", "decided_by", "decision_reason")  # fmt: skip
+_SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow"}
+
+
+def _severity_cell(value: Any) -> Text:
+    text = str(value or "")
+    return Text(text, style=_SEVERITY_STYLE.get(text, ""))
 _ASSERTION_ORDER = ("subject", "predicate", "object", "confidence", "evidence", "context",
                     "valid_from", "valid_until", "supersedes", "timestamp", "nonce")  # fmt: skip
 

@@ -123,11 +123,11 @@ async def parse(request: Request, model: type[_Body] | type[ThresholdsBody],
 @router.get("/quarantine")
 def list_quarantine(request: Request, agent_id: str | None = None, reason: str | None = None,
                     status: str = "pending", limit: Annotated[int, Query()] = 1000,
-                    cursor: str | None = None) -> Response:
+                    cursor: str | None = None, severity: str | None = None) -> Response:
     """Quarantine items, newest first: ``{"items", "total", "next_cursor"}``."""
     return json_response(db(request).admin.list_quarantine(
         agent_id=agent_id, reason=reason, status=status, limit=limit, cursor=cursor,
-        namespaces=namespaces(request)))
+        namespaces=namespaces(request), severity=severity))
 
 
 @router.get("/quarantine/{qid}")

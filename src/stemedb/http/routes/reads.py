@@ -73,14 +73,18 @@ def list_assertions(
     include_inactive: bool = False,
     limit: Limit = 100,
     cursor: str | None = None,
+    id_prefix: Annotated[str | None, Query(pattern=r"^[0-9a-fA-F]{8,64}$")] = None,
 ) -> Response:
     """Assertions newest first, filtered; ``as_of`` answers as the database stood then
     (transaction time), ``valid_at`` keeps the claims that hold at that time in the world
-    (valid time: ``valid_from <= valid_at < valid_until``, open ends allowed)."""
+    (valid time: ``valid_from <= valid_at < valid_until``, open ends allowed).
+    ``id_prefix`` (8 to 64 hex characters) keeps the ids that start with it: how a client
+    turns the short id a table shows into the full one."""
     f = AssertionFilter(subject=subject, predicate=predicate, object=object, agent_id=agent_id,
                         context=context, since_us=_time_us("since", since),
                         until_us=_time_us("until", until), include_inactive=include_inactive,
-                        limit=limit, valid_at_us=valid_at_us(valid_at))
+                        limit=limit, valid_at_us=valid_at_us(valid_at),
+                        id_prefix=id_prefix.lower() if id_prefix else None)
     return json_response(db(request).list_assertions(f, as_of, cursor, namespaces(request)))
 
 
