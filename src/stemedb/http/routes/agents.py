@@ -6,11 +6,12 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from ..deps import db, json_response
+from ..openapi import AGENT_ERRORS, api
 from ..routing import StrictQueryRoute
 
 router = APIRouter(route_class=StrictQueryRoute, tags=["reads"])
 
 
-@router.get("/v1/agents/{agent_id}")
+@router.get("/v1/agents/{agent_id}", **api(answer="Agent", errors=AGENT_ERRORS))
 def get_agent(request: Request, agent_id: str) -> Response:
     return json_response(db(request).admin.agent(agent_id))
