@@ -3,7 +3,9 @@ of /openapi.json (valid and invalid ones, admin routes with the token), a bounde
 of examples each. No answer may be a server error, and every answer must be one the
 document describes: its status code, its content type, its headers and its body's schema.
 
-The server is seeded first (accepted, disputed, retracted and quarantined assertions, an
+Generated assertion and retraction bodies are signed with a real key
+(``schemathesis_hooks.py``), so the whole write path is exercised, not only the 401 of a
+bad signature. The server is seeded first (accepted, disputed, retracted and quarantined assertions, an
 allowlisted agent, an open breaker), and Schemathesis draws path and query values from
 those ids and subjects half of the time, so the answers checked include full ones, not
 only 404s and empty lists.
@@ -11,6 +13,7 @@ only 404s and empty lists.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -103,16 +106,21 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
         assert srv.stop() == 0
 
 
+HOOKS = Path(__file__).with_name("schemathesis_hooks.py")
+
+
 def config(values: dict[str, list[str]]) -> str:
-    """schemathesis.toml: dictionaries of real values, drawn half of the time."""
-    lines = []
+    """schemathesis.toml: the hooks that sign writes, and dictionaries of real values,
+    drawn half of the time."""
+    lines = [f"hooks = {orjson.dumps(str(HOOKS)).decode()}", ""]
     for name, vals in values.items():
         lines += [f"[dictionaries.{name}]", f"values = {orjson.dumps(vals).decode()}", ""]
     lines.append("[parameters]")
     for param, name in (("path.agent_id", "agents"), ("query.agent_id", "agents"),
                         ("path.assertion_id", "assertions"), ("path.aid", "assertions"),
                         ("path.qid", "qids"), ("query.subject", "subjects"),
-                        ("query.predicate", "predicates")):
+                        ("query.predicate", "predicates"), ("body.retracts", "assertions"),
+                        ("body.supersedes", "assertions")):
         lines.append(f'"{param}" = {{ dictionary = "{name}", probability = 0.5 }}')
     return "\n".join(lines) + "\n"
 
@@ -141,7 +149,10 @@ def test_every_operation_conforms_to_the_document(seeded: Seeded, tmp_path: Path
         "--suppress-health-check", "all",
         "--no-shrink",
     ]
-    run = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    writer = AgentKey.generate()
+    env = {**os.environ, "STEMEDB_ST_AGENT_SEED": writer.seed.hex()}
+    run = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=240)
     out = run.stdout + run.stderr
     print(out[-4_000:])  # the summary, shown with -s or -rP
     assert run.returncode == 0, out[-20_000:]
@@ -152,3 +163,8 @@ def test_every_operation_conforms_to_the_document(seeded: Seeded, tmp_path: Path
     cases = re.search(r"(\d+) generated, \1 passed", out)
     assert cases and int(cases[1]) >= 500, out[-5_000:]
     assert "Traceback" not in srv.log(), srv.log()[-5_000:]
+    # The signed generated writes got past the signature: the agent is known now.
+    r = httpx.get(f"{srv.url}/v1/agents/{writer.agent_id}", timeout=10)
+    assert r.status_code == 200, r.text
+    counts = r.json()["counts"]
+    assert counts["accepted"] + counts["quarantined"] > 0, counts

@@ -68,6 +68,7 @@ _ASSERTION_FIELDS: dict[str, Schema] = {
               "description": "unique per agent"},
 }
 
+_EXAMPLE_AGENT = "ce8342f9" * 8
 _STATUS = {"type": "string", "enum": ["active", "retracted", "superseded", "quarantined",
                                       "rejected"]}
 
@@ -82,7 +83,7 @@ SCHEMAS: dict[str, Schema] = {
          "current": {"type": "object", "description": "on already-decided: the item's state"}},
         description="RFC 9457 problem details; never a stack trace or a path."),
     # -- writes -----------------------------------------------------------------------------
-    "AssertionBody": obj(
+    "AssertionBody": {**obj(
         _ASSERTION_FIELDS,
         {"evidence": {**_array({"type": "string", "maxLength": 2048}), "maxItems": 32},
          "context": {"type": "string", "maxLength": 128, "description": "a namespace"},
@@ -90,11 +91,21 @@ SCHEMAS: dict[str, Schema] = {
          "supersedes": nullable({"type": "string", "pattern": HEX64})},
         closed=True,
         description="One assertion, signed over its exact bytes (X-Agent-Signature)."),
-    "RetractionBody": obj(
+        "examples": [{
+            "subject": "paris", "predicate": "capital_of", "object": "france",
+            "confidence": 0.92, "evidence": ["https://example.org/atlas#p12"], "context": "geo",
+            "valid_from": "1870-01-01T00:00:00Z", "valid_until": None, "supersedes": None,
+            "agent_id": _EXAMPLE_AGENT, "timestamp": "2026-02-11T10:23:45Z",
+            "nonce": "7f1c2a9e4b"}]},
+    "RetractionBody": {**obj(
         {"retracts": {"type": "string", "pattern": HEX64},
          **{k: _ASSERTION_FIELDS[k] for k in ("agent_id", "timestamp", "nonce")}},
         {"reason": {"type": "string", "maxLength": 1024}},
         closed=True, description="A retraction of one of the signing agent's assertions."),
+        "examples": [{
+            "retracts": "5b250cf0" * 8, "reason": "superseded by a better source",
+            "agent_id": _EXAMPLE_AGENT, "timestamp": "2026-02-11T10:25:00Z",
+            "nonce": "0c9d8e7f6a"}]},
     "BatchBody": obj(
         {"items": {**_array(obj(
             {"body": {"type": "string", "description": "the exact JSON text of one assertion"},
@@ -208,6 +219,22 @@ SCHEMAS: dict[str, Schema] = {
                                                     "maximum": 8760},
                        "untrusted_confidence_threshold": FRACTION},
         "description": "Any non-empty subset of the four thresholds."},
+    "QuarantineBatch": {
+        **obj({"action": {"type": "string", "enum": ["approve", "reject"]}},
+              {"ids": {**_array({"type": "string", "maxLength": 64}), "maxItems": 100_000},
+               "agent_id": {"type": "string", "pattern": HEX_PREFIX},
+               "reason": {"type": "string", "maxLength": 4096,
+                          "description": "with reject"},
+               "note": {"type": "string", "maxLength": 4096, "description": "with approve"}},
+              closed=True,
+              description="Exactly one of `ids` or `agent_id` (every pending item of it)."),
+        "oneOf": [{"required": ["ids"]}, {"required": ["agent_id"]}]},
+    "AllowlistAdd": obj(
+        {"agent_id": {"type": "string", "pattern": HEX_PREFIX},
+         "expires_at": {"type": "string", "format": "date-time",
+                        "description": "RFC 3339, in the future"},
+         "reason": {"type": "string", "minLength": 1, "maxLength": 1024}},
+        closed=True),
     "Allowlist": obj({"allowlist": _array(ref("AllowlistEntry"))}),
     "AllowlistRemoved": obj({"status": {"type": "string", "enum": ["removed"]},
                              "agent_id": STR}),

@@ -116,7 +116,7 @@ def get_item(request: Request, qid: str) -> Response:
 
 
 @router.post("/quarantine/batch", **api(
-    body=BatchBody, answer="BatchDecision", errors=AGENT_ERRORS))
+    body="QuarantineBatch", answer="BatchDecision", errors=AGENT_ERRORS))
 async def batch(request: Request, actor: Actor) -> Response:
     b: BatchBody = await parse(request, BatchBody)
     why = b.reason if b.action == "reject" else b.note
@@ -206,7 +206,7 @@ def get_allowlist(request: Request) -> Response:
 
 
 @router.post("/content_defense/allowlist", status_code=201, **api(
-    body=AllowBody, answer="AllowlistEntry", status=201, errors=AGENT_ERRORS))
+    body="AllowlistAdd", answer="AllowlistEntry", status=201, errors=AGENT_ERRORS))
 async def add_allowlist(request: Request, actor: Actor) -> Response:
     b: AllowBody = await parse(request, AllowBody)
     return json_response(await db(request).admin.allow(b.agent_id, b.expires_at, b.reason, actor),
