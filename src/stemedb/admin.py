@@ -308,8 +308,11 @@ class Admin:
             duration_seconds=duration_seconds)])
         view = self._breakers.open(full, reason, duration_seconds, at=at / 1e6)
         self.events.observe_breaker_open("manual")
-        return {"status": "opened", "agent_id": full, "state": "OPEN",
-                "until": breaker_dict(view)["until"], "reason": reason}
+        # The ban's end as journaled; a ban shorter than the time it took to record it is
+        # already over, and the state says so (CLOSED) rather than a null ``until``.
+        until = datetime.fromtimestamp(at / 1e6 + duration_seconds, tz=UTC)
+        return {"status": "opened", "agent_id": full, "state": str(view.state),
+                "until": format_time(until), "reason": reason}
 
     async def reset_breaker(self, agent_id: str, reason: str, by: str) -> dict[str, Any]:
         full = self._breaker_agent(agent_id)

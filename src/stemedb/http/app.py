@@ -14,7 +14,7 @@ from ..engine import Database
 from ..metrics import Metrics
 from ..ops.archive import watch_archive
 from ..version import __version__
-from . import problems
+from . import openapi, problems
 from .guard_middleware import AddressLimitMiddleware
 from .metrics_middleware import MetricsMiddleware
 from .middleware import RequestIdMiddleware
@@ -54,7 +54,7 @@ def create_app(database: Database, *, close_on_shutdown: bool = True,
     # FastAPI's OpenTelemetry bridge is off: metrics are Prometheus (``Metrics``), and
     # asking OpenTelemetry whether it is configured costs ~10 µs on every request.
     app = FastAPI(title="StemeDB", version=__version__, lifespan=lifespan,
-                  docs_url="/docs", redoc_url=None,
+                  docs_url=None, redoc_url=None,  # openapi.install serves them offline
                   telemetry={"tracing": False, "metrics": False, "logs": False})
     app.state.db = database
     app.state.metrics = metrics
@@ -67,6 +67,7 @@ def create_app(database: Database, *, close_on_shutdown: bool = True,
                              *health.fast_routes]
     if with_metrics:
         app.include_router(metrics_routes.router)
+    openapi.install(app)  # /openapi.json, /docs, /redoc: last in the routing table
     app.add_middleware(AddressLimitMiddleware, database=database,
                        admin_token=app.state.admin_token)
     app.add_middleware(RequestIdMiddleware)  # every answer carries the id

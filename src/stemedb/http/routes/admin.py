@@ -15,6 +15,7 @@ from ...errors import Forbidden, Unauthorized, ValidationFailed
 from ...model import _field_errors, load_json
 from ..deps import db, json_response, namespaces, read_body
 from ..guard_middleware import BOOTSTRAP
+from ..openapi import AGENT_ERRORS, api
 from ..routing import StrictQueryRoute
 
 ADMIN_BODY_LIMIT = 1024 * 1024
@@ -120,7 +121,7 @@ async def parse(request: Request, model: type[_Body] | type[ThresholdsBody],
         raise ValidationFailed(_field_errors(e)) from None
 
 
-@router.get("/quarantine")
+@router.get("/quarantine", **api(answer="QuarantinePage"))
 def list_quarantine(request: Request, agent_id: str | None = None, reason: str | None = None,
                     status: str = "pending", limit: Annotated[int, Query()] = 1000,
                     cursor: str | None = None, severity: str | None = None) -> Response:
@@ -130,12 +131,13 @@ def list_quarantine(request: Request, agent_id: str | None = None, reason: str |
         namespaces=namespaces(request), severity=severity))
 
 
-@router.get("/quarantine/{qid}")
+@router.get("/quarantine/{qid}", **api(answer="QuarantineItem", errors=(404,)))
 def get_item(request: Request, qid: str) -> Response:
     return json_response(db(request).admin.item(qid, namespaces(request)))
 
 
-@router.post("/quarantine/batch")
+@router.post("/quarantine/batch", **api(
+    body="QuarantineBatch", answer="BatchDecision", errors=AGENT_ERRORS))
 async def batch(request: Request, actor: Actor) -> Response:
     b: BatchBody = await parse(request, BatchBody)
     why = b.reason if b.action == "reject" else b.note
@@ -143,28 +145,35 @@ async def batch(request: Request, actor: Actor) -> Response:
                                                        namespaces(request)))
 
 
-@router.post("/quarantine/{qid}/approve")
+@router.post("/quarantine/{qid}/approve", **api(
+    body=NoteBody, body_required=False, answer="QuarantineItem",
+    errors={404: "", 409: "The item is already decided (`current`)."}))
 async def approve(request: Request, qid: str, actor: Actor) -> Response:
     b: NoteBody = await parse(request, NoteBody, optional=True)
     return json_response(await db(request).admin.decide(qid, "approve", b.note, actor,
                                                         namespaces(request)))
 
 
-@router.post("/quarantine/{qid}/reject")
+@router.post("/quarantine/{qid}/reject", **api(
+    body=RejectBody, body_required=False, answer="QuarantineItem",
+    errors={404: "", 409: "The item is already decided (`current`)."}))
 async def reject(request: Request, qid: str, actor: Actor) -> Response:
     b: RejectBody = await parse(request, RejectBody, optional=True)
     return json_response(await db(request).admin.decide(qid, "reject", b.reason, actor,
                                                         namespaces(request)))
 
 
-@router.post("/quarantine/{qid}/notes", status_code=201)
+@router.post("/quarantine/{qid}/notes", status_code=201, **api(
+    body=RequiredNote, answer="QuarantineItem", status=201, errors={404: ""}))
 async def add_note(request: Request, qid: str, actor: Actor) -> Response:
     b: RequiredNote = await parse(request, RequiredNote)
     return json_response(await db(request).admin.decide(qid, "note", b.note, actor,
                                                         namespaces(request)), 201)
 
 
-@router.post("/assertions/{aid}/retract")
+@router.post("/assertions/{aid}/retract", **api(
+    body=RetractBody, answer="AdminRetraction",
+    errors={404: "No such assertion.", 409: "The assertion is not active."}))
 async def retract(request: Request, aid: str, actor: Actor) -> Response:
     """Retract any agent's active assertion (journaled with who and why)."""
     b: RetractBody = await parse(request, RetractBody)
@@ -172,18 +181,19 @@ async def retract(request: Request, aid: str, actor: Actor) -> Response:
                                                          namespaces(request)))
 
 
-@router.get("/circuit_breakers")
+@router.get("/circuit_breakers", **api(answer="BreakerList"))
 def list_breakers(request: Request) -> Response:
     """Every tracked agent's breaker: OPEN first, then HALF_OPEN, then by failure rate."""
     return json_response(db(request).admin.breakers())
 
 
-@router.get("/circuit_breakers/{agent_id}")
+@router.get("/circuit_breakers/{agent_id}", **api(answer="Breaker", errors=AGENT_ERRORS))
 def get_breaker(request: Request, agent_id: str) -> Response:
     return json_response(db(request).admin.breaker(agent_id))
 
 
-@router.post("/circuit_breakers/{agent_id}/open")
+@router.post("/circuit_breakers/{agent_id}/open", **api(
+    body=OpenBody, answer="BreakerOpened", errors=AGENT_ERRORS))
 async def open_breaker(request: Request, agent_id: str, actor: Actor) -> Response:
     """Ban an agent by hand for ``duration_seconds`` (journaled; survives restarts)."""
     b: OpenBody = await parse(request, OpenBody)
@@ -191,18 +201,21 @@ async def open_breaker(request: Request, agent_id: str, actor: Actor) -> Respons
                                                               b.duration_seconds, actor))
 
 
-@router.post("/circuit_breakers/{agent_id}/reset")
+@router.post("/circuit_breakers/{agent_id}/reset", **api(
+    body=ResetBody, body_required=False, answer="BreakerReset",
+    errors=AGENT_ERRORS))
 async def reset_breaker(request: Request, agent_id: str, actor: Actor) -> Response:
     b: ResetBody = await parse(request, ResetBody, optional=True)
     return json_response(await db(request).admin.reset_breaker(agent_id, b.reason, actor))
 
 
-@router.get("/content_defense/thresholds")
+@router.get("/content_defense/thresholds", **api(answer="Thresholds"))
 def get_thresholds(request: Request) -> Response:
     return json_response(db(request).admin.thresholds())
 
 
-@router.put("/content_defense/thresholds")
+@router.put("/content_defense/thresholds", **api(
+    body="ThresholdsChange", answer="Thresholds"))
 async def put_thresholds(request: Request, actor: Actor) -> Response:
     b: ThresholdsBody = await parse(request, ThresholdsBody)
     values = {k: getattr(b, k) for k in b.model_fields_set}
@@ -213,31 +226,35 @@ async def put_thresholds(request: Request, actor: Actor) -> Response:
     return json_response(await db(request).admin.set_thresholds(values, actor))
 
 
-@router.get("/content_defense/allowlist")
+@router.get("/content_defense/allowlist", **api(answer="Allowlist"))
 def get_allowlist(request: Request) -> Response:
     return json_response(db(request).admin.allowlist())
 
 
-@router.post("/content_defense/allowlist", status_code=201)
+@router.post("/content_defense/allowlist", status_code=201, **api(
+    body="AllowlistAdd", answer="AllowlistEntry", status=201, errors=AGENT_ERRORS))
 async def add_allowlist(request: Request, actor: Actor) -> Response:
     b: AllowBody = await parse(request, AllowBody)
     return json_response(await db(request).admin.allow(b.agent_id, b.expires_at, b.reason, actor),
                          201)
 
 
-@router.delete("/content_defense/allowlist/{agent_id}")
+@router.delete("/content_defense/allowlist/{agent_id}", **api(
+    answer="AllowlistRemoved", errors={404: "The agent is not on the allowlist."}))
 async def remove_allowlist(request: Request, agent_id: str, actor: Actor) -> Response:
     return json_response(await db(request).admin.disallow(agent_id, "removed", actor))
 
 
-@router.get("/tokens")
+@router.get("/tokens", **api(answer="TokenList"))
 def list_tokens(request: Request) -> Response:
     """Every API token, newest first: name, scope, namespaces, status, expiry, last use
     (never the secret nor its hash)."""
     return json_response(db(request).tokens.listing())
 
 
-@router.post("/tokens", status_code=201)
+@router.post("/tokens", status_code=201, **api(
+    body=TokenBody, answer="Token", status=201,
+    errors={409: "A live token already has the name."}))
 async def create_token(request: Request, actor: Actor) -> Response:
     """A new scoped token; the answer carries its secret, this once."""
     b: TokenBody = await parse(request, TokenBody)
@@ -245,13 +262,15 @@ async def create_token(request: Request, actor: Actor) -> Response:
                                                           b.expires, actor), 201)
 
 
-@router.post("/tokens/{name}/revoke")
+@router.post("/tokens/{name}/revoke", **api(
+    body=RevokeTokenBody, body_required=False, answer="TokenRevoked",
+    errors={404: "No live token has the name."}))
 async def revoke_token(request: Request, name: str, actor: Actor) -> Response:
     b: RevokeTokenBody = await parse(request, RevokeTokenBody, optional=True)
     return json_response(await db(request).tokens.revoke(name, b.reason, actor))
 
 
-@router.get("/audit")
+@router.get("/audit", **api(answer="Audit"))
 def audit(request: Request, target: str | None = None,
           limit: Annotated[int, Query(ge=1, le=10_000)] = 100) -> Response:
     """Admin decisions, newest first (optionally of one item or agent)."""
@@ -268,13 +287,15 @@ class RevokeBody(_Body):
     reason: Annotated[str, Field(min_length=1, max_length=4096)]
 
 
-@router.get("/agents")
+@router.get("/agents", **api(answer="EnrollmentList"))
 def list_agents(request: Request) -> Response:
     """The enrollment mode and every enrolled or revoked agent key."""
     return json_response(db(request).enrollment.listing())
 
 
-@router.post("/agents/{agent_id}/enroll", status_code=201)
+@router.post("/agents/{agent_id}/enroll", status_code=201, **api(
+    body=EnrollBody, body_required=False, answer="Enrollment", status=201,
+    errors={**AGENT_ERRORS, 409: "The key was revoked, or the prefix matches several."}))
 async def enroll_agent(request: Request, agent_id: str, actor: Actor) -> Response:
     """Enroll a key into its namespaces (``*`` for all), or replace them (journaled)."""
     b: EnrollBody = await parse(request, EnrollBody, optional=True)
@@ -282,7 +303,9 @@ async def enroll_agent(request: Request, agent_id: str, actor: Actor) -> Respons
                                                              actor), 201)
 
 
-@router.post("/agents/{agent_id}/revoke")
+@router.post("/agents/{agent_id}/revoke", **api(
+    body=RevokeBody, answer="AgentRevoked",
+    errors={**AGENT_ERRORS, 409: "The key was revoked already, or the prefix matches several."}))
 async def revoke_agent(request: Request, agent_id: str, actor: Actor) -> Response:
     """Revoke a key for good (journaled): its writes are refused, its assertions leave
     beliefs and disputes from this point on."""

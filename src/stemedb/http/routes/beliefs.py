@@ -11,7 +11,9 @@ from starlette.responses import Response
 
 from ...errors import ValidationFailed
 from ..deps import db, json_response, namespaces
+from ..openapi import api
 from ..routing import StrictQueryRoute
+from ..schemas import ref
 from .fast import FastRoute, plain_query
 from .reads import valid_at_us
 
@@ -30,7 +32,7 @@ def _text(name: str, value: str | None, required: bool = False) -> str | None:
     return value
 
 
-@router.get("/v1/beliefs")
+@router.get("/v1/beliefs", **api(answer={"anyOf": [ref("Belief"), ref("SubjectBeliefs")]}))
 async def get_beliefs(
     request: Request,
     subject: Annotated[str, Query(max_length=SUBJECT_MAX)],
@@ -77,7 +79,7 @@ fast_routes = [
 ]
 
 
-@router.get("/v1/disputes")
+@router.get("/v1/disputes", **api(answer="DisputePage"))
 def get_disputes(
     request: Request,
     limit: Limit = 100,

@@ -7,17 +7,18 @@ from starlette.responses import Response
 
 from ...errors import StemeError
 from ..deps import db, json_response
+from ..openapi import api
 from .fast import FastRoute
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", **api(answer="Health"))
 async def healthz() -> Response:  # on the event loop: no hop to the thread pool
     return json_response({"status": "ok"})
 
 
-@router.get("/readyz")
+@router.get("/readyz", **api(answer="Readiness", answers={503: "Readiness"}))
 def readyz(request: Request) -> Response:
     database = db(request)
     ok, reason = database.readiness()

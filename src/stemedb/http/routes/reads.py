@@ -11,6 +11,7 @@ from ...errors import ValidationFailed
 from ...model import instant_us, parse_time
 from ...store import AssertionFilter
 from ..deps import db, json_response, namespaces
+from ..openapi import api
 from ..routing import StrictQueryRoute
 from .fast import FastRoute
 
@@ -39,7 +40,7 @@ def valid_at_us(value: str | None) -> int | None:
         raise ValidationFailed([{"field": "valid_at", "message": str(e)}]) from None
 
 
-@router.get("/v1/assertions/{assertion_id}")
+@router.get("/v1/assertions/{assertion_id}", **api(answer="Assertion", errors=(404,)))
 async def get_assertion(request: Request, assertion_id: str) -> Response:
     """One assertion with its status, LSN, signature and exact signed body."""
     return _assertion(request, assertion_id)
@@ -58,7 +59,7 @@ async def _assertion_fast(request: Request) -> Response:
 fast_routes = [FastRoute("/v1/assertions/{assertion_id}", _assertion_fast)]
 
 
-@router.get("/v1/assertions")
+@router.get("/v1/assertions", **api(answer="AssertionPage"))
 def list_assertions(
     request: Request,
     subject: str | None = None,
@@ -88,7 +89,7 @@ def list_assertions(
     return json_response(db(request).list_assertions(f, as_of, cursor, namespaces(request)))
 
 
-@router.get("/v1/search")
+@router.get("/v1/search", **api(answer="AssertionPage"))
 def search(
     request: Request,
     q: Annotated[str, Query(min_length=1, max_length=1024)],

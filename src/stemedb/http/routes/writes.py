@@ -14,9 +14,12 @@ from ...errors import UnsupportedMediaType
 from ...signing import SIGNATURE_HEADER
 from ..deps import db, json_response, read_body, require_json
 from ..middleware import access_log
+from ..openapi import api
 from .fast import FastRoute
 
 router = APIRouter(tags=["writes"])
+
+SIGNATURE_WHY = f"{SIGNATURE_HEADER} missing, malformed, or not valid for the body."
 
 
 def agent_noter(request: Request) -> Callable[[str], None] | None:
@@ -46,19 +49,30 @@ async def _signed_write(request: Request, kind: str) -> Response:
     return json_response(result.body, result.status)
 
 
-@router.post("/v1/assert", status_code=201)
+@router.post("/v1/assert", status_code=201, **api(
+    body="AssertionBody", signed=True, answer="WriteOutcome", status=201,
+    answers={200: "WriteOutcome", 202: "WriteOutcome"},
+    errors={401: SIGNATURE_WHY, 415: "", 503: "",
+            403: "Superseding another agent's assertion.",
+            409: "Nonce reused with another body, or the superseded assertion is not active."}))
 async def post_assert(request: Request) -> Response:
     """Store one signed assertion (201), quarantine it (202), or answer a retry (200)."""
     return await _signed_write(request, records.ASSERT)
 
 
-@router.post("/v1/retract", status_code=201)
+@router.post("/v1/retract", status_code=201, **api(
+    body="RetractionBody", signed=True, answer="WriteOutcome", status=201,
+    answers={200: "WriteOutcome"},
+    errors={401: SIGNATURE_WHY, 415: "", 503: "",
+            403: "The assertion is another agent's.", 404: "No such assertion.",
+            409: "Nonce reused, or the assertion is no longer active."}))
 async def post_retract(request: Request) -> Response:
     """Retract one of the signing agent's own assertions."""
     return await _signed_write(request, records.RETRACT)
 
 
-@router.post("/v1/assert/batch")
+@router.post("/v1/assert/batch", **api(
+    body="BatchBody", answer="BatchResults", errors=(415, 503)))
 async def post_batch(request: Request) -> Response:
     """Up to 1000 signed assertions; each item answered on its own."""
     database = db(request)
