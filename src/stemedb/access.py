@@ -10,6 +10,9 @@ Everything here fails closed: an empty grant covers nothing.
 The HTTP layer resolves each request's credential to a :class:`Principal` and puts it in
 the ASGI scope under :data:`PRINCIPAL_KEY`; an anonymous request on a server whose reads
 are open has no principal, and sees everything (:func:`visible_namespaces` ``None``).
+An application that embeds the API or the dashboard behind its own authentication (an
+outer ASGI layer in the same process; nothing a client sends can set a scope key) may put
+the principal there first: the server's layers then leave it as it is.
 """
 
 from __future__ import annotations

@@ -83,6 +83,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         tokens["revoked"] = _create(url, "t-revoked", "admin")
         assert _revoke(url, "t-revoked").status_code == 200
         _create(url, "victim", "read")  # revoked by the revoke route's "right" column
+        for scope in ("read", "review"):  # nothing of the world lies in their namespace
+            tokens[f"other-{scope}"] = _create(url, f"o-{scope}", scope, namespaces=["beta"])
         w = World(srv, tokens)
         key = AgentKey.generate()
         r = _write(url, key)
@@ -105,6 +107,7 @@ class Route:
     need: str  # read | review | admin
     ok: int  # the status of a request the route lets through
     body: dict[str, Any] | None = None
+    other: int | None = None  # its status for a token of another namespace (None: n/a)
 
     def call(self, w: World, headers: dict[str, str]) -> httpx.Response:
         return httpx.request(self.method, w.url + self.path.format(**w.ids), headers=headers,
@@ -115,19 +118,21 @@ class Route:
 
 
 ROUTES = [
-    Route("GET", "/v1/assertions", "read", 200),
-    Route("GET", "/v1/assertions/{assertion}", "read", 200),
-    Route("GET", "/v1/search?q=paris", "read", 200),
-    Route("GET", "/v1/beliefs?subject=paris&predicate=capital_of", "read", 200),
-    Route("GET", "/v1/disputes", "read", 200),
-    Route("GET", "/v1/agents/{agent}", "read", 200),
-    Route("GET", "/v1/admin/quarantine", "review", 200),
-    Route("GET", "/v1/admin/quarantine/{get}", "review", 200),
-    Route("POST", "/v1/admin/quarantine/{approve}/approve", "review", 200),
-    Route("POST", "/v1/admin/quarantine/{reject}/reject", "review", 200, {"reason": "junk"}),
-    Route("POST", "/v1/admin/quarantine/{notes}/notes", "review", 201, {"note": "seen"}),
+    Route("GET", "/v1/assertions", "read", 200, other=200),
+    Route("GET", "/v1/assertions/{assertion}", "read", 200, other=404),
+    Route("GET", "/v1/search?q=paris", "read", 200, other=200),
+    Route("GET", "/v1/beliefs?subject=paris&predicate=capital_of", "read", 200, other=200),
+    Route("GET", "/v1/disputes", "read", 200, other=200),
+    Route("GET", "/v1/agents/{agent}", "read", 200, other=404),
+    Route("GET", "/v1/admin/quarantine", "review", 200, other=200),
+    Route("GET", "/v1/admin/quarantine/{get}", "review", 200, other=404),
+    Route("POST", "/v1/admin/quarantine/{approve}/approve", "review", 200, other=404),
+    Route("POST", "/v1/admin/quarantine/{reject}/reject", "review", 200, {"reason": "junk"},
+          other=404),
+    Route("POST", "/v1/admin/quarantine/{notes}/notes", "review", 201, {"note": "seen"},
+          other=404),
     Route("POST", "/v1/admin/quarantine/batch", "review", 200,
-          {"action": "reject", "ids": ["0" * 32]}),
+          {"action": "reject", "ids": ["0" * 32]}, other=200),
     Route("GET", "/v1/admin/circuit_breakers", "admin", 200),
     Route("POST", "/v1/admin/circuit_breakers/{agent}/reset", "admin", 200, {"reason": "t"}),
     Route("GET", "/v1/admin/content_defense/thresholds", "admin", 200),
@@ -151,12 +156,21 @@ def _wrong_scope(route: Route, w: World) -> tuple[str | None, int] | None:
     return None if below is None else (w.tokens[below], 403)
 
 
+def _other_namespace(route: Route, w: World) -> tuple[str | None, int] | None:
+    """A token of the right scope whose namespace holds nothing of the world's: what lies
+    outside it is absent (404 for a direct read, never 403)."""
+    if route.other is None:
+        return None
+    return w.tokens[f"other-{route.need}"], route.other
+
+
 COLUMNS: dict[str, Column] = {
     "no token": lambda route, w: (None, 401),
     "wrong scope": _wrong_scope,
     "expired": lambda route, w: (w.tokens["expired"], 401),
     "revoked": lambda route, w: (w.tokens["revoked"], 401),
     "unknown": lambda route, w: ("stm_" + "x" * 43, 401),
+    "other namespace": _other_namespace,
     "right": lambda route, w: (w.tokens[route.need], route.ok),
 }
 
@@ -175,6 +189,10 @@ def test_route_by_credential(world: World, route: Route, column: str) -> None:
         assert r.json()["status"] == expected
     if expected == 401:
         assert r.headers["www-authenticate"].startswith("Bearer")
+    if column == "other namespace":  # nothing of the world leaks (but what was asked for)
+        asked = route.path.format(**world.ids)
+        for name, value in world.ids.items():
+            assert value in asked or value not in r.text, (str(route), name)
 
 
 def test_the_bootstrap_token_is_an_admin(world: World) -> None:

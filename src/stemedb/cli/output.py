@@ -223,7 +223,7 @@ _MAX_MATCHES = 10
 
 def resolve_assertion_id(client: Client, value: str) -> str:
     """The full assertion id for ``value``: a full id as it is, a prefix of at least 8
-    hex characters through ``GET /v1/assertions?id_prefix=`` (unique: that id; none: not
+    hex characters through the SDK's ``query(id_prefix=…)`` (unique: that id; none: not
     found, exit 1; several: :func:`ambiguous`, exit 2). Anything else goes to the server
     as it is (and is not found there)."""
     v = value.strip().lower()
@@ -241,7 +241,7 @@ def resolve_assertion_id(client: Client, value: str) -> str:
 
 def resolve_agent_id(client: Client, value: str) -> str:
     """The full agent id for ``value``: a full id as it is, a prefix of at least 8 hex
-    characters through ``GET /v1/agents/{prefix}``, which resolves it (none: not found,
+    characters through the SDK's ``agent(prefix)``, which resolves it (none: not found,
     exit 1; several: :func:`ambiguous`, exit 2)."""
     v = value.strip().lower()
     if not ID_MIN_PREFIX <= len(v) < ASSERTION_ID_LENGTH or not set(v) <= HEX:

@@ -223,7 +223,7 @@ def current_session(request: Request) -> Session:
         store.destroy(s)
         raise AuthRequired()
     request.state.session = s
-    request.scope[PRINCIPAL_KEY] = principal  # what namespaces_of reads
+    request.scope.setdefault(PRINCIPAL_KEY, principal)  # what namespaces_of reads
     return s
 
 

@@ -146,8 +146,8 @@ class AddressLimitMiddleware:
             if refused is not None:
                 await _refuse(scope, send, refused)
                 return
-            if principal is not None:
-                scope[PRINCIPAL_KEY] = principal
+            if principal is not None:  # one an embedding layer set first stays (access.py)
+                scope.setdefault(PRINCIPAL_KEY, principal)
         await self.app(scope, receive, send)
 
     def _address(self, scope: Scope, forwarded: str | None) -> str:
