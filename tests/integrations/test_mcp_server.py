@@ -96,6 +96,8 @@ def test_stdio_tools_assert_query_beliefs_and_errors(steme: ServerProcess, key_f
 
             got = await call(client, "get", id=old_id)
             assert got.structured_content["status"] == "superseded"
+            short = await call(client, "get", id=old_id[:12])  # as the CLI's tables show it
+            assert short.structured_content["id"] == old_id
             hits = await call(client, "search", q="baikal siberia")
             assert [i["id"] for i in hits.structured_content["items"]] == [new_id]
             assert not (await call(client, "disputes", subject="lake baikal")).is_error

@@ -44,8 +44,10 @@ def _about(text: str, **constraints: Any) -> Any:
 
 Json = str | int | float | bool | list[Any] | dict[str, Any]
 Id = Annotated[
-    str, _about("Assertion id: 64 lowercase hex characters (SHA-256 of the signed body).")
+    str, _about("Assertion id: 64 lowercase hex characters (SHA-256 of the signed body), "
+                "or a unique prefix of it of at least 8.")
 ]
+ID_LENGTH, ID_MIN_PREFIX = 64, 8
 Subject = Annotated[
     str, _about("What the claim is about, e.g. 'paris' or 'user:alice' (1-512 characters).")
 ]
@@ -181,6 +183,21 @@ async def _answer(
     return _ok(data, describe(data) if describe else None)
 
 
+async def _get(client: AsyncClient, value: str) -> dict[str, Any]:
+    """One assertion by id, or by a unique prefix of at least 8 hex characters (as the
+    tables of the CLI show them): resolved through ``query(id_prefix=…)``."""
+    v = value.strip().lower()
+    if ID_MIN_PREFIX <= len(v) < ID_LENGTH and all(c in "0123456789abcdef" for c in v):
+        page = await client.query(id_prefix=v, include_inactive=True, limit=2)
+        ids = [item["id"] for item in page.get("items", [])]
+        if len(ids) > 1:
+            raise ValueError(f"{v} is the start of several assertion ids; give more of it")
+        if ids:
+            v = ids[0]
+    found: dict[str, Any] = await client.get(v)
+    return found
+
+
 def _write_outcome(data: dict[str, Any]) -> str:
     status = data.get("status")
     if status == "quarantined":
@@ -249,7 +266,7 @@ def build_server(client: AsyncClient, agent_id: str) -> MCPServer:
         """Fetch one assertion by id: its status (active, superseded, retracted,
         quarantined, rejected), the claim, the agent that signed it, when it was recorded,
         and the signed raw body and signature so anyone can re-verify it."""
-        return await _answer(client.get(id))
+        return await _answer(_get(client, id))
 
     Agent = Annotated[str | None, _about(f"Only this agent's (64 hex). Yours is {agent_id}.")]
 
