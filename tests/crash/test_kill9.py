@@ -38,6 +38,9 @@ def _writer(url: str, key: AgentKey, stop: threading.Event, acked: dict[str, byt
                     acked[r.json()["id"]] = body
 
 
+# A cycle takes 1-2 s (start-up, writes, kill, joins): the suite's default timeout fits
+# the 20 of ``make test``; ``make soak``'s 200 get time in proportion.
+@pytest.mark.timeout(max(300, 4 * CYCLES))
 def test_every_acknowledged_write_survives_kill9(tmp_path: Path) -> None:
     rng = random.Random(1234)
     srv = ServerProcess(tmp_path / "data")
