@@ -4,9 +4,9 @@
     python -m bench.soak --minutes 2 --rate 500
 
 Calibration is ``make bench``'s single-ingest measurement (wrk, 32 connections) on the
-soak's own server. The soak then offers 80 % of that rate as single signed writes, plus
-reads at half the write rate (nine in ten point reads of earlier writes, one in ten a
-list by subject), in an open loop: requests go out on schedule whatever the answers, and
+soak's own server. The soak then offers requests at 80 % of that rate: two in three
+single signed writes, one in three a read (nine in ten point reads of earlier writes, one
+in ten a list by subject), in an open loop: requests go out on schedule whatever the answers, and
 a request's latency runs from when it was due, so falling behind is charged. Every body
 is signed before the run, stamped with the time it is due.
 
@@ -48,7 +48,7 @@ from .servers import HOST, StemeServer, cpu_seconds, machine_busy_seconds
 from .signer import Signed, Signer, rfc3339
 
 RATE_FRACTION = 0.8
-READ_SHARE = 0.5  # reads offered per write offered
+READ_SHARE = 1 / 3  # of the requests offered
 MAX_RSS_GROWTH = 0.10
 MAX_P99_RATIO = 1.5
 CHUNK_S = 5.0  # seconds of writes stamped with one timestamp
@@ -202,8 +202,8 @@ async def soak(url: str, pid: int, bodies: Bodies, write_rate: float, minutes: i
 
     tasks: set[asyncio.Task[None]] = set()
     total_s = minutes * 60
-    per_s = write_rate * (1 + READ_SHARE)
-    read_share = READ_SHARE / (1 + READ_SHARE)  # of all requests, spread evenly
+    per_s = write_rate / (1 - READ_SHARE)
+    read_share = READ_SHARE  # of all requests, spread evenly
     n = 0
     while True:
         due = start + n / per_s
@@ -308,9 +308,9 @@ def main(argv: list[str] | None = None) -> int:
                 ctx = Context(work=work, results_dir=work, signer=signer)
                 rate = ingest.measure_single(ctx, server, "soak-calibration").result \
                     .new_writes_rate
-            write_rate = RATE_FRACTION * rate
+            write_rate = RATE_FRACTION * rate * (1 - READ_SHARE)
             log(f"soak: {args.minutes} min at {write_rate:,.0f} writes/s "
-                f"+ {READ_SHARE * write_rate:,.0f} reads/s (single-ingest rate {rate:,.0f}/s)")
+                f"+ {read_rate(write_rate):,.0f} reads/s (single-ingest rate {rate:,.0f}/s)")
             bodies = Bodies(signer, write_rate, 60 * args.minutes)
             client_before = _client_cpu_s()
             stats = uvloop.run(soak(server.url, server.pid, bodies, write_rate, args.minutes))
@@ -337,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
                  "client_cpu_cores": round(client_cores, 2)},
         "single_ingest_rate": round(rate, 1), "rate_fraction": RATE_FRACTION,
         "offered_writes_per_s": round(write_rate, 1),
-        "offered_reads_per_s": round(READ_SHARE * write_rate, 1),
+        "offered_reads_per_s": round(read_rate(write_rate), 1),
         "criteria": criteria, "passed": passed, "per_minute": minutes,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -346,6 +346,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{k} {c['value']} (limit {c['limit']})" for k, c in criteria.items())
         + f" -> {args.out}")
     return 0 if passed else 1
+
+
+def read_rate(write_rate: float) -> float:
+    """Reads offered per second beside ``write_rate`` writes."""
+    return write_rate * READ_SHARE / (1 - READ_SHARE)
 
 
 def _client_cpu_s() -> float:

@@ -118,3 +118,30 @@ def test_the_index_wal_is_emptied_past_its_limit(tmp_path: Path,
     finally:
         conn.close()
         db.close()
+
+
+def test_sqlite_memory_stays_small_the_index_file_is_mapped(tmp_path: Path) -> None:
+    """SQLite's heap is bounded and small whatever the index's size: every connection
+    maps the file (pages only read are never copied), the writer caches 16 MiB of the
+    pages it changes, a reading thread's connection 2 MiB."""
+    import threading
+
+    from stemedb.index import store
+
+    index = store.IndexStore(tmp_path / "index.sqlite3")
+    index.start_checkpointer()
+    try:
+        def cache_kib(conn: object) -> int:
+            return -int(conn.execute("PRAGMA cache_size").fetchone()[0])  # type: ignore[attr-defined]
+
+        assert cache_kib(index._write) == store.WRITER_CACHE_KIB == 16384
+        found: list[int] = []
+        thread = threading.Thread(target=lambda: found.append(cache_kib(index.reader)))
+        thread.start()
+        thread.join()
+        assert found == [store.READER_CACHE_KIB] == [2048]
+        assert cache_kib(index.reader) == 2048
+        for conn in (index._write, index.reader):
+            assert conn.execute("PRAGMA mmap_size").fetchone()[0] >= 256 << 20
+    finally:
+        index.close()

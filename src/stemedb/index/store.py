@@ -39,7 +39,16 @@ class Connection(sqlite3.Connection):
 
 
 _SECONDARY = re.compile(r"CREATE INDEX IF NOT EXISTS (\w+)")
-CACHE_SIZE = -65536  # KiB (negative): SQLite page cache per connection
+# SQLite's own memory, bounded and filled within the first minutes of writing: the index
+# file is memory-mapped (up to 2 GiB; SQLite caps it at its build's maximum), so a page
+# that is only read is used where the kernel's page cache holds it, never copied. The
+# writer copies the pages it changes into its cache (the B-trees' upper levels stay
+# there); a reader's cache only holds pages past the mapped part. Measured on 200,000
+# applied assertions with four readers: the same rate and CPU per record as 64 MiB
+# caches, SQLite's memory flat at ~12 MiB instead of climbing with the index.
+WRITER_CACHE_KIB = 16384
+READER_CACHE_KIB = 2048
+MMAP_BYTES = 2 << 30
 REBUILD_SWITCH_INTERVAL = 0.0001  # seconds, while rebuild_from runs (see there)
 BULK_CACHE_KIB = 262144  # while building a fresh file: the random-key indexes stay cached
 CHECKPOINT_WAL_BYTES = 4 << 20  # the background checkpointer runs past this WAL size ...
@@ -167,7 +176,7 @@ class IndexStore:
         self._build_indexes()
         with self._write_lock:
             c.execute("PRAGMA journal_mode=WAL")
-            c.execute(f"PRAGMA cache_size={CACHE_SIZE}")
+            c.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
             c.execute("PRAGMA temp_store=DEFAULT")
             c.execute("PRAGMA synchronous=NORMAL")
             fd = os.open(self.path, os.O_RDONLY)
@@ -185,7 +194,7 @@ class IndexStore:
 
     # -- connections ----------------------------------------------------------------
 
-    def _connect(self) -> Connection:
+    def _connect(self, cache_kib: int = WRITER_CACHE_KIB) -> Connection:
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
                                cached_statements=256, factory=Connection)
         conn.execute("PRAGMA journal_mode=WAL")
@@ -194,8 +203,8 @@ class IndexStore:
         # only means catching up again from the journal at start-up.
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=5000")
-        conn.execute(f"PRAGMA cache_size={CACHE_SIZE}")
-        conn.execute("PRAGMA mmap_size=268435456")
+        conn.execute(f"PRAGMA cache_size=-{cache_kib}")
+        conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
         conn.row_factory = sqlite3.Row
         return conn
 
@@ -203,7 +212,7 @@ class IndexStore:
     def reader(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._connect()
+            conn = self._connect(READER_CACHE_KIB)
             conn.execute("PRAGMA query_only=ON")
             self._local.conn = conn
             with self._readers_lock:
@@ -244,7 +253,7 @@ class IndexStore:
         with self._write_lock:
             self._write.execute("PRAGMA wal_autocheckpoint=0")
             self._write.execute(f"PRAGMA journal_size_limit={CHECKPOINT_WAL_BYTES}")
-        conn = self._connect()
+        conn = self._connect(READER_CACHE_KIB)
 
         def loop() -> None:
             try:
