@@ -89,10 +89,12 @@ def test_the_index_wal_is_checkpointed_off_the_commit_thread(tmp_path: Path,
     assert not [t for t in threading.enumerate() if t.name == "stemedb-checkpoint"]
 
 
-def test_the_index_wal_is_emptied_past_its_limit(tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    """A PASSIVE checkpoint leaves the WAL file at the size it grew to; past the limit
-    the checkpointer takes a TRUNCATE checkpoint, which empties it."""
+def test_the_index_wal_starts_over_past_its_limit(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A PASSIVE checkpoint leaves the WAL growing at its end; past the limit the
+    checkpointer takes a RESTART checkpoint: everything is copied into the database file
+    and the next commit writes the WAL from its beginning again, the file cut back to the
+    limit and overwritten in place from then on."""
     from stemedb.index import store
 
     monkeypatch.setattr(store, "CHECKPOINT_EVERY_S", 3600.0)  # rounds run by hand below
@@ -105,16 +107,23 @@ def test_the_index_wal_is_emptied_past_its_limit(tmp_path: Path,
     try:
         wal = data / "index.sqlite3-wal"
         key = AgentKey.generate()
-        bodies = [assertion_body(key, subject=f"town {i}", predicate="located_in",
-                                 object=f"area {i}") for i in range(600)]
-        asyncio.run(db.write_batch([(b, key.sign_b64(b)) for b in bodies]))
+
+        def write(n: int, tag: str) -> None:
+            bodies = [assertion_body(key, subject=f"{tag} {i}", predicate="located_in",
+                                     object=f"area {i}") for i in range(n)]
+            asyncio.run(db.write_batch([(b, key.sign_b64(b)) for b in bodies]))
+
+        write(600, "town")
         grown = wal.stat().st_size
         assert grown > 256 << 10
-        assert db.index.checkpoint(conn) == "TRUNCATE"
-        assert wal.stat().st_size == 0
+        assert db.index.checkpoint(conn) == "RESTART"
+        _, log_frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        assert log_frames == copied  # every frame is in the database file
+        write(1, "village")  # starts over: the file is cut back to the limit
+        assert wal.stat().st_size == 256 << 10
+        assert db.index.checkpoint(conn) == "PASSIVE"  # within the limit again
         n = db.index.reader.execute("SELECT count(*) FROM assertions").fetchone()[0]
-        assert n == 600  # every row is in the database file now
-        assert db.index.checkpoint(conn) is None  # nothing left to do
+        assert n == 601
     finally:
         conn.close()
         db.close()

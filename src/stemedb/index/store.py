@@ -52,7 +52,7 @@ MMAP_BYTES = 2 << 30
 REBUILD_SWITCH_INTERVAL = 0.0001  # seconds, while rebuild_from runs (see there)
 BULK_CACHE_KIB = 262144  # while building a fresh file: the random-key indexes stay cached
 CHECKPOINT_WAL_BYTES = 4 << 20  # the background checkpointer runs past this WAL size ...
-CHECKPOINT_WAL_LIMIT = 64 << 20  # ... and past this one waits for readers, then truncates
+CHECKPOINT_WAL_LIMIT = 64 << 20  # ... and past this one has the WAL start over
 CHECKPOINT_EVERY_S = 0.2  # ... looking this often
 
 
@@ -240,19 +240,22 @@ class IndexStore:
         every batch, then never copies pages into the database file or waits for its
         fsync. A PASSIVE checkpoint neither blocks nor waits for readers or the writer.
 
-        The WAL file only shrinks when told to: the writer truncates it to
-        ``CHECKPOINT_WAL_BYTES`` whenever it starts over from the beginning after a full
-        checkpoint (``journal_size_limit``). Under steady writes and reads a PASSIVE
-        checkpoint may never catch up with the end of the WAL, so past
-        ``CHECKPOINT_WAL_LIMIT`` the checkpointer takes a TRUNCATE checkpoint: it holds
-        off the writer while it waits for the readers' current transactions (a few
-        milliseconds; at most ``busy_timeout``), copies everything, and empties the
-        file."""
+        Under steady writes and reads a PASSIVE checkpoint may never catch up with the
+        end of the WAL, and a WAL starts over from its beginning only once it is copied
+        completely. So past ``CHECKPOINT_WAL_LIMIT`` the checkpointer takes a RESTART
+        checkpoint: it holds off the writer while it copies what is left and waits for
+        the readers' current transactions (a few milliseconds; at most
+        ``busy_timeout``), and the next commit writes from the beginning of the file
+        again. The file keeps that size (``journal_size_limit``: a larger one is cut
+        back to it when the WAL starts over) and is overwritten in place: emptying it
+        each time (TRUNCATE) held the writer off about twice as long (85 vs 36 ms on
+        average at 1,000 records/s), giving back and allocating 64 MiB of blocks every
+        couple of seconds."""
         if self.bulk or self._checkpointer is not None:
             return
         with self._write_lock:
             self._write.execute("PRAGMA wal_autocheckpoint=0")
-            self._write.execute(f"PRAGMA journal_size_limit={CHECKPOINT_WAL_BYTES}")
+            self._write.execute(f"PRAGMA journal_size_limit={CHECKPOINT_WAL_LIMIT}")
         conn = self._connect(READER_CACHE_KIB)
 
         def loop() -> None:
@@ -273,7 +276,7 @@ class IndexStore:
         """One round of the checkpointer on ``conn`` (a connection of its own): the
         checkpoint the WAL's size calls for, if any; returns its mode."""
         size = Path(str(self.path) + "-wal").stat().st_size
-        mode = ("TRUNCATE" if size > CHECKPOINT_WAL_LIMIT
+        mode = ("RESTART" if size > CHECKPOINT_WAL_LIMIT
                 else "PASSIVE" if size > CHECKPOINT_WAL_BYTES else None)
         if mode is not None:
             conn.execute(f"PRAGMA wal_checkpoint({mode})")
