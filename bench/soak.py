@@ -117,7 +117,7 @@ class Bodies:
         return self._current.pop()
 
 
-async def soak(url: str, pid: int, bodies: Bodies, write_rate: float, minutes: int
+async def soak(url: str, pid: int, bodies: Bodies, request_rate: float, minutes: int
                ) -> list[Minute]:
     """Offers writes and reads on schedule for ``minutes``; returns per-minute figures."""
     loop = asyncio.get_running_loop()
@@ -202,18 +202,16 @@ async def soak(url: str, pid: int, bodies: Bodies, write_rate: float, minutes: i
 
     tasks: set[asyncio.Task[None]] = set()
     total_s = minutes * 60
-    per_s = write_rate / (1 - READ_SHARE)
-    read_share = READ_SHARE  # of all requests, spread evenly
     n = 0
     while True:
-        due = start + n / per_s
+        due = start + n / request_rate
         if due - start >= total_s:
             break
         delay = due - time.perf_counter()
         if delay > 0.001:
             await asyncio.sleep(delay)
         minute = int((due - start) // 60)
-        is_read = written and int((n + 1) * read_share) > int(n * read_share)
+        is_read = written and int((n + 1) * READ_SHARE) > int(n * READ_SHARE)
         item = _read(written, n, due, minute) if is_read else _write(bodies, subjects, due,
                                                                      minute)
         n += 1
@@ -229,7 +227,7 @@ async def soak(url: str, pid: int, bodies: Bodies, write_rate: float, minutes: i
             task.add_done_callback(tasks.discard)
         else:
             waiting.append(item)
-        if n % max(1, int(per_s * 5)) == 0:
+        if n % max(1, int(request_rate * 5)) == 0:
             sample(stats[minute])
     deadline = time.perf_counter() + 60
     while outstanding > 0 and time.perf_counter() < deadline:
@@ -308,12 +306,13 @@ def main(argv: list[str] | None = None) -> int:
                 ctx = Context(work=work, results_dir=work, signer=signer)
                 rate = ingest.measure_single(ctx, server, "soak-calibration").result \
                     .new_writes_rate
-            write_rate = RATE_FRACTION * rate * (1 - READ_SHARE)
+            request_rate = RATE_FRACTION * rate
+            write_rate, read_rate = (1 - READ_SHARE) * request_rate, READ_SHARE * request_rate
             log(f"soak: {args.minutes} min at {write_rate:,.0f} writes/s "
-                f"+ {read_rate(write_rate):,.0f} reads/s (single-ingest rate {rate:,.0f}/s)")
+                f"+ {read_rate:,.0f} reads/s (single-ingest rate {rate:,.0f}/s)")
             bodies = Bodies(signer, write_rate, 60 * args.minutes)
             client_before = _client_cpu_s()
-            stats = uvloop.run(soak(server.url, server.pid, bodies, write_rate, args.minutes))
+            stats = uvloop.run(soak(server.url, server.pid, bodies, request_rate, args.minutes))
             client_cores = (_client_cpu_s() - client_before) / (60 * args.minutes)
             server.check_alive()
             data_bytes = sum(p.stat().st_size for p in (work / "data").rglob("*")
@@ -337,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
                  "client_cpu_cores": round(client_cores, 2)},
         "single_ingest_rate": round(rate, 1), "rate_fraction": RATE_FRACTION,
         "offered_writes_per_s": round(write_rate, 1),
-        "offered_reads_per_s": round(read_rate(write_rate), 1),
+        "offered_reads_per_s": round(read_rate, 1),
         "criteria": criteria, "passed": passed, "per_minute": minutes,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -346,11 +345,6 @@ def main(argv: list[str] | None = None) -> int:
         f"{k} {c['value']} (limit {c['limit']})" for k, c in criteria.items())
         + f" -> {args.out}")
     return 0 if passed else 1
-
-
-def read_rate(write_rate: float) -> float:
-    """Reads offered per second beside ``write_rate`` writes."""
-    return write_rate * READ_SHARE / (1 - READ_SHARE)
 
 
 def _client_cpu_s() -> float:
