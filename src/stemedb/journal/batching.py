@@ -10,6 +10,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from abc import ABC, abstractmethod
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -76,7 +77,7 @@ class BatchQueue:
             return None
 
 
-class BatchThread:
+class BatchThread(ABC):
     """The thread side of a group commit, shared by the journal's writer and the
     PostgreSQL committer: ``start`` runs one thread that takes a batch at a time from the
     queue and hands the requests still wanted to ``_process``; ``close`` lets it finish
@@ -114,8 +115,10 @@ class BatchThread:
         finally:
             self._finish()
 
+    @abstractmethod
     def _process(self, requests: list[Request]) -> None:
-        raise NotImplementedError
+        """Commits ``requests`` (their futures are running) and settles their futures."""
 
+    @abstractmethod
     def _finish(self) -> None:
-        raise NotImplementedError
+        """Releases what the thread held, as it ends."""
