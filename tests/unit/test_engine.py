@@ -205,7 +205,8 @@ def test_a_live_write_is_parsed_hashed_and_decoded_once(tmp_path: Path,
     try:
         monkeypatch.setattr(model, "parse_write", counting_parse)
         monkeypatch.setattr(records, "decode", counting_decode)
-        monkeypatch.setattr(apply, "hashlib", types.SimpleNamespace(sha256=counting_sha256))
+        monkeypatch.setattr(apply, "hashlib", types.SimpleNamespace(sha256=counting_sha256,
+                                                                blake2b=hashlib.blake2b))
         body = assertion_body(key, subject="lisbon", object="portugal")
         result = asyncio.run(db.write("assert", body, key.sign_b64(body), seen.append))
         assert result.status == 201

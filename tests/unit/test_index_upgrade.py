@@ -1,15 +1,18 @@
-"""An index built by the previous schema (version 1, before ``enrollments``, ``tokens``,
-the valid-time instants and the quarantine severity) is deleted when opened and rebuilt
-from the journal: it ends as the journal says, with or without records only version 2
-applies."""
+"""An index built by an earlier schema (version 1, before ``enrollments``, ``tokens``,
+the valid-time instants and the quarantine severity; version 2, with the write answers
+as JSON text and the five-column duplicate index) is deleted when opened and rebuilt
+from the journal: it ends as the journal says, with or without records only a later
+version applies. And the schema cannot change without a new version number."""
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from pathlib import Path
 
 from stemedb import records
 from stemedb.embedded import EmbeddedStore
+from stemedb.index.schema import DDL, SCHEMA_VERSION
 from stemedb.settings import JournalSettings
 from stemedb.signing import AgentKey
 from tests.helpers import assertion_body
@@ -64,7 +67,7 @@ def test_a_version_1_index_is_rebuilt(tmp_path: Path) -> None:
         assert store.reads.enrollments() == []
     finally:
         store.close()
-    assert _version(tmp_path) == 2
+    assert _version(tmp_path) == SCHEMA_VERSION
 
 
 def test_a_version_1_index_that_missed_enrollment_records_is_rebuilt(tmp_path: Path) -> None:
@@ -76,4 +79,40 @@ def test_a_version_1_index_that_missed_enrollment_records_is_rebuilt(tmp_path: P
         assert [e["reason"] for e in store.reads.enrollments()] == ["leaked"]
     finally:
         store.close()
-    assert _version(tmp_path) == 2
+    assert _version(tmp_path) == SCHEMA_VERSION
+
+
+def _make_version_2(path: Path) -> None:
+    conn = sqlite3.connect(path / "index.sqlite3")
+    try:
+        conn.execute("DROP INDEX assertions_dup")
+        conn.execute("ALTER TABLE assertions DROP COLUMN dup_key")
+        conn.execute("DROP TABLE writes")
+        conn.execute("CREATE TABLE writes (id TEXT PRIMARY KEY, agent_id TEXT NOT NULL,"
+                     " nonce TEXT NOT NULL, kind TEXT NOT NULL, lsn INTEGER NOT NULL,"
+                     " outcome TEXT NOT NULL, UNIQUE (agent_id, nonce)) STRICT")
+        conn.execute("PRAGMA user_version=2")
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def test_a_version_2_index_is_rebuilt(tmp_path: Path) -> None:
+    digest = _write(tmp_path, with_revocation=True)
+    _make_version_2(tmp_path)
+    store = _open(tmp_path)
+    try:
+        assert store.digest() == digest
+        assert store.reads.writes_by_nonce([("nobody", "none")]) == {}
+    finally:
+        store.close()
+    assert _version(tmp_path) == SCHEMA_VERSION
+
+
+# The schema each version number stands for: an index of the same number is opened as
+# it is, so a change to the DDL must come with a new number (and a new line here).
+DDL_SHA256 = {3: "090fcf4fb08f8df5e6821949ebfe4a88640be2ce7718c6a342db34303410e246"}
+
+
+def test_the_schema_has_not_changed_without_a_new_version() -> None:
+    assert hashlib.sha256(DDL.encode()).hexdigest() == DDL_SHA256[SCHEMA_VERSION]

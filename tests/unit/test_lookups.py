@@ -53,6 +53,34 @@ def test_assertion_facts_agree_with_the_separate_lookups(tmp_path: Path) -> None
         db.close()
 
 
+def test_duplicates_of_one_hash_are_told_apart_by_their_texts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The index finds duplicate candidates by a 64-bit hash of the key; when two keys
+    share a hash (forced here: every key hashes to 7), only the one whose agent, subject,
+    predicate, object and context are all equal counts."""
+    from stemedb.index import apply
+
+    monkeypatch.setattr(apply, "dup_key", lambda key: 7)
+    monkeypatch.setattr(lookups, "dup_key", lambda key: 7)
+    db = Database(load_settings(env={}, overrides={"server.data_dir": str(tmp_path / "d")}))
+    try:
+        a, b = AgentKey.generate(), AgentKey.generate()
+        body = assertion_body(a, subject="oslo", predicate="capital_of", object="norway")
+        assert asyncio.run(db.write("assert", body, a.sign_b64(body))).status == 201
+        since = db.defense.duplicate_since()
+        stored = duplicate_key(parse_assertion(body))
+        others = [(b.agent_id, *stored[1:]), (stored[0], "bergen", *stored[2:]),
+                  (*stored[:2], "in", *stored[3:]), (*stored[:3], '"sweden"', stored[4]),
+                  (*stored[:4], "ctx")]
+        assert lookups.duplicates(db.index, [stored, *others], since) == {stored}
+        for key in others:
+            assert lookups.duplicates(db.index, [key], since) == set()
+            assert lookups.assertion_facts(db.index, "n", key, since)[1] == set()
+        assert lookups.assertion_facts(db.index, "n", stored, since)[1] == {stored}
+    finally:
+        db.close()
+
+
 def test_the_index_wal_is_checkpointed_off_the_commit_thread(tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """The writer never checkpoints (autocheckpoint off); the checkpoint thread copies

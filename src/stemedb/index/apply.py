@@ -61,9 +61,10 @@ class Entry(NamedTuple):
 # order:
 #
 # - ``writes`` is inserted first, in LSN order, with INSERT OR IGNORE: the rows kept are
-#   the ones one-by-one application keeps. A record whose write (or nonce) was journaled
-#   before changes nothing, so when fewer rows were inserted than planned, the records
-#   whose ``writes`` row is not their own are dropped from the run.
+#   the ones one-by-one application keeps. A record whose nonce was journaled before
+#   (by the same write, a retry, or another) changes nothing, so when fewer rows were
+#   inserted than planned, the records whose ``writes`` row is not their own are dropped
+#   from the run.
 # - assertion rowids are assigned in insertion order (LSN order), as one by one.
 # - ``end_assertion`` only touches assertions recorded at or before the ending record,
 #   so running the ends after the run's inserts, in LSN order, sees what it would have
@@ -71,13 +72,13 @@ class Entry(NamedTuple):
 # - per-agent counts are summed per run; ``first_seen`` is the time of the agent's first
 #   counted record, ``last_seen`` the greatest time, as one upsert per record gives.
 
-_INSERT_WRITE = ("INSERT OR IGNORE INTO writes (id, agent_id, nonce, kind, lsn, outcome)"
+_INSERT_WRITE = ("INSERT OR IGNORE INTO writes (agent_id, nonce, id, kind, lsn, detail)"
                  " VALUES (?,?,?,?,?,?)")
 _INSERT_ASSERTION = (
     "INSERT INTO assertions (id, lsn, agent_id, subject, predicate, object_json, object_text,"
     " object_raw, context, confidence, evidence, valid_from, valid_until, supersedes,"
     " timestamp, nonce, recorded_at, status, active_lsn, body, signature, valid_from_us,"
-    " valid_until_us) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " valid_until_us, dup_key) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 _INSERT_RETRACTION = ("INSERT INTO retractions (id, lsn, agent_id, retracts, reason,"
                       " recorded_at, body, signature) VALUES (?,?,?,?,?,?,?,?)")
@@ -101,14 +102,15 @@ class _Plan:
     """The rows one signed write adds, and what it may end."""
 
     lsn: int
-    write: tuple[Any, ...]  # writes row
-    row: tuple[Any, ...]  # assertions or retractions row
+    write: tuple[Any, ...]  # writes row: agent, nonce, id, kind, lsn, detail
+    row: tuple[Any, ...]  # assertions (but ``dup_key``) or retractions row
     is_assert: bool
     quarantine: tuple[Any, ...] | None
     agent: str
     counter: str  # accepted | quarantined | retracted (only if ``end`` took effect)
     at: int
     end: tuple[str, str, str, int, str] | None  # end_assertion(aid, agent, status, lsn, by)
+    dup_key: int = 0  # an assertion's (``dup_key``)
 
 
 Step = list[_Plan] | Entry  # a run of signed writes, or an admin record
@@ -171,17 +173,15 @@ def _plan_assert(e: Entry, d: dict[str, Any], body_text: str, wid: str) -> _Plan
     supersedes = f.get("supersedes")
     end = None
     quarantine = None
+    detail = None
     if v is None:
-        outcome = f'{{"id":"{wid}","status":"accepted","lsn":{lsn}}}'
         status, active_lsn, counter = "active", lsn, "accepted"
         if supersedes:
             end = (supersedes, agent, "superseded", lsn, wid)
     else:
-        qid = quarantine_id(wid)
-        outcome = orjson.dumps({"id": wid, "status": "quarantined", "lsn": lsn,
-                                "quarantine_id": qid, "reason": v["reason"]}).decode()
+        detail = v["reason"]
         status, active_lsn, counter = "quarantined", None, "quarantined"
-        quarantine = (qid, wid, agent, v["reason"], float(v.get("score", 0.0)),
+        quarantine = (quarantine_id(wid), wid, agent, v["reason"], float(v.get("score", 0.0)),
                       orjson.dumps(v).decode(), lsn, at, *severity_of(v))
     row = (wid, lsn, agent, _nfc(f["subject"].strip()), _nfc(f["predicate"].strip()), object_json,
            object_text, object_raw, _nfc(context) if context is not None else "", f["confidence"],
@@ -189,20 +189,38 @@ def _plan_assert(e: Entry, d: dict[str, Any], body_text: str, wid: str) -> _Plan
            f.get("valid_until"), supersedes, f["timestamp"], nonce, at, status, active_lsn,
            body_text, d["sig"], instant_us(f.get("valid_from")),
            instant_us(f.get("valid_until")))
-    return _Plan(lsn, (wid, agent, nonce, "assert", lsn, outcome), row, True, quarantine,
-                 agent, counter, at, end)
+    return _Plan(lsn, (agent, nonce, wid, "assert", lsn, detail), row, True, quarantine,
+                 agent, counter, at, end, dup_key((*row[2:6], row[8])))
 
 
 def _plan_retract(e: Entry, d: dict[str, Any], body_text: str, wid: str) -> _Plan:
     f = e.parsed.__dict__ if isinstance(e.parsed, Retraction) else orjson.loads(body_text)
     lsn, at = e.lsn, int(d["at"])
     agent, retracts = f["agent_id"], f["retracts"]
-    outcome = orjson.dumps(
-        {"id": wid, "status": "retracted", "retracts": retracts, "lsn": lsn}
-    ).decode()
     row = (wid, lsn, agent, retracts, f.get("reason", ""), at, body_text, d["sig"])
-    return _Plan(lsn, (wid, agent, f["nonce"], "retract", lsn, outcome), row, False, None,
+    return _Plan(lsn, (agent, f["nonce"], wid, "retract", lsn, retracts), row, False, None,
                  agent, "retracted", at, (retracts, agent, "retracted", lsn, wid))
+
+
+def dup_key(key: Sequence[str]) -> int:
+    """The 64-bit hash duplicate detection looks assertions up by: of their agent,
+    subject, predicate, object (canonical JSON) and context, as stored (a
+    ``store.DuplicateKey``). Keys of one hash are told apart by comparing the texts."""
+    digest = hashlib.blake2b(orjson.dumps(key), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def write_outcome(wid: str, kind: str, lsn: int, detail: str | None) -> str:
+    """The JSON answered to a signed write when it was first stored (and to its retries),
+    from its ``writes`` row: accepted, quarantined (``detail``: the reason) or a
+    retraction (``detail``: the id it retracts)."""
+    if kind == "retract":
+        return orjson.dumps(
+            {"id": wid, "status": "retracted", "retracts": detail, "lsn": lsn}).decode()
+    if detail is None:
+        return f'{{"id":"{wid}","status":"accepted","lsn":{lsn}}}'
+    return orjson.dumps({"id": wid, "status": "quarantined", "lsn": lsn,
+                         "quarantine_id": quarantine_id(wid), "reason": detail}).decode()
 
 
 def _nfc(s: str) -> str:
@@ -217,7 +235,7 @@ def _write_run(c: sqlite3.Connection, plans: list[_Plan], fts: bool) -> None:
     top = 0
     if fts:
         top = c.execute("SELECT max(rowid) FROM assertions").fetchone()[0] or 0
-    insert_rows(c, _INSERT_ASSERTION, [p.row for p in plans if p.is_assert])
+    insert_rows(c, _INSERT_ASSERTION, [(*p.row, p.dup_key) for p in plans if p.is_assert])
     insert_rows(c, _INSERT_RETRACTION, [p.row for p in plans if not p.is_assert])
     insert_rows(c, _INSERT_QUARANTINE, [p.quarantine for p in plans if p.quarantine is not None])
     if fts:
@@ -274,8 +292,9 @@ def insert_rows(c: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]) ->
 
 
 def _owns_write(c: sqlite3.Connection, p: _Plan) -> bool:
-    """Whether the ``writes`` row of this record's id is its own (its insert was kept)."""
-    row = c.execute("SELECT lsn FROM writes WHERE id=?", (p.write[0],)).fetchone()
+    """Whether the ``writes`` row of this record's nonce is its own (its insert was kept)."""
+    row = c.execute("SELECT lsn FROM writes WHERE agent_id=? AND nonce=?",
+                    p.write[:2]).fetchone()
     return row is not None and row[0] == p.lsn
 
 

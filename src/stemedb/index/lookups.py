@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..store import DuplicateKey, NonceKey
+from .apply import dup_key, write_outcome
 from .store import IndexStore
 
 # Keys per statement: well under SQLite's limit of bound parameters (32,766).
@@ -31,16 +32,16 @@ def _chunks(keys: Sequence[Any]) -> Iterable[Sequence[Any]]:
 def writes_by_nonce(store: IndexStore, keys: Sequence[NonceKey]) -> dict[NonceKey, tuple[str, str]]:
     """For each (agent_id, nonce) already used: (write id, its original outcome JSON)."""
     if len(keys) == 1:
-        row = store.reader.execute("SELECT id, outcome FROM writes WHERE agent_id=? AND nonce=?",
-                                   keys[0]).fetchone()
-        return {} if row is None else {keys[0]: (row[0], row[1])}
+        row = store.reader.execute("SELECT id, kind, lsn, detail FROM writes"
+                                   " WHERE agent_id=? AND nonce=?", keys[0]).fetchone()
+        return {} if row is None else {keys[0]: (row[0], write_outcome(*row))}
     found: dict[NonceKey, tuple[str, str]] = {}
     for part in _chunks(list(dict.fromkeys(keys))):
         sql = ("WITH k(agent_id, nonce) AS (VALUES " + _values(2, len(part)) + ") "
-               "SELECT w.agent_id, w.nonce, w.id, w.outcome FROM k "
+               "SELECT w.agent_id, w.nonce, w.id, w.kind, w.lsn, w.detail FROM k "
                "JOIN writes w ON w.agent_id = k.agent_id AND w.nonce = k.nonce")
         for r in store.reader.execute(sql, [v for key in part for v in key]):
-            found[(r[0], r[1])] = (r[2], r[3])
+            found[(r[0], r[1])] = (r[2], write_outcome(*r[2:]))
     return found
 
 
@@ -51,18 +52,21 @@ def duplicates(store: IndexStore, keys: Sequence[DuplicateKey], since_us: int
     found: set[DuplicateKey] = set()
     if len(keys) == 1:
         row = store.reader.execute(
-            "SELECT 1 FROM assertions WHERE agent_id=? AND subject=? AND predicate=?"
-            " AND object_json=? AND context=? AND recorded_at >= ? AND status != 'rejected'"
-            " LIMIT 1", (*keys[0], since_us)).fetchone()
+            "SELECT 1 FROM assertions WHERE dup_key=? AND agent_id=? AND subject=?"
+            " AND predicate=? AND object_json=? AND context=? AND recorded_at >= ?"
+            " AND status != 'rejected' LIMIT 1",
+            (dup_key(keys[0]), *keys[0], since_us)).fetchone()
         return found if row is None else {keys[0]}
     for part in _chunks(list(dict.fromkeys(keys))):
-        sql = ("WITH k(agent_id, subject, predicate, object_json, context) AS (VALUES "
-               + _values(5, len(part)) + ") "
+        sql = ("WITH k(dup_key, agent_id, subject, predicate, object_json, context) AS (VALUES "
+               + _values(6, len(part)) + ") "
                "SELECT DISTINCT a.agent_id, a.subject, a.predicate, a.object_json, a.context "
-               "FROM k JOIN assertions a ON a.agent_id = k.agent_id AND a.subject = k.subject"
-               " AND a.predicate = k.predicate AND a.object_json = k.object_json"
-               " AND a.context = k.context AND a.recorded_at >= ? AND a.status != 'rejected'")
-        for r in store.reader.execute(sql, [*(v for key in part for v in key), since_us]):
+               "FROM k JOIN assertions a ON a.dup_key = k.dup_key AND a.agent_id = k.agent_id"
+               " AND a.subject = k.subject AND a.predicate = k.predicate"
+               " AND a.object_json = k.object_json AND a.context = k.context"
+               " AND a.recorded_at >= ? AND a.status != 'rejected'")
+        params = [v for key in part for v in (dup_key(key), *key)]
+        for r in store.reader.execute(sql, [*params, since_us]):
             found.add((r[0], r[1], r[2], r[3], r[4]))
     return found
 
@@ -95,7 +99,8 @@ def allowlist_expiry(store: IndexStore) -> dict[str, int]:
 # counters are not read here: only a high-confidence or quarantined write needs them, and
 # the gate reads them for those (``trust_counters``).
 _FACTS_SQL = (
-    "SELECT w.id, w.outcome, EXISTS (SELECT 1 FROM assertions WHERE agent_id = :agent"
+    "SELECT w.id, w.kind, w.lsn, w.detail, EXISTS (SELECT 1 FROM assertions"
+    " WHERE dup_key = :dup AND agent_id = :agent"
     " AND subject = :subject AND predicate = :predicate AND object_json = :object"
     " AND context = :context AND recorded_at >= :since AND status != 'rejected')"
     " FROM (SELECT 1) AS one"
@@ -107,7 +112,8 @@ def assertion_facts(store: IndexStore, nonce: str, key: DuplicateKey, since_us: 
     """``writes_by_nonce`` and ``duplicates`` for one assertion."""
     agent = key[0]
     r = store.reader.execute(_FACTS_SQL, {
-        "agent": agent, "nonce": nonce, "subject": key[1], "predicate": key[2],
+        "dup": dup_key(key), "agent": agent, "nonce": nonce, "subject": key[1],
+        "predicate": key[2],
         "object": key[3], "context": key[4], "since": since_us}).fetchone()
-    seen = {} if r[0] is None else {(agent, nonce): (r[0], r[1])}
-    return seen, ({key} if r[2] else set())
+    seen = {} if r[0] is None else {(agent, nonce): (r[0], write_outcome(*r[:4]))}
+    return seen, ({key} if r[4] else set())

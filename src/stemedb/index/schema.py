@@ -5,9 +5,21 @@ another version is deleted when opened and rebuilt from the journal
 Version 2 added ``valid_from_us``/``valid_until_us``: the valid-time bounds as instants,
 so ``valid_at`` compares times, not their texts (which keep the offset they were signed
 with); the access-control tables (``enrollments``, ``tokens``); and the quarantine
-items' ``severity`` and ``top_signal``."""
+items' ``severity`` and ``top_signal``.
 
-SCHEMA_VERSION = 2
+Version 3: ``writes`` is keyed by (agent, nonce) alone, without a rowid or an index on
+the write id (an id is the SHA-256 of a body that holds its agent and nonce, so a second
+write of one id always meets its nonce's row first), and keeps what its original answer
+is made of (``apply.write_outcome``) instead of the answer's JSON text; duplicate
+detection looks an assertion up by ``dup_key``, a 64-bit hash of its agent, subject,
+predicate, object and context (``apply.dup_key``), instead of an index holding all five
+texts."""
+
+SCHEMA_VERSION = 3
+
+# Columns of the embedded index that only serve its own lookups (derived from the other
+# columns of their row): not in the canonical dump, not mirrored by PostgreSQL.
+INDEX_ONLY = {"assertions": ("dup_key",)}
 
 DDL = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -22,17 +34,18 @@ CREATE TABLE IF NOT EXISTS lsn_time (
 ) STRICT;
 CREATE INDEX IF NOT EXISTS lsn_time_at ON lsn_time (at);
 
--- Every signed write (assertion or retraction) with its original outcome, for
--- idempotent retries and nonce-replay detection.
+-- Every signed write (assertion or retraction) by its agent and nonce, for idempotent
+-- retries and nonce-replay detection; its original answer is write_outcome(id, kind,
+-- lsn, detail) (index/apply.py).
 CREATE TABLE IF NOT EXISTS writes (
-    id       TEXT PRIMARY KEY,
     agent_id TEXT NOT NULL,
     nonce    TEXT NOT NULL,
+    id       TEXT NOT NULL,
     kind     TEXT NOT NULL,         -- assert | retract
     lsn      INTEGER NOT NULL,
-    outcome  TEXT NOT NULL,         -- JSON answered to the first request
-    UNIQUE (agent_id, nonce)
-) STRICT;
+    detail   TEXT,                  -- quarantined: the reason; retract: the id retracted
+    PRIMARY KEY (agent_id, nonce)
+) STRICT, WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS assertions (
     rowid         INTEGER PRIMARY KEY,
@@ -60,7 +73,8 @@ CREATE TABLE IF NOT EXISTS assertions (
     body          TEXT NOT NULL,     -- exact signed bytes (UTF-8)
     signature     TEXT NOT NULL,     -- base64
     valid_from_us  INTEGER,          -- valid_from as an instant: unix microseconds (NULL: open)
-    valid_until_us INTEGER           -- valid_until as an instant (NULL: open)
+    valid_until_us INTEGER,          -- valid_until as an instant (NULL: open)
+    dup_key       INTEGER NOT NULL   -- hash of (agent, subject, predicate, object, context)
 ) STRICT;
 CREATE INDEX IF NOT EXISTS assertions_lsn ON assertions (lsn);
 CREATE INDEX IF NOT EXISTS assertions_sp ON assertions (subject, predicate, lsn);
@@ -78,9 +92,9 @@ CREATE TABLE IF NOT EXISTS retractions (
     signature   TEXT NOT NULL
 ) STRICT;
 
--- Duplicate detection: same agent, subject, predicate, object, context.
-CREATE INDEX IF NOT EXISTS assertions_dup
-    ON assertions (agent_id, subject, predicate, object_json, context, recorded_at);
+-- Duplicate detection: same agent, subject, predicate, object, context (the texts are
+-- compared in the rows the hash finds).
+CREATE INDEX IF NOT EXISTS assertions_dup ON assertions (dup_key, recorded_at);
 
 CREATE TABLE IF NOT EXISTS quarantine (
     id              TEXT PRIMARY KEY,   -- quarantine id (what a 202 returns)

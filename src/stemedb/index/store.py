@@ -26,7 +26,7 @@ import orjson
 
 from .. import records
 from .apply import REBUILD_FTS, Entry, Step, insert_rows, plan, write_steps
-from .schema import DDL, SCHEMA_VERSION
+from .schema import DDL, INDEX_ONLY, SCHEMA_VERSION
 
 log = logging.getLogger("stemedb.index")
 
@@ -69,6 +69,13 @@ DUMP_TABLES = (("meta", "key"), ("lsn_time", "lsn"), ("writes", "id"), ("asserti
                ("retractions", "id"), ("quarantine", "id"), ("allowlist", "agent_id"),
                ("state", "key"), ("audit", "lsn"), ("breakers", "agent_id"),
                ("agents", "agent_id"), ("enrollments", "agent_id"), ("tokens", "hash"))
+
+
+def dump_columns(conn: sqlite3.Connection, table: str) -> tuple[str, ...]:
+    """The columns of an index table that the canonical dump holds, in order: all but
+    the ones only the embedded index keeps (``schema.INDEX_ONLY``)."""
+    own = INDEX_ONLY.get(table, ())
+    return tuple(r[1] for r in conn.execute(f"PRAGMA table_info({table})") if r[1] not in own)
 
 
 def read_applied(path: Path) -> tuple[int, bytes] | None:
@@ -154,6 +161,7 @@ class IndexStore:
         self._write.fts_deferred = bulk
         self._write_lock = threading.Lock()
         self._migrate()
+        self._assertion_columns = ", ".join(dump_columns(self._write, "assertions"))
         if bulk:
             self._write.execute("PRAGMA journal_mode=OFF")
             self._write.execute("PRAGMA synchronous=OFF")
@@ -397,21 +405,9 @@ class IndexStore:
 
     # -- reads ------------------------------------------------------------------------
 
-    def get_write(self, wid: str) -> dict[str, Any] | None:
-        row = self.reader.execute(
-            "SELECT agent_id, nonce, kind, lsn, outcome FROM writes WHERE id=?", (wid,)
-        ).fetchone()
-        return None if row is None else dict(row)
-
-    def nonce_owner(self, agent_id: str, nonce: str) -> str | None:
-        row = self.reader.execute(
-            "SELECT id FROM writes WHERE agent_id=? AND nonce=?", (agent_id, nonce)
-        ).fetchone()
-        return None if row is None else str(row[0])
-
     def get_assertion_row(self, aid: str) -> sqlite3.Row | None:
         row: sqlite3.Row | None = self.reader.execute(
-            "SELECT * FROM assertions WHERE id=?", (aid,)
+            f"SELECT {self._assertion_columns} FROM assertions WHERE id=?", (aid,)
         ).fetchone()
         return row
 
@@ -436,7 +432,9 @@ class IndexStore:
         cur.row_factory = None  # plain tuples: ``[table, *row]`` comes from the SELECT
         line = functools.partial(orjson.dumps, option=orjson.OPT_APPEND_NEWLINE)
         for table, order in DUMP_TABLES:
-            yield from map(line, cur.execute(f"SELECT '{table}', * FROM {table} ORDER BY {order}"))
+            columns = ", ".join(dump_columns(self.reader, table))
+            yield from map(line, cur.execute(
+                f"SELECT '{table}', {columns} FROM {table} ORDER BY {order}"))
         # The FTS index is part of the state a reader sees.
         yield from map(line, cur.execute(
             "SELECT 'fts', rowid, subject, predicate, object_text FROM assertions_fts"

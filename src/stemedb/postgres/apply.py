@@ -44,6 +44,7 @@ from ..index.apply import (
     plan,
     revoke_row,
     run_counts,
+    write_outcome,
 )
 from ..model import us_to_time
 from . import fts
@@ -51,10 +52,11 @@ from . import fts
 Conn = psycopg.Connection[Any]
 Taken = dict[int, tuple[str, str]]  # LSN -> (owner's write id, its outcome JSON)
 
+# the columns of ``index.apply._INSERT_WRITE``, and the answer's JSON
 _INSERT_WRITES = (
-    "INSERT INTO writes (id, agent_id, nonce, kind, lsn, outcome)"
+    "INSERT INTO writes (agent_id, nonce, id, kind, lsn, detail, outcome)"
     " SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::bigint[],"
-    " %b::text[]) ON CONFLICT DO NOTHING RETURNING id, lsn")
+    " %b::text[], %b::text[]) ON CONFLICT DO NOTHING RETURNING id, lsn")
 _OWNERS = (
     "SELECT w.agent_id, w.nonce, w.id, w.outcome FROM writes w"
     " JOIN unnest(%b::text[], %b::text[]) AS k (agent_id, nonce)"
@@ -126,15 +128,16 @@ def _write_run(conn: Conn, plans: list[Any]) -> Taken:
     """Writes the rows of a run of signed writes (``index.apply._Plan``s, in LSN order)."""
     first, seen_ids, seen_keys = [], set(), set()
     for p in plans:
-        wid, key = p.write[0], (p.write[1], p.write[2])
+        wid, key = p.write[2], p.write[:2]
         if wid not in seen_ids and key not in seen_keys:
             first.append(p)
         seen_ids.add(wid)
         seen_keys.add(key)
-    columns = [list(c) for c in zip(*(p.write for p in first), strict=True)]
-    inserted = set(conn.execute(_INSERT_WRITES, columns).fetchall())
-    own = [p for p in plans if (p.write[0], p.lsn) in inserted]
-    taken = _owners(conn, [p for p in plans if (p.write[0], p.lsn) not in inserted])
+    rows = [(*p.write, write_outcome(*p.write[2:])) for p in first]
+    inserted = set(conn.execute(_INSERT_WRITES, [list(c) for c in zip(*rows, strict=True)])
+                   .fetchall())
+    own = [p for p in plans if (p.write[2], p.lsn) in inserted]
+    taken = _owners(conn, [p for p in plans if (p.write[2], p.lsn) not in inserted])
     _insert_assertions(conn, [p.row for p in own if p.is_assert])
     _insert(conn, _INSERT_RETRACTIONS, [p.row for p in own if not p.is_assert])
     _insert(conn, _INSERT_QUARANTINE, [p.quarantine for p in own if p.quarantine is not None])
@@ -146,9 +149,9 @@ def _owners(conn: Conn, lost: list[Any]) -> Taken:
     """For each record whose ``writes`` row is not its own: who owns its nonce."""
     if not lost:
         return {}
-    agents, nonces = [p.write[1] for p in lost], [p.write[2] for p in lost]
+    agents, nonces = [p.write[0] for p in lost], [p.write[1] for p in lost]
     owner = {(r[0], r[1]): (r[2], r[3]) for r in conn.execute(_OWNERS, (agents, nonces))}
-    return {p.lsn: owner[(p.write[1], p.write[2])] for p in lost}
+    return {p.lsn: owner[p.write[:2]] for p in lost}
 
 
 def _insert_assertions(conn: Conn, rows: list[tuple[Any, ...]]) -> None:

@@ -31,12 +31,12 @@ import psycopg
 
 from ..errors import ConfigError
 from ..index.schema import DDL as INDEX_DDL
-from ..index.store import DUMP_TABLES
+from ..index.store import DUMP_TABLES, dump_columns
 from ..journal.record import ZERO_HASH
 from ..model import instant_us
 from ..severity import severity_of
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # pg_advisory_xact_lock key: "STEMEDB\0" as a big-endian integer.
 MIGRATION_LOCK = 0x5354454D45444200
 
@@ -244,8 +244,23 @@ ALTER TABLE quarantine ADD COLUMN severity {_T};
 ALTER TABLE quarantine ADD COLUMN top_signal {_T};
 """
 
+# Version 3: each write's ``detail`` (the quarantine reason, or the id a retraction
+# retracts), the column the embedded index keeps instead of the answer's JSON text
+# (``index.apply.write_outcome``), so that both dump the same ``writes`` rows. Here the
+# ``outcome`` column stays: the nodes read it, and the id and nonce constraints stay as
+# they are. Existing rows take their detail from their outcome.
+_V3 = """
+ALTER TABLE writes ADD COLUMN detail text COLLATE "C";
+UPDATE writes SET detail = CASE
+    WHEN kind = 'retract' THEN outcome::jsonb ->> 'retracts'
+    WHEN outcome::jsonb ->> 'status' = 'quarantined' THEN outcome::jsonb ->> 'reason' END;
+"""
+
+# Columns kept here beyond the embedded index's (not in the dump), by table.
+PG_ONLY = {"writes": ("outcome",)}
+
 # version -> the statements that bring the schema from version - 1 to it
-MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2}
+MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3}
 
 
 def _backfill_valid_time(conn: psycopg.Connection[Any]) -> None:
@@ -332,8 +347,7 @@ def _index_columns() -> dict[str, tuple[str, ...]]:
     conn = sqlite3.connect(":memory:")
     try:
         conn.executescript(INDEX_DDL)
-        return {table: tuple(r[1] for r in conn.execute(f"PRAGMA table_info({table})"))
-                for table, _ in DUMP_TABLES}
+        return {table: dump_columns(conn, table) for table, _ in DUMP_TABLES}
     finally:
         conn.close()
 
