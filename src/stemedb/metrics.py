@@ -725,6 +725,7 @@ class _DatabaseCollector(Collector):
         readers: list[tuple[str, Callable[[], float]]] = [
             ("last", lambda: db.store.last_lsn),
             ("applied", lambda: db.reads.applied_lsn),
+            ("search_lag", lambda: db.reads.search_lag_records),
             ("read_only", lambda: 1 if db.store.read_only_reason else 0),
             ("ready", lambda: 1 if db.readiness()[0] else 0),
             ("free", lambda: shutil.disk_usage(db.data_dir).free),
@@ -746,6 +747,12 @@ class _DatabaseCollector(Collector):
             ("last", "stemedb_wal_last_lsn", "Last durable journal LSN."),
             ("applied", "stemedb_index_applied_lsn", "Last journal LSN applied to the index."),
             ("lag", "stemedb_index_lag_records", "Journal records not yet in the index."),
+            (
+                "search_lag",
+                "stemedb_search_lag_records",
+                "Assertions in the index not yet in its full-text index (search brings it "
+                "up before it runs).",
+            ),
             (
                 "read_only",
                 "stemedb_journal_read_only",

@@ -118,6 +118,12 @@ class Reads(Protocol):
         """The last LSN applied to the derived state."""
         ...
 
+    @property
+    def search_lag_records(self) -> int:
+        """Assertions readable by id and filter that the full-text index has not taken in
+        yet (0 where it is written with them); ``search`` itself never trails."""
+        ...
+
     def lsn_at(self, at_us: int) -> int:
         """The greatest LSN recorded at or before ``at_us`` (0 if none)."""
         ...

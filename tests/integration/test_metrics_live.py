@@ -98,6 +98,7 @@ def test_journal_index_and_health(live: tuple[ServerProcess, str]) -> None:
     assert sample(text, "stemedb_wal_last_lsn") == WRITES
     assert sample(text, "stemedb_index_applied_lsn") == WRITES
     assert sample(text, "stemedb_index_lag_records") == 0
+    assert sample(text, "stemedb_search_lag_records") is not None
     assert sample(text, "stemedb_wal_group_commit_size_sum") == WRITES
     assert (sample(text, "stemedb_wal_fsync_duration_seconds_count") or 0) >= 1
     assert (sample(text, "stemedb_wal_bytes_total") or 0) > 0

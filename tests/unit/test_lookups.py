@@ -182,3 +182,4 @@ def test_sqlite_memory_stays_small_the_index_file_is_mapped(tmp_path: Path) -> N
             assert conn.execute("PRAGMA mmap_size").fetchone()[0] >= 256 << 20
     finally:
         index.close()
+

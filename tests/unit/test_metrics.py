@@ -107,6 +107,7 @@ BOUND = {  # only after bind(database)
     "stemedb_wal_last_lsn": "gauge",
     "stemedb_index_applied_lsn": "gauge",
     "stemedb_index_lag_records": "gauge",
+    "stemedb_search_lag_records": "gauge",
     "stemedb_journal_read_only": "gauge",
     "stemedb_ready": "gauge",
     "stemedb_disk_free_bytes": "gauge",
@@ -429,6 +430,9 @@ def test_bind_reads_the_database_at_scrape_time_and_listens_to_commits(tmp_path:
         assert value(m, "stemedb_wal_last_lsn") == 3
         assert value(m, "stemedb_index_applied_lsn") == 3
         assert value(m, "stemedb_index_lag_records") == 0
+        assert 0 <= value(m, "stemedb_search_lag_records") <= 3  # type: ignore[operator]
+        db.reads.search("s0", 10, db.reads.applied_lsn, None)  # brings search up first
+        assert value(m, "stemedb_search_lag_records") == 0
         assert value(m, "stemedb_wal_group_commit_size_sum") == 3
         assert value(m, "stemedb_wal_bytes_total") > 0  # type: ignore[operator]
         # the engine's observation hooks report to these metrics while bound
@@ -479,6 +483,7 @@ def test_ready_and_read_only_follow_the_database(tmp_path: Path) -> None:
 
     class Index:
         applied_lsn = 7
+        search_lag_records = 0
 
     class Fake:
         store = Journal()

@@ -94,6 +94,26 @@ _COUNT_AGENTS = (
     " retracted = retracted + excluded.retracted, last_seen = max(last_seen, excluded.last_seen)"
 )
 REBUILD_FTS = "INSERT INTO assertions_fts (assertions_fts) VALUES ('rebuild')"
+# The highest rowid in the full-text index (FTS5 keeps one docsize row per document) and
+# in the table: what ``index_search`` has left to add.
+_SEARCH_PENDING = ("SELECT (SELECT coalesce(max(rowid), 0) FROM assertions),"
+                   " (SELECT coalesce(max(id), 0) FROM assertions_fts_docsize)")
+
+
+def search_pending(c: sqlite3.Connection) -> int:
+    """Assertions not in the full-text index yet (``search_trails``)."""
+    top, done = c.execute(_SEARCH_PENDING).fetchone()
+    return max(0, int(top) - int(done))
+
+
+def index_search(c: sqlite3.Connection) -> int:
+    """Adds the assertions past the full-text index's highest rowid to it, inside the
+    caller's transaction; returns how many. Rowids are assigned in LSN order, so these
+    are exactly the ones applied since it last ran."""
+    top, done = c.execute(_SEARCH_PENDING).fetchone()
+    if top > done:
+        c.execute(_INDEX_FTS, (done,))
+    return max(0, int(top) - int(done))
 _COUNTED = {"accepted": 1, "quarantined": 2, "retracted": 3}  # column in _COUNT_AGENTS
 
 
@@ -135,7 +155,7 @@ def plan(entries: Sequence[Entry]) -> list[Step]:
 
 def write_steps(c: sqlite3.Connection, steps: list[Step]) -> None:
     """Writes planned steps (``plan``) inside the caller's transaction."""
-    fts = not getattr(c, "fts_deferred", False)
+    fts = not getattr(c, "fts_deferred", False) and not getattr(c, "search_trails", False)
     for step in steps:
         if isinstance(step, Entry):
             apply_admin(c, step)
@@ -404,6 +424,8 @@ def _purge(c: sqlite3.Connection, lsn: int, d: dict[str, Any]) -> None:
         " JOIN assertions a ON a.id = q.assertion_id"
         " WHERE q.status='rejected' AND q.decided_at < ?", (int(d["before"]),)).fetchall()
     fts = not getattr(c, "fts_deferred", False)  # else built from the rows left, later
+    if fts and getattr(c, "search_trails", False):
+        index_search(c)  # a row leaves the full-text index only once it is in it
     for rowid, subject, predicate, object_text, qid in rows:
         if fts:
             c.execute("INSERT INTO assertions_fts (assertions_fts, rowid, subject, predicate,"

@@ -7,7 +7,9 @@ through one consistent snapshot even while writes continue.
 
 from __future__ import annotations
 
+import logging
 import re
+import sqlite3
 from typing import Any
 
 from ..answers import decode_cursor, encode_cursor, row_to_assertion
@@ -16,6 +18,8 @@ from ..model import nfc
 from ..store import AssertionFilter, Namespaces
 from . import filters
 from .store import IndexStore
+
+log = logging.getLogger("stemedb.index")
 
 MAX_LIMIT = 1000
 MAX_QUERY_WORDS = 32
@@ -105,6 +109,10 @@ def search(store: IndexStore, q: str, limit: int, as_of: int, cursor: str | None
            namespaces: Namespaces = None) -> dict[str, Any]:
     params: dict[str, Any] = {"asof": as_of, "match": fts_query(q), "limit": limit + 1,
                               "offset": 0}
+    try:  # the full-text index trails the other reads: bring it up first
+        store.flush_search()
+    except sqlite3.Error as e:  # e.g. a full disk: search what is indexed
+        log.warning("adding new assertions to the full-text index failed: %s", e)
     if cursor:
         c = decode_cursor(cursor)
         params["asof"] = c.get("a", as_of)

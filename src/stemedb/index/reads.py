@@ -53,6 +53,10 @@ class IndexReads:
     def applied_lsn(self) -> int:
         return self.store.applied_lsn
 
+    @property
+    def search_lag_records(self) -> int:
+        return self.store.search_lag_records
+
     def lsn_at(self, at_us: int) -> int:
         return self.store.lsn_at(at_us)
 

@@ -25,7 +25,16 @@ from typing import Any, Protocol
 import orjson
 
 from .. import records
-from .apply import REBUILD_FTS, Entry, Step, insert_rows, plan, write_steps
+from .apply import (
+    REBUILD_FTS,
+    Entry,
+    Step,
+    index_search,
+    insert_rows,
+    plan,
+    search_pending,
+    write_steps,
+)
 from .schema import DDL, INDEX_ONLY, SCHEMA_VERSION
 
 log = logging.getLogger("stemedb.index")
@@ -33,9 +42,12 @@ log = logging.getLogger("stemedb.index")
 
 class Connection(sqlite3.Connection):
     """A connection to the index. ``fts_deferred``: a bulk build leaves the full-text
-    index to ``finish_bulk`` (appliers must not touch it)."""
+    index to ``finish_bulk`` (appliers must not touch it). ``search_trails``: appliers
+    leave new assertions out of the full-text index, and ``IndexStore.flush_search``
+    adds them (see there)."""
 
     fts_deferred = False
+    search_trails = False
 
 
 _SECONDARY = re.compile(r"CREATE INDEX IF NOT EXISTS (\w+)")
@@ -53,7 +65,8 @@ REBUILD_SWITCH_INTERVAL = 0.0001  # seconds, while rebuild_from runs (see there)
 BULK_CACHE_KIB = 262144  # while building a fresh file: the random-key indexes stay cached
 CHECKPOINT_WAL_BYTES = 4 << 20  # the background checkpointer runs past this WAL size ...
 CHECKPOINT_WAL_LIMIT = 64 << 20  # ... and past this one has the WAL start over
-CHECKPOINT_EVERY_S = 0.2  # ... looking this often
+CHECKPOINT_EVERY_S = 0.2  # ... looking this often (and adding new rows to search)
+SEARCH_MAX_LAG = 2000  # records applied past the full-text index before a batch adds them
 
 
 class Queries(Protocol):
@@ -76,6 +89,16 @@ def dump_columns(conn: sqlite3.Connection, table: str) -> tuple[str, ...]:
     the ones only the embedded index keeps (``schema.INDEX_ONLY``)."""
     own = INDEX_ONLY.get(table, ())
     return tuple(r[1] for r in conn.execute(f"PRAGMA table_info({table})") if r[1] not in own)
+
+
+def _rollback(c: sqlite3.Connection) -> None:
+    """Ends a failed transaction. SQLite may have rolled back by itself (e.g. "database
+    or disk is full" at COMMIT): a ROLLBACK then fails, and must not hide the real error."""
+    if c.in_transaction:
+        try:
+            c.execute("ROLLBACK")
+        except sqlite3.Error as e:
+            log.warning("index rollback failed after an error: %s", e)
 
 
 def read_applied(path: Path) -> tuple[int, bytes] | None:
@@ -159,6 +182,8 @@ class IndexStore:
                 Path(str(self.path) + suffix).unlink(missing_ok=True)
             self._write = self._connect()
         self._write.fts_deferred = bulk
+        self._write.search_trails = not bulk
+        self._unsearched = 0  # records applied since the full-text index was brought up
         self._write_lock = threading.Lock()
         self._migrate()
         self._assertion_columns = ", ".join(dump_columns(self._write, "assertions"))
@@ -199,6 +224,7 @@ class IndexStore:
         with self._write_lock:
             self._write.executescript("BEGIN;" + DDL + REBUILD_FTS + ";COMMIT;")
             self._write.fts_deferred = False
+            self._write.search_trails = True
 
     # -- connections ----------------------------------------------------------------
 
@@ -270,6 +296,11 @@ class IndexStore:
             try:
                 while not self._stop_checkpoints.wait(CHECKPOINT_EVERY_S):
                     try:
+                        self.flush_search()
+                    except (OSError, sqlite3.Error) as e:  # try again next round
+                        log.warning("adding new assertions to the full-text index failed: %s",
+                                    e)
+                    try:
                         self.checkpoint(conn)
                     except (OSError, sqlite3.Error) as e:  # try again next round
                         log.warning("index checkpoint failed: %s", e)
@@ -334,19 +365,49 @@ class IndexStore:
                 insert_rows(c, "INSERT OR REPLACE INTO lsn_time (lsn, at) VALUES (?,?)",
                         [(e.lsn, int(e.data["at"])) for e in entries])
                 write_steps(c, planned)
+                self._unsearched += len(entries)
+                if self._unsearched >= SEARCH_MAX_LAG and c.search_trails:
+                    index_search(c)
+                    self._unsearched = 0
                 last = entries[-1]
                 c.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                               [("applied_lsn", str(last.lsn)), ("applied_hash", last.hash.hex())])
                 c.execute("COMMIT")
             except BaseException:
-                # SQLite may have rolled back by itself (e.g. "database or disk is full"
-                # at COMMIT): a ROLLBACK then fails, and must not hide the real error.
-                if c.in_transaction:
-                    try:
-                        c.execute("ROLLBACK")
-                    except sqlite3.Error as e:
-                        log.warning("index rollback failed after an error: %s", e)
+                _rollback(c)
                 raise
+
+    # -- full-text search -------------------------------------------------------------
+
+    def flush_search(self) -> int:
+        """Adds the assertions applied since the last call to the full-text index, in
+        one transaction of their own; returns how many.
+
+        Search may trail the other reads: a batch's own transaction leaves its rows out
+        of the full-text index (FTS5 writes a new segment, and later merges it, for
+        every transaction that adds to it: ~70 µs per assertion at the few records a
+        group commit holds under single writes), and this adds them in bulk, from the
+        checkpoint thread every ``CHECKPOINT_EVERY_S``, from a batch once
+        ``SEARCH_MAX_LAG`` records are waiting, and before every search (so a search
+        sees every write acknowledged before it). ``search_lag_records`` is what waits."""
+        if not self._write.search_trails or search_pending(self.reader) == 0:
+            return 0
+        with self._write_lock:
+            c = self._write
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                n = index_search(c)
+                c.execute("COMMIT")
+            except BaseException:
+                _rollback(c)
+                raise
+            self._unsearched = 0
+            return n
+
+    @property
+    def search_lag_records(self) -> int:
+        """Assertions readable by id and filter but not yet found by search."""
+        return search_pending(self.reader)
 
     def rebuild_from(self, entries: Iterable[Entry], batch: int = 2000) -> int:
         """Apply a stream of entries in transactions of ``batch`` records.

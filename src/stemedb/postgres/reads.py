@@ -116,6 +116,10 @@ class PostgresReads:
     def applied_lsn(self) -> int:
         return self._run(query.applied_lsn)
 
+    @property
+    def search_lag_records(self) -> int:
+        return 0  # the full-text rows are written in the transaction of their assertions
+
     def lsn_at(self, at_us: int) -> int:
         return self._run(query.lsn_at, at_us)
 
