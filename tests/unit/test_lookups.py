@@ -183,3 +183,40 @@ def test_sqlite_memory_stays_small_the_index_file_is_mapped(tmp_path: Path) -> N
     finally:
         index.close()
 
+
+def test_read_connections_of_ended_threads_are_closed(tmp_path: Path) -> None:
+    """Each reading thread has its own connection (and caches); the HTTP server's worker
+    threads end when idle and new ones start under load, so the connections of ended
+    threads are closed, not kept for the life of the store."""
+    import threading
+
+    from stemedb.index import IndexStore
+
+    store = IndexStore(tmp_path / "index.sqlite3")
+    try:
+        def read() -> None:
+            assert store.reader.execute("SELECT count(*) FROM assertions").fetchone()[0] == 0
+
+        for _ in range(20):
+            t = threading.Thread(target=read)
+            t.start()
+            t.join()
+        read()
+        assert store.reader_connections == 1
+        busy = threading.Event()
+        done = threading.Event()
+
+        def hold() -> None:
+            read()
+            busy.set()
+            done.wait(10)
+
+        t = threading.Thread(target=hold)
+        t.start()
+        busy.wait(10)
+        assert store.reader_connections == 2  # a running thread keeps its connection
+        done.set()
+        t.join()
+        assert store.reader_connections == 1
+    finally:
+        store.close()

@@ -171,7 +171,7 @@ class IndexStore:
         self.path = Path(path)
         self.bulk = bulk
         self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
+        self._readers: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._readers_lock = threading.Lock()
         self._checkpointer: threading.Thread | None = None
         self._stop_checkpoints = threading.Event()
@@ -250,8 +250,30 @@ class IndexStore:
             conn.execute("PRAGMA query_only=ON")
             self._local.conn = conn
             with self._readers_lock:
-                self._readers.append(conn)
+                self._close_orphans()
+                self._readers.append((threading.current_thread(), conn))
         return conn
+
+    def _close_orphans(self) -> None:
+        """Closes the read connections of threads that have ended (``_readers_lock``
+        held). Worker threads come and go (the HTTP server's pool lets an idle one end
+        after a few seconds and starts new ones under load); each new one opens its own
+        connection, with its own page and statement caches, and without this every
+        connection ever opened would stay open for the life of the store."""
+        alive = []
+        for thread, conn in self._readers:
+            if thread.is_alive():
+                alive.append((thread, conn))
+            else:
+                conn.close()
+        self._readers = alive
+
+    @property
+    def reader_connections(self) -> int:
+        """Read connections open (one per thread that has read and is still running)."""
+        with self._readers_lock:
+            self._close_orphans()
+            return len(self._readers)
 
     def _stale_schema(self) -> bool:
         """An index of another schema version is derived state in the wrong shape: it is
@@ -327,7 +349,7 @@ class IndexStore:
             self._checkpointer.join()
             self._checkpointer = None
         with self._write_lock, self._readers_lock:
-            for conn in self._readers:
+            for _, conn in self._readers:
                 conn.close()
             self._readers.clear()
             self._write.close()
