@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 from stemedb import records
@@ -37,17 +38,17 @@ def _write(path: Path, with_revocation: bool) -> str:
         store.close()
 
 
-def _make_version_1(path: Path) -> None:
-    conn = sqlite3.connect(path / "index.sqlite3")
-    try:
-        conn.execute("DROP TABLE enrollments")
-        conn.execute("DROP TABLE tokens")
-        conn.execute("ALTER TABLE assertions DROP COLUMN valid_from_us")
-        conn.execute("ALTER TABLE assertions DROP COLUMN valid_until_us")
-        conn.execute("PRAGMA user_version=1")
-        conn.commit()
-    finally:
-        conn.close()
+# What each earlier schema lacked, or had instead, undone on a current index.
+DOWNGRADES = {
+    1: ["DROP TABLE enrollments", "DROP TABLE tokens",
+        "ALTER TABLE assertions DROP COLUMN valid_from_us",
+        "ALTER TABLE assertions DROP COLUMN valid_until_us"],
+    2: ["DROP INDEX assertions_dup", "ALTER TABLE assertions DROP COLUMN dup_key",
+        "DROP TABLE writes",
+        "CREATE TABLE writes (id TEXT PRIMARY KEY, agent_id TEXT NOT NULL,"
+        " nonce TEXT NOT NULL, kind TEXT NOT NULL, lsn INTEGER NOT NULL,"
+        " outcome TEXT NOT NULL, UNIQUE (agent_id, nonce)) STRICT"],
+}
 
 
 def _version(path: Path) -> int:
@@ -58,55 +59,47 @@ def _version(path: Path) -> int:
         conn.close()
 
 
-def test_a_version_1_index_is_rebuilt(tmp_path: Path) -> None:
-    digest = _write(tmp_path, with_revocation=False)
-    _make_version_1(tmp_path)
-    store = _open(tmp_path)
-    try:
-        assert store.digest() == digest
-        assert store.reads.enrollments() == []
-    finally:
-        store.close()
-    assert _version(tmp_path) == SCHEMA_VERSION
-
-
-def test_a_version_1_index_that_missed_enrollment_records_is_rebuilt(tmp_path: Path) -> None:
-    digest = _write(tmp_path, with_revocation=True)
-    _make_version_1(tmp_path)
-    store = _open(tmp_path)
-    try:
-        assert store.digest() == digest
-        assert [e["reason"] for e in store.reads.enrollments()] == ["leaked"]
-    finally:
-        store.close()
-    assert _version(tmp_path) == SCHEMA_VERSION
-
-
-def _make_version_2(path: Path) -> None:
+def _rebuilt(path: Path, version: int, with_revocation: bool,
+             check: Callable[[EmbeddedStore], object]) -> None:
+    """Writes, makes the index look like ``version``'s, reopens: the index is rebuilt
+    to the same digest and the current version, and ``check`` holds on it."""
+    digest = _write(path, with_revocation)
     conn = sqlite3.connect(path / "index.sqlite3")
     try:
-        conn.execute("DROP INDEX assertions_dup")
-        conn.execute("ALTER TABLE assertions DROP COLUMN dup_key")
-        conn.execute("DROP TABLE writes")
-        conn.execute("CREATE TABLE writes (id TEXT PRIMARY KEY, agent_id TEXT NOT NULL,"
-                     " nonce TEXT NOT NULL, kind TEXT NOT NULL, lsn INTEGER NOT NULL,"
-                     " outcome TEXT NOT NULL, UNIQUE (agent_id, nonce)) STRICT")
-        conn.execute("PRAGMA user_version=2")
+        for statement in DOWNGRADES[version]:
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version={version}")
         conn.commit()
     finally:
         conn.close()
+    store = _open(path)
+    try:
+        assert store.digest() == digest
+        check(store)
+    finally:
+        store.close()
+    assert _version(path) == SCHEMA_VERSION
+
+
+def test_a_version_1_index_is_rebuilt(tmp_path: Path) -> None:
+    def no_enrollments(store: EmbeddedStore) -> None:
+        assert store.reads.enrollments() == []
+
+    _rebuilt(tmp_path, 1, False, no_enrollments)
+
+
+def test_a_version_1_index_that_missed_enrollment_records_is_rebuilt(tmp_path: Path) -> None:
+    def the_revocation(store: EmbeddedStore) -> None:
+        assert [e["reason"] for e in store.reads.enrollments()] == ["leaked"]
+
+    _rebuilt(tmp_path, 1, True, the_revocation)
 
 
 def test_a_version_2_index_is_rebuilt(tmp_path: Path) -> None:
-    digest = _write(tmp_path, with_revocation=True)
-    _make_version_2(tmp_path)
-    store = _open(tmp_path)
-    try:
-        assert store.digest() == digest
+    def nonces_answer(store: EmbeddedStore) -> None:
         assert store.reads.writes_by_nonce([("nobody", "none")]) == {}
-    finally:
-        store.close()
-    assert _version(tmp_path) == SCHEMA_VERSION
+
+    _rebuilt(tmp_path, 2, True, nonces_answer)
 
 
 # The schema each version number stands for: an index of the same number is opened as
