@@ -101,7 +101,7 @@ _SEARCH_PENDING = ("SELECT (SELECT coalesce(max(rowid), 0) FROM assertions),"
 
 
 def search_pending(c: sqlite3.Connection) -> int:
-    """Assertions not in the full-text index yet (``search_trails``)."""
+    """Assertions not in the full-text index yet (``index_search`` adds them)."""
     top, done = c.execute(_SEARCH_PENDING).fetchone()
     return max(0, int(top) - int(done))
 
@@ -154,13 +154,13 @@ def plan(entries: Sequence[Entry]) -> list[Step]:
 
 
 def write_steps(c: sqlite3.Connection, steps: list[Step]) -> None:
-    """Writes planned steps (``plan``) inside the caller's transaction."""
-    fts = not getattr(c, "fts_deferred", False) and not getattr(c, "search_trails", False)
+    """Writes planned steps (``plan``) inside the caller's transaction. New assertions
+    are left out of the full-text index: ``index_search`` adds them later."""
     for step in steps:
         if isinstance(step, Entry):
             apply_admin(c, step)
         else:
-            _write_run(c, step, fts)
+            _write_run(c, step)
 
 
 def _plan(e: Entry) -> _Plan:
@@ -248,18 +248,13 @@ def _nfc(s: str) -> str:
     return s if s.isascii() else nfc(s)
 
 
-def _write_run(c: sqlite3.Connection, plans: list[_Plan], fts: bool) -> None:
+def _write_run(c: sqlite3.Connection, plans: list[_Plan]) -> None:
     """Writes the rows of a run of signed writes (see the comment above ``_Plan``)."""
     if insert_rows(c, _INSERT_WRITE, [p.write for p in plans]) != len(plans):
         plans = [p for p in plans if _owns_write(c, p)]
-    top = 0
-    if fts:
-        top = c.execute("SELECT max(rowid) FROM assertions").fetchone()[0] or 0
     insert_rows(c, _INSERT_ASSERTION, [(*p.row, p.dup_key) for p in plans if p.is_assert])
     insert_rows(c, _INSERT_RETRACTION, [p.row for p in plans if not p.is_assert])
     insert_rows(c, _INSERT_QUARANTINE, [p.quarantine for p in plans if p.quarantine is not None])
-    if fts:
-        c.execute(_INDEX_FTS, (top,))
     c.executemany(_COUNT_AGENTS, run_counts(plans, functools.partial(end_assertion, c)))
 
 
@@ -424,7 +419,7 @@ def _purge(c: sqlite3.Connection, lsn: int, d: dict[str, Any]) -> None:
         " JOIN assertions a ON a.id = q.assertion_id"
         " WHERE q.status='rejected' AND q.decided_at < ?", (int(d["before"]),)).fetchall()
     fts = not getattr(c, "fts_deferred", False)  # else built from the rows left, later
-    if fts and getattr(c, "search_trails", False):
+    if fts:
         index_search(c)  # a row leaves the full-text index only once it is in it
     for rowid, subject, predicate, object_text, qid in rows:
         if fts:

@@ -41,13 +41,12 @@ log = logging.getLogger("stemedb.index")
 
 
 class Connection(sqlite3.Connection):
-    """A connection to the index. ``fts_deferred``: a bulk build leaves the full-text
-    index to ``finish_bulk`` (appliers must not touch it). ``search_trails``: appliers
-    leave new assertions out of the full-text index, and ``IndexStore.flush_search``
-    adds them (see there)."""
+    """A connection to the index. Appliers leave new assertions out of the full-text
+    index; ``IndexStore.flush_search`` adds them (see there). ``fts_deferred``: a bulk
+    build leaves the whole full-text index to ``finish_bulk`` (appliers must not touch
+    it, nor ``flush_search``)."""
 
     fts_deferred = False
-    search_trails = False
 
 
 _SECONDARY = re.compile(r"CREATE INDEX IF NOT EXISTS (\w+)")
@@ -182,7 +181,6 @@ class IndexStore:
                 Path(str(self.path) + suffix).unlink(missing_ok=True)
             self._write = self._connect()
         self._write.fts_deferred = bulk
-        self._write.search_trails = not bulk
         self._unsearched = 0  # records applied since the full-text index was brought up
         self._write_lock = threading.Lock()
         self._migrate()
@@ -224,7 +222,6 @@ class IndexStore:
         with self._write_lock:
             self._write.executescript("BEGIN;" + DDL + REBUILD_FTS + ";COMMIT;")
             self._write.fts_deferred = False
-            self._write.search_trails = True
 
     # -- connections ----------------------------------------------------------------
 
@@ -388,7 +385,7 @@ class IndexStore:
                         [(e.lsn, int(e.data["at"])) for e in entries])
                 write_steps(c, planned)
                 self._unsearched += len(entries)
-                if self._unsearched >= SEARCH_MAX_LAG and c.search_trails:
+                if self._unsearched >= SEARCH_MAX_LAG and not c.fts_deferred:
                     index_search(c)
                     self._unsearched = 0
                 last = entries[-1]
@@ -412,7 +409,7 @@ class IndexStore:
         checkpoint thread every ``CHECKPOINT_EVERY_S``, from a batch once
         ``SEARCH_MAX_LAG`` records are waiting, and before every search (so a search
         sees every write acknowledged before it). ``search_lag_records`` is what waits."""
-        if not self._write.search_trails or search_pending(self.reader) == 0:
+        if self._write.fts_deferred or search_pending(self.reader) == 0:
             return 0
         with self._write_lock:
             c = self._write
