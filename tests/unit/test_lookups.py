@@ -157,6 +157,56 @@ def test_the_index_wal_starts_over_past_its_limit(tmp_path: Path,
         db.close()
 
 
+def test_a_restart_checkpoint_waits_for_readers_only_past_twice_the_limit(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A RESTART checkpoint holds every commit off while it runs, so past the limit it
+    does not wait for a reader still using the WAL: it gives up and is taken again on
+    the next round. Only past twice the limit does it wait for the reader to finish."""
+    import threading
+
+    from stemedb.index import store
+
+    monkeypatch.setattr(store, "CHECKPOINT_EVERY_S", 3600.0)  # rounds run by hand below
+    data = tmp_path / "d"
+    db = Database(load_settings(env={"STEMEDB_RATE_LIMIT_ASSERT_RATE": "0"},
+                                overrides={"server.data_dir": str(data)}))
+    conn, reader = db.index._connect(), db.index._connect()
+    try:
+        wal = data / "index.sqlite3-wal"
+        key = AgentKey.generate()
+
+        def write(n: int, tag: str) -> None:
+            bodies = [assertion_body(key, subject=f"{tag} {i}", predicate="located_in",
+                                     object=f"area {i}") for i in range(n)]
+            asyncio.run(db.write_batch([(b, key.sign_b64(b)) for b in bodies]))
+
+        def checkpoint_while_a_reader_stays_200_ms() -> str | None:
+            reader.execute("BEGIN")
+            reader.execute("SELECT count(*) FROM assertions").fetchone()
+            done = threading.Timer(0.2, lambda: reader.execute("COMMIT"))
+            done.start()
+            try:
+                return db.index.checkpoint(conn)
+            finally:
+                done.join()
+
+        write(300, "town")
+        monkeypatch.setattr(store, "CHECKPOINT_WAL_LIMIT", wal.stat().st_size - 1)
+        assert checkpoint_while_a_reader_stays_200_ms() == "RESTART-busy"  # did not wait
+        assert db.index.checkpoint(conn) == "RESTART"  # the next round
+
+        write(300, "village")
+        monkeypatch.setattr(store, "CHECKPOINT_WAL_LIMIT", wal.stat().st_size // 3)
+        assert checkpoint_while_a_reader_stays_200_ms() == "RESTART"  # waited for it
+        write(1, "hamlet")
+        _, log_frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        assert log_frames < 50  # the WAL started over: one small transaction in it
+    finally:
+        conn.close()
+        reader.close()
+        db.close()
+
+
 def test_sqlite_memory_stays_small_the_index_file_is_mapped(tmp_path: Path) -> None:
     """SQLite's heap is bounded and small whatever the index's size: every connection
     maps the file (pages only read are never copied), the writer caches 16 MiB of the
