@@ -16,6 +16,7 @@ import gc
 import logging
 import signal
 import socket
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -78,6 +79,7 @@ def _config(app: Any, host: str, port: int) -> uvicorn.Config:
 # generation is collected after 10,000 net allocations, the middle one after 50 of those,
 # the oldest after 100 middle ones.
 GC_THRESHOLDS = (10_000, 50, 100)
+SWITCH_INTERVAL = 0.0005  # seconds (Python's default: 0.005)
 
 
 def tune_gc() -> None:
@@ -95,10 +97,25 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
+def tune_threads() -> None:
+    """Shorten how long the event loop may keep the GIL from a thread waiting for it.
+
+    The journal's commit thread applies every batch to the index in a few dozen SQLite
+    calls, and each gives the GIL up while SQLite works. Under load the event loop takes
+    it meanwhile, and a thread asking for it back waits until the holder has run for the
+    switch interval: 5 ms by default, so a batch could wait tens of milliseconds for the
+    GIL alone, and every write in it with it. Measured under the soak's load (607 writes/s
+    and 304 reads/s, 4 minutes; one run each): the index's apply took 0.41-0.56 ms per
+    batch at the median with the default, 0.26-0.37 ms at 0.5 ms; the server's CPU was
+    the same (0.98-1.02 and 0.89-1.01 cores)."""
+    sys.setswitchinterval(SWITCH_INTERVAL)
+
+
 async def serve_all(servers: list[tuple[uvicorn.Server, socket.socket]]) -> None:
     """Run the servers until a signal (or one of them stopping) stops them all."""
     loop = asyncio.get_running_loop()
     tune_gc()
+    tune_threads()
 
     def stop(sig: signal.Signals) -> None:
         log.info("stopping", extra={"signal": sig.name})
