@@ -1,6 +1,7 @@
-"""Regenerate the measured figures in docs/operations/sizing.md from bench/results/latest.json.
+"""Regenerate the measured figures in docs/operations/sizing.md from bench/results/latest.json
+(and the steady-load figures from bench/results/soak.json).
 
-Run after `make bench`: `.venv/bin/python scripts/gen_sizing.py`; `--check` only says
+Run after `make bench` or `make soak`: `.venv/bin/python scripts/gen_sizing.py`; `--check` only says
 whether the doc is current (exit 1 and a diff if not; tests/unit/test_sizing_doc.py runs
 it). Each figure lives between `<!-- sizing:NAME:start -->` and `<!-- sizing:NAME:end -->`;
 the prose around the blocks is kept. The disk and memory-per-assertion figures come from
@@ -22,6 +23,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "operations" / "sizing.md"
 RESULTS = ROOT / "bench" / "results" / "latest.json"
+SOAK = ROOT / "bench" / "results" / "soak.json"
 BLOCK = re.compile(r"(<!-- sizing:([a-z-]+):start -->\n).*?(<!-- sizing:\2:end -->)", re.S)
 
 # A node's budget in cores of the server's work (bursts, checkpoints, backups and scrapes
@@ -174,10 +176,46 @@ def guards_memory(r: Results) -> str:
             f"(`guards.rss_mb_1m_keys`).")
 
 
+CRITERIA = {"errors": "failed requests", "rss_anon_growth": "memory growth",
+            "p99_last_over_first": "the last minute's p99"}
+
+
+def soak(r: Results) -> str:
+    s = r.data["soak"]
+    c, minutes = s["criteria"], s["per_minute"]
+    p99, growth = c["p99_last_over_first"], c["rss_anon_growth"]
+    worst = max(minutes, key=lambda m: m["p99_ms"])
+    p50s = [m["p50_ms"] for m in minutes]
+    errors = c["errors"]["value"]
+    verdict = "passed" if s["passed"] else "failed on " + " and ".join(
+        CRITERIA.get(name, name) for name, v in c.items() if not v["met"])
+    return prose(
+        f"Measured on the reference machine ({s['meta']['machine']['cores']} cores) on "
+        f"{s['meta']['date'][:10]} at commit `{s['meta']['git_commit'][:12]}`: "
+        f"{s['meta']['minutes']} minutes at {num(s['offered_writes_per_s'])} writes/s and "
+        f"{num(s['offered_reads_per_s'])} reads/s ({s['rate_fraction']:.0%} of a calibrated "
+        f"{num(s['single_ingest_rate'])} requests/s), the index growing by "
+        f"{num(sum(m['writes'] for m in minutes))} assertions: "
+        f"{'no failed request' if errors == 0 else f'{errors} failed requests'}; anonymous "
+        f"RSS {num(growth['from_mib'])} MiB after the warm-up and {num(growth['to_mib'])} MiB "
+        f"at the end ({growth['value']:+.1%}); p99 {num(p99['first_ms'])} ms in the first "
+        f"minute and {num(p99['last_ms'])} ms in the last ({p99['value']} ×), "
+        f"{num(worst['p99_ms'])} ms in the worst (minute {worst['minute']}); p50 "
+        f"{num(min(p50s))}–{num(max(p50s))} ms. The soak {verdict} "
+        f"(`bench/results/soak.json`).")
+
+
 BLOCKS: dict[str, Callable[[Results], str]] = {
     "machine": machine, "cpu": cpu, "costs": costs, "rule": rule, "startup": startup,
-    "guards-memory": guards_memory,
+    "guards-memory": guards_memory, "soak": soak,
 }
+
+
+def load() -> dict[str, Any]:
+    """latest.json's figures with soak.json's under ``soak``."""
+    data: dict[str, Any] = json.loads(RESULTS.read_text(encoding="utf-8"))
+    data["soak"] = json.loads(SOAK.read_text(encoding="utf-8"))
+    return data
 
 
 def render(doc: str, data: dict[str, Any]) -> str:
@@ -204,13 +242,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--check", action="store_true", help="exit 1 if the doc is not current")
     args = p.parse_args(argv)
     doc = DOC.read_text(encoding="utf-8")
-    new = render(doc, json.loads(RESULTS.read_text(encoding="utf-8")))
+    new = render(doc, load())
     if args.check:
         if new == doc:
             return 0
         sys.stdout.writelines(difflib.unified_diff(
             doc.splitlines(keepends=True), new.splitlines(keepends=True),
-            "docs/operations/sizing.md", "generated from bench/results/latest.json"))
+            "docs/operations/sizing.md", "generated from bench/results/"))
         print("\nsizing.md is stale: run `.venv/bin/python scripts/gen_sizing.py`")
         return 1
     if new != doc:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 from types import ModuleType
 
 from tests.helpers import ROOT
@@ -22,18 +21,26 @@ def gen_sizing() -> ModuleType:
 def test_sizing_doc_matches_the_committed_bench_results() -> None:
     module = gen_sizing()
     doc = module.DOC.read_text(encoding="utf-8")
-    results = json.loads(module.RESULTS.read_text(encoding="utf-8"))
-    assert module.render(doc, results) == doc, (
-        "docs/operations/sizing.md disagrees with bench/results/latest.json: "
+    assert module.render(doc, module.load()) == doc, (
+        "docs/operations/sizing.md disagrees with bench/results/: "
         "run `.venv/bin/python scripts/gen_sizing.py`")
 
 
 def test_a_changed_figure_makes_the_doc_stale() -> None:
     module = gen_sizing()
     doc = module.DOC.read_text(encoding="utf-8")
-    results = json.loads(module.RESULTS.read_text(encoding="utf-8"))
+    results = module.load()
     results["ingest_single.server_cpu_us"] *= 2
     stale = module.render(doc, results)
     assert stale != doc
     cpu = results["ingest_single.server_cpu_us"]
     assert f"| single write, `POST /v1/assert` | {cpu:,.0f} µs |" in stale
+
+
+def test_the_steady_load_figures_come_from_the_soak() -> None:
+    module = gen_sizing()
+    doc = module.DOC.read_text(encoding="utf-8")
+    results = module.load()
+    results["soak"]["criteria"]["p99_last_over_first"]["last_ms"] = 4321.0
+    stale = module.render(doc, results)
+    assert stale != doc and "4,321 ms in the last" in stale
