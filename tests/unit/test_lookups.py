@@ -117,6 +117,13 @@ def test_the_index_wal_is_checkpointed_off_the_commit_thread(tmp_path: Path,
     assert not [t for t in threading.enumerate() if t.name == "stemedb-checkpoint"]
 
 
+def _write_places(db: Database, key: AgentKey, n: int, tag: str) -> None:
+    """``n`` assertions by ``key`` in one batch: "{tag} {i}" located in "area {i}"."""
+    bodies = [assertion_body(key, subject=f"{tag} {i}", predicate="located_in",
+                             object=f"area {i}") for i in range(n)]
+    asyncio.run(db.write_batch([(b, key.sign_b64(b)) for b in bodies]))
+
+
 def test_the_index_wal_starts_over_past_its_limit(tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """A PASSIVE checkpoint leaves the WAL growing at its end; past the limit the
@@ -137,9 +144,7 @@ def test_the_index_wal_starts_over_past_its_limit(tmp_path: Path,
         key = AgentKey.generate()
 
         def write(n: int, tag: str) -> None:
-            bodies = [assertion_body(key, subject=f"{tag} {i}", predicate="located_in",
-                                     object=f"area {i}") for i in range(n)]
-            asyncio.run(db.write_batch([(b, key.sign_b64(b)) for b in bodies]))
+            _write_places(db, key, n, tag)
 
         write(600, "town")
         grown = wal.stat().st_size
@@ -176,9 +181,7 @@ def test_a_restart_checkpoint_waits_for_readers_only_past_twice_the_limit(
         key = AgentKey.generate()
 
         def write(n: int, tag: str) -> None:
-            bodies = [assertion_body(key, subject=f"{tag} {i}", predicate="located_in",
-                                     object=f"area {i}") for i in range(n)]
-            asyncio.run(db.write_batch([(b, key.sign_b64(b)) for b in bodies]))
+            _write_places(db, key, n, tag)
 
         def checkpoint_while_a_reader_stays_200_ms() -> str | None:
             reader.execute("BEGIN")
