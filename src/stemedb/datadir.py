@@ -30,7 +30,8 @@ _INDEX_SUFFIXES = ("", "-wal", "-shm")
 
 __all__ = [
     "INDEX_FILE", "JOURNAL_DIR", "LOCK_FILE", "DataDirLock", "durable_lsn", "index_files",
-    "index_path", "is_live", "journal_dir", "read_applied", "remove_index", "segment_files",
+    "index_path", "is_live", "journal_dir", "read_applied", "remove_index", "replace_index",
+    "segment_files",
 ]
 
 
@@ -77,6 +78,17 @@ def remove_index(data_dir: Path) -> None:
     """Delete the index (and its WAL files): it is rebuilt from the journal."""
     for p in index_files(data_dir):
         p.unlink()
+
+
+def replace_index(data_dir: Path, built: Path) -> None:
+    """Swap a fully built index file in for the data directory's index, durably."""
+    remove_index(data_dir)
+    os.replace(built, index_path(data_dir))
+    fd = os.open(data_dir, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def segment_files(journal: Path) -> list[int]:

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from . import records
-from .datadir import DataDirLock, index_path, journal_dir, remove_index
+from .datadir import DataDirLock, index_path, journal_dir, remove_index, replace_index
 from .errors import Unavailable
-from .index import Entry, IndexStore, entries_from
+from .index import Entry, IndexStore, build_index, entries_from
 from .index.reads import IndexReads
 from .journal import Journal, Record, RecoveryReport
 from .settings import JournalSettings
@@ -92,7 +92,17 @@ class EmbeddedStore:
             remove_index(self.data_dir)
             self.index = IndexStore(index_path(self.data_dir))
             applied = 0
-        if applied < last:
+        if applied == 0 and last > 0:
+            # From nothing (a new schema version, a lost or mismatched index): built in
+            # bulk into a file of its own and swapped in, like ``stemedb reindex``,
+            # about twice as fast as applying every record to the live index.
+            self.index.close()
+            built = Path(str(index_path(self.data_dir)) + ".rebuild")
+            n, _ = build_index(entries_from(self.journal.read(1)), built)
+            replace_index(self.data_dir, built)
+            self.index = IndexStore(index_path(self.data_dir))
+            log.info("index rebuilt from the journal: %d records (LSN %d)", n, last)
+        elif applied < last:
             n = self.index.rebuild_from(entries_from(self.journal.read(applied + 1)))
             log.info("index caught up with the journal: %d records applied (LSN %d)", n, last)
 

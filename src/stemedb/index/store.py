@@ -62,6 +62,7 @@ READER_CACHE_KIB = 2048
 MMAP_BYTES = 2 << 30
 REBUILD_SWITCH_INTERVAL = 0.0001  # seconds, while rebuild_from runs (see there)
 BULK_CACHE_KIB = 262144  # while building a fresh file: the random-key indexes stay cached
+BULK_BATCH = 10_000  # records per transaction while building a fresh file
 CHECKPOINT_WAL_BYTES = 4 << 20  # the background checkpointer runs past this WAL size ...
 CHECKPOINT_WAL_LIMIT = 256 << 20  # ... and past this one has the WAL start over, ...
 CHECKPOINT_WAIT_MS = 1000  # ... waiting for the writer and readers only past twice that
@@ -99,6 +100,21 @@ def _rollback(c: sqlite3.Connection) -> None:
             c.execute("ROLLBACK")
         except sqlite3.Error as e:
             log.warning("index rollback failed after an error: %s", e)
+
+
+def build_index(entries: Iterable[Entry], target: Path, *, digest: bool = False
+                ) -> tuple[int, str | None]:
+    """A fresh index at ``target`` (anything there is replaced) from ``entries``, built
+    in bulk (``IndexStore(bulk=True)``: the secondary and full-text indexes once at the
+    end): (records applied, the new index's digest when asked for, else None)."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(target) + suffix).unlink(missing_ok=True)
+    store = IndexStore(target, bulk=True)
+    try:
+        n = store.rebuild_from(entries, batch=BULK_BATCH)
+        return n, store.finish_bulk(digest=digest)
+    finally:
+        store.close()
 
 
 def read_applied(path: Path) -> tuple[int, bytes] | None:

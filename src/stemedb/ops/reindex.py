@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..datadir import INDEX_FILE, JOURNAL_DIR, DataDirLock, remove_index
-from ..index import Entry, IndexStore, entries_from
+from ..datadir import INDEX_FILE, JOURNAL_DIR, DataDirLock, replace_index
+from ..index import Entry, build_index, entries_from
 from ..journal import Journal
-from .files import fsync_path
 from .progress import Meter, Progress
 
 
@@ -17,18 +15,11 @@ def rebuild_index(journal: Journal, target: Path, progress: Progress | None = No
                   digest: bool = False) -> tuple[int, str | None]:
     """Build a fresh index at ``target`` from every journal record: (records, the new
     index's digest when asked for, else None)."""
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(target) + suffix).unlink(missing_ok=True)
-    store = IndexStore(target, bulk=True)
-    try:
-        last = journal.last_lsn
-        entries = entries_from(journal.read(1))
-        if progress is not None:
-            entries = _metered(entries, Meter(progress, "replaying journal", last or 1, "records"))
-        n = store.rebuild_from(entries, batch=10_000)
-        return n, store.finish_bulk(digest=digest)
-    finally:
-        store.close()
+    entries = entries_from(journal.read(1))
+    if progress is not None:
+        entries = _metered(entries, Meter(progress, "replaying journal", journal.last_lsn or 1,
+                                          "records"))
+    return build_index(entries, target, digest=digest)
 
 
 def _metered(entries: Iterator[Entry], meter: Meter) -> Iterator[Entry]:
@@ -51,9 +42,7 @@ def reindex(data_dir: Path, progress: Progress | None = None, digest: bool = Fal
             n, found = rebuild_index(journal, tmp, progress, digest)
         finally:
             journal.close()
-        remove_index(data_dir)
-        os.replace(tmp, data_dir / INDEX_FILE)
-        fsync_path(data_dir)
+        replace_index(data_dir, tmp)
         return n, found
     finally:
         lock.release()
