@@ -36,8 +36,9 @@ def _write(data: Path, key: AgentKey, tag: str, n: int) -> str:
         db.close()
 
 
-def _rebuilds(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    """Whether each ``rebuild_from`` from now on ran on a store built in bulk."""
+def _start(data: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[list[bool], str]:
+    """Opens and closes ``data``: whether each ``rebuild_from`` meanwhile ran on a store
+    built in bulk, and the index's digest."""
     seen: list[bool] = []
     original = store.IndexStore.rebuild_from
 
@@ -46,7 +47,11 @@ def _rebuilds(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
         return original(self, entries, batch)  # type: ignore[arg-type]
 
     monkeypatch.setattr(store.IndexStore, "rebuild_from", recording)
-    return seen
+    db = _open(data)
+    try:
+        return seen, db.index.digest()
+    finally:
+        db.close()
 
 
 def test_an_index_rebuilt_from_nothing_is_built_in_bulk(
@@ -54,13 +59,7 @@ def test_an_index_rebuilt_from_nothing_is_built_in_bulk(
     data = tmp_path / "d"
     digest = _write(data, AgentKey.generate(), "town", 300)
     remove_index(data)
-    rebuilds = _rebuilds(monkeypatch)
-    db = _open(data)
-    try:
-        assert rebuilds == [True]
-        assert db.index.digest() == digest
-    finally:
-        db.close()
+    assert _start(data, monkeypatch) == ([True], digest)
     assert not list(data.glob("*.rebuild*"))  # the built file was swapped in
 
 
@@ -76,10 +75,4 @@ def test_an_index_a_few_records_behind_catches_up_in_place(
     remove_index(data)
     for f in saved.iterdir():  # the index as it was 100 records ago
         shutil.copy2(f, data / f.name)
-    rebuilds = _rebuilds(monkeypatch)
-    db = _open(data)
-    try:
-        assert rebuilds == [False]
-        assert db.index.digest() == digest
-    finally:
-        db.close()
+    assert _start(data, monkeypatch) == ([False], digest)
