@@ -202,16 +202,16 @@ def soak(r: Results) -> str:
         f"minute and {num(p99['last_ms'])} ms in the last ({p99['value']} ×), "
         f"{num(worst['p99_ms'])} ms in the worst (minute {worst['minute']}); p50 "
         f"{num(min(p50s))}–{num(max(p50s))} ms. The soak {verdict} "
-        f"(`bench/results/soak.json`){over_first(minutes, p99['first_ms'])}.")
+        f"(`bench/results/soak.json`){over_first(minutes, p99['first_ms'], s['passed'])}.")
 
 
-def over_first(minutes: list[dict[str, Any]], first_ms: float) -> str:
+def over_first(minutes: list[dict[str, Any]], first_ms: float, passed: bool) -> str:
     """The minutes the soak's criterion does not look at whose p99 was over its limit
     against the first minute's (a run can pass and still have fallen behind midway)."""
     slow = [m["minute"] for m in minutes[1:-1] if m["p99_ms"] > 1.5 * first_ms]
     if not slow:
         return ""
-    return (f", but minute{'s' if len(slow) > 1 else ''} "
+    return (f"{', but' if passed else '; also'} minute{'s' if len(slow) > 1 else ''} "
             f"{', '.join(map(str, slow))} had a p99 over 1.5 × the first minute's")
 
 
