@@ -20,18 +20,17 @@ import os
 from pathlib import Path
 
 from .errors import JournalError, Unavailable
-from .index.store import read_applied
+from .index.store import INDEX_SUFFIXES, read_applied
 from .journal import list_segments, scan
 
 JOURNAL_DIR = "journal"
 INDEX_FILE = "index.sqlite3"
 LOCK_FILE = "LOCK"
-_INDEX_SUFFIXES = ("", "-wal", "-shm")
 
 __all__ = [
-    "INDEX_FILE", "JOURNAL_DIR", "LOCK_FILE", "DataDirLock", "durable_lsn", "index_files",
-    "index_path", "is_live", "journal_dir", "read_applied", "remove_index", "replace_index",
-    "segment_files",
+    "INDEX_FILE", "JOURNAL_DIR", "LOCK_FILE", "DataDirLock", "durable_lsn", "fsync_path",
+    "index_files", "index_path", "is_live", "journal_dir", "read_applied", "rebuild_path",
+    "remove_index", "replace_index", "segment_files",
 ]
 
 
@@ -71,7 +70,7 @@ def index_path(data_dir: Path) -> Path:
 def index_files(data_dir: Path) -> list[Path]:
     """The index file and its WAL and shared-memory files, those that exist."""
     base = index_path(data_dir)
-    return [p for p in (Path(str(base) + s) for s in _INDEX_SUFFIXES) if p.exists()]
+    return [p for p in (Path(str(base) + s) for s in INDEX_SUFFIXES) if p.exists()]
 
 
 def remove_index(data_dir: Path) -> None:
@@ -80,11 +79,21 @@ def remove_index(data_dir: Path) -> None:
         p.unlink()
 
 
+def rebuild_path(data_dir: Path) -> Path:
+    """Where a new index is built before ``replace_index`` swaps it in."""
+    return Path(data_dir) / (INDEX_FILE + ".rebuild")
+
+
 def replace_index(data_dir: Path, built: Path) -> None:
     """Swap a fully built index file in for the data directory's index, durably."""
     remove_index(data_dir)
     os.replace(built, index_path(data_dir))
-    fd = os.open(data_dir, os.O_RDONLY)
+    fsync_path(data_dir)
+
+
+def fsync_path(path: Path) -> None:
+    """Makes a file's data, or a directory's entries, durable."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:

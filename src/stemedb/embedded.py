@@ -23,7 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from . import records
-from .datadir import DataDirLock, index_path, journal_dir, remove_index, replace_index
+from .datadir import (
+    DataDirLock,
+    index_path,
+    journal_dir,
+    rebuild_path,
+    remove_index,
+    replace_index,
+)
 from .errors import Unavailable
 from .index import Entry, IndexStore, build_index, entries_from
 from .index.reads import IndexReads
@@ -85,23 +92,26 @@ class EmbeddedStore:
     def _catch_up(self) -> None:
         applied, applied_hash = self.index.applied()
         last = self.journal.last_lsn
-        if applied > last or (applied and not self._hash_matches(applied, applied_hash)):
+        mismatch = applied > last or bool(
+            applied and not self._hash_matches(applied, applied_hash))
+        if mismatch:
             log.warning("index does not match the journal (index at LSN %d, journal at %d); "
                         "rebuilding it from the journal", applied, last)
-            self.index.close()
-            remove_index(self.data_dir)
-            self.index = IndexStore(index_path(self.data_dir))
-            applied = 0
-        if applied == 0 and last > 0:
+        if (mismatch or applied == 0) and last > 0:
             # From nothing (a new schema version, a lost or mismatched index): built in
-            # bulk into a file of its own and swapped in, like ``stemedb reindex``,
-            # about twice as fast as applying every record to the live index.
+            # bulk into a file of its own and swapped in (the old one with it), like
+            # ``stemedb reindex``: about twice as fast as applying every record to the
+            # live index.
             self.index.close()
-            built = Path(str(index_path(self.data_dir)) + ".rebuild")
+            built = rebuild_path(self.data_dir)
             n, _ = build_index(entries_from(self.journal.read(1)), built)
             replace_index(self.data_dir, built)
             self.index = IndexStore(index_path(self.data_dir))
             log.info("index rebuilt from the journal: %d records (LSN %d)", n, last)
+        elif mismatch:  # ahead of an empty journal: nothing to rebuild from
+            self.index.close()
+            remove_index(self.data_dir)
+            self.index = IndexStore(index_path(self.data_dir))
         elif applied < last:
             n = self.index.rebuild_from(entries_from(self.journal.read(applied + 1)))
             log.info("index caught up with the journal: %d records applied (LSN %d)", n, last)

@@ -92,6 +92,15 @@ def dump_columns(conn: sqlite3.Connection, table: str) -> tuple[str, ...]:
     return tuple(r[1] for r in conn.execute(f"PRAGMA table_info({table})") if r[1] not in own)
 
 
+INDEX_SUFFIXES = ("", "-wal", "-shm")  # an index file, its WAL and its shared memory
+
+
+def remove_index_files(path: Path) -> None:
+    """Deletes the index file at ``path`` with its WAL and shared-memory files."""
+    for suffix in INDEX_SUFFIXES:
+        Path(str(path) + suffix).unlink(missing_ok=True)
+
+
 def _rollback(c: sqlite3.Connection) -> None:
     """Ends a failed transaction. SQLite may have rolled back by itself (e.g. "database
     or disk is full" at COMMIT): a ROLLBACK then fails, and must not hide the real error."""
@@ -107,8 +116,7 @@ def build_index(entries: Iterable[Entry], target: Path, *, digest: bool = False
     """A fresh index at ``target`` (anything there is replaced) from ``entries``, built
     in bulk (``IndexStore(bulk=True)``: the secondary and full-text indexes once at the
     end): (records applied, the new index's digest when asked for, else None)."""
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(target) + suffix).unlink(missing_ok=True)
+    remove_index_files(target)
     store = IndexStore(target, bulk=True)
     try:
         n = store.rebuild_from(entries, batch=BULK_BATCH)
@@ -156,8 +164,7 @@ def snapshot_index(index_path: Path, dest: Path) -> tuple[int, bytes]:
         log.warning(
             "cannot snapshot the index %s (%s); rebuilding it from the journal", index_path, e
         )
-        for suffix in ("", "-wal", "-shm"):
-            Path(str(dest) + suffix).unlink(missing_ok=True)
+        remove_index_files(dest)
         return 0, b""
     return read_applied(dest) or (0, b"")
 
@@ -194,8 +201,7 @@ class IndexStore:
         self._write = self._connect()
         if self._stale_schema():
             self._write.close()
-            for suffix in ("", "-wal", "-shm"):
-                Path(str(self.path) + suffix).unlink(missing_ok=True)
+            remove_index_files(self.path)
             self._write = self._connect()
         self._write.fts_deferred = bulk
         self._unsearched = 0  # records applied since the full-text index was brought up

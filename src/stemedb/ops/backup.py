@@ -40,7 +40,7 @@ from ..datadir import INDEX_FILE, JOURNAL_DIR, is_live, read_applied, segment_fi
 from ..errors import JournalCorrupt, MissingObject, OpsError
 from ..index import Entry, IndexStore
 from ..index.schema import SCHEMA_VERSION
-from ..index.store import self_contained, snapshot_index
+from ..index.store import remove_index_files, self_contained, snapshot_index
 from ..journal import FRAME_HEADER_SIZE, Record, scan, segment_name
 from ..version import __version__
 from .files import fsync_path, remove_tree, sha256_file
@@ -343,8 +343,7 @@ def _build(
         except _SnapshotMismatch:
             log.warning("the index snapshot does not match the journal; rebuilding it")
             store.close()
-            for suffix in ("", "-wal", "-shm"):
-                Path(str(snap) + suffix).unlink(missing_ok=True)
+            remove_index_files(snap)
             store = IndexStore(snap)
             seen = _Seen()
             store.rebuild_from(_entries(stage_journal, cut, live, 0, b"", seen, checking.update))

@@ -8,6 +8,8 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from ..datadir import fsync_path
+
 PARTIAL = ".partial"
 CHUNK = 1 << 20
 Tick = Callable[[int], None]  # called with a number of bytes just transferred
@@ -24,14 +26,6 @@ def sha256_file(path: Path, tick: Tick | None = None) -> tuple[str, int]:
             if tick is not None:
                 tick(len(chunk))
     return h.hexdigest(), size
-
-
-def fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def write_file_atomic(path: Path, data: bytes) -> None:

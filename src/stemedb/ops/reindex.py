@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..datadir import INDEX_FILE, JOURNAL_DIR, DataDirLock, replace_index
+from ..datadir import JOURNAL_DIR, DataDirLock, rebuild_path, replace_index
 from ..index import Entry, build_index, entries_from
 from ..journal import Journal
 from .progress import Meter, Progress
@@ -38,7 +38,7 @@ def reindex(data_dir: Path, progress: Progress | None = None, digest: bool = Fal
     try:
         journal = Journal(data_dir / JOURNAL_DIR)
         try:
-            tmp = data_dir / (INDEX_FILE + ".rebuild")
+            tmp = rebuild_path(data_dir)
             n, found = rebuild_index(journal, tmp, progress, digest)
         finally:
             journal.close()
