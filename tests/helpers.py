@@ -148,3 +148,14 @@ def run_sh(script: str, *, port: int, env: dict[str, str], cwd: Path) -> str:
     if out.returncode != 0:
         raise AssertionError(f"block failed ({out.returncode}):\n{script}\n--- stderr:\n{out.stderr}")
     return out.stdout
+
+
+def journaled_entries(journal_dir: Path, payloads: list[dict[str, Any]]) -> list[Any]:
+    """``payloads`` (journal records as dicts) appended to a real journal at
+    ``journal_dir``, as index entries: each with its chain hash and frame offset, so an
+    index built from them reads their signed bodies back from that journal."""
+    from stemedb.index import entries_from
+    from stemedb.journal import Journal
+
+    with Journal(journal_dir) as j:
+        return list(entries_from(j.append([orjson.dumps(p) for p in payloads])))

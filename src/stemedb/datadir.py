@@ -20,10 +20,9 @@ import os
 from pathlib import Path
 
 from .errors import JournalError, Unavailable
-from .index.store import INDEX_SUFFIXES, read_applied
+from .index.store import INDEX_SUFFIXES, JOURNAL_DIR, read_applied
 from .journal import list_segments, scan
 
-JOURNAL_DIR = "journal"
 INDEX_FILE = "index.sqlite3"
 LOCK_FILE = "LOCK"
 

@@ -256,5 +256,5 @@ def _entry(r: Record, context: Any) -> Entry:
     decoded, parsed or hashed again; anything else is decoded from the payload."""
     data = getattr(context, "record", None)
     if data is None:
-        return Entry(r.lsn, r.hash, records.decode(r.payload))
-    return Entry(r.lsn, r.hash, data, context.parsed, context.id)
+        return Entry(r.lsn, r.hash, records.decode(r.payload), pos=r.offset)
+    return Entry(r.lsn, r.hash, data, context.parsed, context.id, r.offset)

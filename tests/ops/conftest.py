@@ -213,14 +213,10 @@ class JournalBuilder:
 
 def reference_digest(src: Source, lsn: int, scratch: Path) -> str:
     """The digest of an index built from the source's records 1..lsn."""
-    from stemedb.index import Entry
-
     path = scratch / f"ref-{lsn}.sqlite3"
-    store = IndexStore(path)
+    store = IndexStore(path, journal_dir=src.journal_dir)
     try:
-        store.rebuild_from(
-            Entry(r.lsn, r.hash, records.decode(r.payload)) for r in src.records[:lsn]
-        )
+        store.rebuild_from(entries_from(src.records[:lsn]))
         return store.digest()
     finally:
         store.close()

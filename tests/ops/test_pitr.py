@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from stemedb import records
 from stemedb.datadir import INDEX_FILE, JOURNAL_DIR
 from stemedb.errors import OpsError
-from stemedb.index import Entry, IndexStore
+from stemedb.index import IndexStore, entries_from
 from stemedb.journal import Journal, scan
 from stemedb.ops.archive import archive_once, load_state
 from stemedb.ops.backup import create_backup, us_to_time
@@ -24,14 +23,12 @@ from tests.ops.conftest import JournalBuilder, S3Server, Source
 
 def _expected_digests(src: Source, lsns: list[int], scratch: Path) -> dict[int, str]:
     """Digest of the index at each LSN, from one incremental build of the source."""
-    store = IndexStore(scratch / "reference.sqlite3")
+    store = IndexStore(scratch / "reference.sqlite3", journal_dir=src.journal_dir)
     out: dict[int, str] = {}
     done = 0
     try:
         for lsn in sorted(set(lsns)):
-            store.rebuild_from(
-                Entry(r.lsn, r.hash, records.decode(r.payload)) for r in src.records[done:lsn]
-            )
+            store.rebuild_from(entries_from(src.records[done:lsn]))
             done = lsn
             out[lsn] = store.digest()
     finally:

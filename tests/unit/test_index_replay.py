@@ -19,6 +19,7 @@ import pytest
 from stemedb import records
 from stemedb.index import Entry, IndexStore
 from stemedb.model import trusted_assertion, trusted_retraction
+from tests.helpers import journaled_entries
 
 TEXTS = ["plain", "e\u0301t\u00e9", "  spaced  ", "nul\x00in", "emoji \U0001f600", "tab\tnl\n",
          "\u212b", "Stra\u00dfe"]
@@ -108,16 +109,16 @@ def _later(rnd: random.Random, agents: list[str], i: int) -> bytes:
                          "timestamp": "2026-01-01T00:00:00Z", "nonce": f"later-{i:08d}"})
 
 
-def _entries(payloads: list[dict[str, Any]], parsed: bool) -> list[Entry]:
+def _entries(journaled: list[Entry], parsed: bool) -> list[Entry]:
     out = []
-    for lsn, d in enumerate(payloads, 1):
-        p = None
+    for e in journaled:
+        d = e.data
         if parsed and d["t"] in records.SIGNED_KINDS:
             # as the live path hands them over (journals written before control characters
             # were refused still hold some: replay must apply them the same way)
             parse = trusted_assertion if d["t"] == records.ASSERT else trusted_retraction
-            p = parse(d["body"].encode())
-        out.append(Entry(lsn, hashlib.sha256(str(lsn).encode()).digest(), d, p))
+            e = e._replace(parsed=parse(d["body"].encode()))
+        out.append(e)
     return out
 
 
@@ -139,7 +140,7 @@ def _state(store: IndexStore) -> tuple[str, list[int], str]:
 @pytest.mark.parametrize(("seed", "admin_rate"), [(1, 0.08), (2, 0.08), (3, 0.002)])
 def test_batches_and_bulk_equal_one_record_at_a_time(tmp_path: Path, seed: int,
                                                      admin_rate: float) -> None:
-    payloads = _journal(seed, 1200, admin_rate)
+    payloads = journaled_entries(tmp_path / "journal", _journal(seed, 1200, admin_rate))
 
     one = IndexStore(tmp_path / "one.sqlite3")
     for e in _entries(payloads, parsed=False):
@@ -170,7 +171,7 @@ def test_batches_and_bulk_equal_one_record_at_a_time(tmp_path: Path, seed: int,
 
 
 def test_rebuild_reports_a_failed_batch_and_keeps_the_batches_before(tmp_path: Path) -> None:
-    payloads = _journal(4, 300, 0.0)
+    payloads = journaled_entries(tmp_path / "journal", _journal(4, 300, 0.0))
     entries = _entries(payloads, parsed=False)
     bad = Entry(301, b"\x00" * 32, {"t": "nonsense", "at": 1})
     store = IndexStore(tmp_path / "x.sqlite3", bulk=True)

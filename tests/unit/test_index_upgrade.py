@@ -6,6 +6,7 @@ version applies. And the schema cannot change without a new version number."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import sqlite3
 from collections.abc import Callable
@@ -48,6 +49,9 @@ DOWNGRADES = {
         "CREATE TABLE writes (id TEXT PRIMARY KEY, agent_id TEXT NOT NULL,"
         " nonce TEXT NOT NULL, kind TEXT NOT NULL, lsn INTEGER NOT NULL,"
         " outcome TEXT NOT NULL, UNIQUE (agent_id, nonce)) STRICT"],
+    3: [statement for table in ("assertions", "retractions") for statement in (
+        f"ALTER TABLE {table} ADD COLUMN body TEXT NOT NULL DEFAULT ''",
+        f"ALTER TABLE {table} ADD COLUMN signature TEXT NOT NULL DEFAULT ''")],
 }
 
 
@@ -102,9 +106,20 @@ def test_a_version_2_index_is_rebuilt(tmp_path: Path) -> None:
     _rebuilt(tmp_path, 2, True, nonces_answer)
 
 
+def test_a_version_3_index_is_rebuilt_and_reads_bodies_from_the_journal(tmp_path: Path
+                                                                       ) -> None:
+    def bodies_from_the_journal(store: EmbeddedStore) -> None:
+        (row,) = store.index.query("SELECT id, body, signature FROM assertions", [])
+        assert hashlib.sha256(row["body"].encode()).hexdigest() == row["id"]
+        assert len(base64.b64decode(row["signature"])) == 64
+
+    _rebuilt(tmp_path, 3, False, bodies_from_the_journal)
+
+
 # The schema each version number stands for: an index of the same number is opened as
 # it is, so a change to the DDL must come with a new number (and a new line here).
-DDL_SHA256 = {3: "090fcf4fb08f8df5e6821949ebfe4a88640be2ce7718c6a342db34303410e246"}
+DDL_SHA256 = {3: "090fcf4fb08f8df5e6821949ebfe4a88640be2ce7718c6a342db34303410e246",
+              4: "e6e5be84e1654331627f755f6b81c447766779bd09fd7d8e8641585f19841425"}
 
 
 def test_the_schema_has_not_changed_without_a_new_version() -> None:

@@ -5,7 +5,6 @@ neither does a search: it brings the full-text index up before it runs."""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import orjson
@@ -14,17 +13,17 @@ from stemedb import records
 from stemedb.index import Entry, IndexStore
 from stemedb.index import query as index_query
 from stemedb.index.store import SEARCH_MAX_LAG
+from tests.helpers import journaled_entries
 
 
-def _entries(first: int, n: int) -> list[Entry]:
+def _entries(tmp_path: Path, first: int, n: int) -> list[Entry]:
     out = []
     for lsn in range(first, first + n):
         body = orjson.dumps({"subject": f"harbour {lsn}", "predicate": "located_in",
                              "object": "lisbon", "confidence": 0.8, "agent_id": "a" * 64,
                              "timestamp": "2026-01-01T00:00:00Z", "nonce": f"n-{lsn}"})
-        data = orjson.loads(records.SignedWrite(records.ASSERT, body, "c2ln", lsn).encode())
-        out.append(Entry(lsn, hashlib.sha256(str(lsn).encode()).digest(), data))
-    return out
+        out.append(orjson.loads(records.SignedWrite(records.ASSERT, body, "c2ln", lsn).encode()))
+    return journaled_entries(tmp_path / "journal", out)
 
 
 def _matches(store: IndexStore, word: str) -> int:
@@ -36,7 +35,7 @@ def _matches(store: IndexStore, word: str) -> int:
 def test_search_trails_the_rows_but_never_a_search(tmp_path: Path) -> None:
     store = IndexStore(tmp_path / "index.sqlite3")
     try:
-        store.apply(_entries(1, 10))
+        store.apply(_entries(tmp_path, 1, 10))
         assert store.search_lag_records == 10
         assert _matches(store, "lisbon") == 0
         assert store.count("assertions") == 10  # readable by id and filter at once
@@ -51,7 +50,7 @@ def test_search_trails_the_rows_but_never_a_search(tmp_path: Path) -> None:
 def test_a_batch_brings_search_up_past_the_lag_limit(tmp_path: Path) -> None:
     store = IndexStore(tmp_path / "index.sqlite3")
     try:
-        entries = _entries(1, SEARCH_MAX_LAG + 50)
+        entries = _entries(tmp_path, 1, SEARCH_MAX_LAG + 50)
         for i in range(0, len(entries), 25):
             store.apply(entries[i:i + 25])
             assert store.search_lag_records < SEARCH_MAX_LAG
@@ -66,7 +65,7 @@ def test_the_checkpoint_thread_brings_search_up(tmp_path: Path) -> None:
     store = IndexStore(tmp_path / "index.sqlite3")
     try:
         store.start_checkpointer()
-        store.apply(_entries(1, 30))
+        store.apply(_entries(tmp_path, 1, 30))
         deadline = time.monotonic() + 10
         while store.search_lag_records and time.monotonic() < deadline:
             time.sleep(0.05)

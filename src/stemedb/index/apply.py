@@ -50,6 +50,7 @@ class Entry(NamedTuple):
     data: dict[str, Any]
     parsed: Any = None
     wid: str | None = None
+    pos: int | None = None  # where the record's frame starts in its segment (embedded only)
 
 
 # -- applying records --------------------------------------------------------------------
@@ -77,11 +78,11 @@ _INSERT_WRITE = ("INSERT OR IGNORE INTO writes (agent_id, nonce, id, kind, lsn, 
 _INSERT_ASSERTION = (
     "INSERT INTO assertions (id, lsn, agent_id, subject, predicate, object_json, object_text,"
     " object_raw, context, confidence, evidence, valid_from, valid_until, supersedes,"
-    " timestamp, nonce, recorded_at, status, active_lsn, body, signature, valid_from_us,"
-    " valid_until_us, dup_key) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " timestamp, nonce, recorded_at, status, active_lsn, valid_from_us, valid_until_us,"
+    " dup_key, jpos) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 _INSERT_RETRACTION = ("INSERT INTO retractions (id, lsn, agent_id, retracts, reason,"
-                      " recorded_at, body, signature) VALUES (?,?,?,?,?,?,?,?)")
+                      " recorded_at, jpos) VALUES (?,?,?,?,?,?,?)")
 _INSERT_QUARANTINE = ("INSERT INTO quarantine (id, assertion_id, agent_id, reason, score,"
                       " verdict, lsn, created_at, severity, top_signal, status)"
                       " VALUES (?,?,?,?,?,?,?,?,?,?,'pending')")
@@ -123,7 +124,9 @@ class _Plan:
 
     lsn: int
     write: tuple[Any, ...]  # writes row: agent, nonce, id, kind, lsn, detail
-    row: tuple[Any, ...]  # assertions (but ``dup_key``) or retractions row
+    row: tuple[Any, ...]  # assertions (but ``dup_key``, ``jpos``) or retractions row
+    signed: tuple[str, str]  # the signed body and signature (stored by PostgreSQL only)
+    pos: int | None  # ``jpos``: where the record's frame starts in its segment
     is_assert: bool
     quarantine: tuple[Any, ...] | None
     agent: str
@@ -207,19 +210,19 @@ def _plan_assert(e: Entry, d: dict[str, Any], body_text: str, wid: str) -> _Plan
            object_text, object_raw, _nfc(context) if context is not None else "", f["confidence"],
            orjson.dumps(f.get("evidence", [])).decode(), f.get("valid_from"),
            f.get("valid_until"), supersedes, f["timestamp"], nonce, at, status, active_lsn,
-           body_text, d["sig"], instant_us(f.get("valid_from")),
-           instant_us(f.get("valid_until")))
-    return _Plan(lsn, (agent, nonce, wid, "assert", lsn, detail), row, True, quarantine,
-                 agent, counter, at, end, dup_key((*row[2:6], row[8])))
+           instant_us(f.get("valid_from")), instant_us(f.get("valid_until")))
+    return _Plan(lsn, (agent, nonce, wid, "assert", lsn, detail), row, (body_text, d["sig"]),
+                 e.pos, True, quarantine, agent, counter, at, end, dup_key((*row[2:6], row[8])))
 
 
 def _plan_retract(e: Entry, d: dict[str, Any], body_text: str, wid: str) -> _Plan:
     f = e.parsed.__dict__ if isinstance(e.parsed, Retraction) else orjson.loads(body_text)
     lsn, at = e.lsn, int(d["at"])
     agent, retracts = f["agent_id"], f["retracts"]
-    row = (wid, lsn, agent, retracts, f.get("reason", ""), at, body_text, d["sig"])
-    return _Plan(lsn, (agent, f["nonce"], wid, "retract", lsn, retracts), row, False, None,
-                 agent, "retracted", at, (retracts, agent, "retracted", lsn, wid))
+    row = (wid, lsn, agent, retracts, f.get("reason", ""), at)
+    return _Plan(lsn, (agent, f["nonce"], wid, "retract", lsn, retracts), row,
+                 (body_text, d["sig"]), e.pos, False, None, agent, "retracted", at,
+                 (retracts, agent, "retracted", lsn, wid))
 
 
 def dup_key(key: Sequence[str]) -> int:
@@ -252,8 +255,9 @@ def _write_run(c: sqlite3.Connection, plans: list[_Plan]) -> None:
     """Writes the rows of a run of signed writes (see the comment above ``_Plan``)."""
     if insert_rows(c, _INSERT_WRITE, [p.write for p in plans]) != len(plans):
         plans = [p for p in plans if _owns_write(c, p)]
-    insert_rows(c, _INSERT_ASSERTION, [(*p.row, p.dup_key) for p in plans if p.is_assert])
-    insert_rows(c, _INSERT_RETRACTION, [p.row for p in plans if not p.is_assert])
+    insert_rows(c, _INSERT_ASSERTION,
+                [(*p.row, p.dup_key, p.pos) for p in plans if p.is_assert])
+    insert_rows(c, _INSERT_RETRACTION, [(*p.row, p.pos) for p in plans if not p.is_assert])
     insert_rows(c, _INSERT_QUARANTINE, [p.quarantine for p in plans if p.quarantine is not None])
     c.executemany(_COUNT_AGENTS, run_counts(plans, functools.partial(end_assertion, c)))
 

@@ -13,13 +13,30 @@ write of one id always meets its nonce's row first), and keeps what its original
 is made of (``apply.write_outcome``) instead of the answer's JSON text; duplicate
 detection looks an assertion up by ``dup_key``, a 64-bit hash of its agent, subject,
 predicate, object and context (``apply.dup_key``), instead of an index holding all five
-texts."""
+texts.
 
-SCHEMA_VERSION = 3
+Version 4: the signed body and signature of an assertion or retraction are no longer
+copied into the index: a row keeps ``jpos``, where its record's frame starts in its
+journal segment, and readers see ``body`` and ``signature`` as columns of a view that
+reads them from the journal (``store.IndexStore.reader``, ``journal.RecordReader``)."""
+
+SCHEMA_VERSION = 4
 
 # Columns of the embedded index that only serve its own lookups (derived from the other
 # columns of their row): not in the canonical dump, not mirrored by PostgreSQL.
-INDEX_ONLY = {"assertions": ("dup_key",)}
+INDEX_ONLY = {"assertions": ("dup_key", "jpos"), "retractions": ("jpos",)}
+
+# Columns read from the journal record a row points at (``jpos``), not stored: a read
+# connection sees each of these tables through a view that adds them (``READ_VIEWS``).
+JOURNAL_COLUMNS = {"assertions": ("body", "signature"), "retractions": ("body", "signature")}
+
+# The views a read connection creates over those tables, in its own TEMP schema: they
+# take the tables' names there, so every query reads through them. ``journal_body`` and
+# ``journal_signature`` are functions of the connection (``store.IndexStore.reader``).
+READ_VIEWS = "".join(
+    f"CREATE TEMP VIEW {table} AS SELECT *, journal_body(lsn, jpos) AS body,"
+    f" journal_signature(lsn, jpos) AS signature FROM main.{table};"
+    for table in JOURNAL_COLUMNS)
 
 DDL = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -70,11 +87,10 @@ CREATE TABLE IF NOT EXISTS assertions (
     active_lsn    INTEGER,           -- LSN from which it is active (NULL: never)
     ended_lsn     INTEGER,           -- LSN from which it is no longer active
     ended_by      TEXT,              -- id of the retraction or superseding assertion
-    body          TEXT NOT NULL,     -- exact signed bytes (UTF-8)
-    signature     TEXT NOT NULL,     -- base64
     valid_from_us  INTEGER,          -- valid_from as an instant: unix microseconds (NULL: open)
     valid_until_us INTEGER,          -- valid_until as an instant (NULL: open)
-    dup_key       INTEGER NOT NULL   -- hash of (agent, subject, predicate, object, context)
+    dup_key       INTEGER NOT NULL,  -- hash of (agent, subject, predicate, object, context)
+    jpos          INTEGER NOT NULL   -- where the record's frame starts in its journal segment
 ) STRICT;
 CREATE INDEX IF NOT EXISTS assertions_lsn ON assertions (lsn);
 CREATE INDEX IF NOT EXISTS assertions_sp ON assertions (subject, predicate, lsn);
@@ -88,8 +104,7 @@ CREATE TABLE IF NOT EXISTS retractions (
     retracts    TEXT NOT NULL,
     reason      TEXT NOT NULL,
     recorded_at INTEGER NOT NULL,
-    body        TEXT NOT NULL,
-    signature   TEXT NOT NULL
+    jpos        INTEGER NOT NULL    -- where the record's frame starts in its journal segment
 ) STRICT;
 
 -- Duplicate detection: same agent, subject, predicate, object, context (the texts are

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import orjson
 
 from .. import records
+from ..journal import RecordReader
 from .apply import (
     REBUILD_FTS,
     Entry,
@@ -35,7 +36,7 @@ from .apply import (
     search_pending,
     write_steps,
 )
-from .schema import DDL, INDEX_ONLY, SCHEMA_VERSION
+from .schema import DDL, INDEX_ONLY, JOURNAL_COLUMNS, READ_VIEWS, SCHEMA_VERSION
 
 log = logging.getLogger("stemedb.index")
 
@@ -87,9 +88,14 @@ DUMP_TABLES = (("meta", "key"), ("lsn_time", "lsn"), ("writes", "id"), ("asserti
 
 def dump_columns(conn: sqlite3.Connection, table: str) -> tuple[str, ...]:
     """The columns of an index table that the canonical dump holds, in order: all but
-    the ones only the embedded index keeps (``schema.INDEX_ONLY``)."""
+    the ones only the embedded index keeps (``schema.INDEX_ONLY``), then the ones read
+    from the journal (``schema.JOURNAL_COLUMNS``)."""
     own = INDEX_ONLY.get(table, ())
-    return tuple(r[1] for r in conn.execute(f"PRAGMA table_info({table})") if r[1] not in own)
+    stored = (r[1] for r in conn.execute(f"PRAGMA main.table_info({table})") if r[1] not in own)
+    return (*stored, *JOURNAL_COLUMNS.get(table, ()))
+
+
+JOURNAL_DIR = "journal"  # the journal's directory, beside the index file by default
 
 
 INDEX_SUFFIXES = ("", "-wal", "-shm")  # an index file, its WAL and its shared memory
@@ -111,13 +117,13 @@ def _rollback(c: sqlite3.Connection) -> None:
             log.warning("index rollback failed after an error: %s", e)
 
 
-def build_index(entries: Iterable[Entry], target: Path, *, digest: bool = False
-                ) -> tuple[int, str | None]:
+def build_index(entries: Iterable[Entry], target: Path, *, digest: bool = False,
+                journal_dir: Path | None = None) -> tuple[int, str | None]:
     """A fresh index at ``target`` (anything there is replaced) from ``entries``, built
     in bulk (``IndexStore(bulk=True)``: the secondary and full-text indexes once at the
     end): (records applied, the new index's digest when asked for, else None)."""
     remove_index_files(target)
-    store = IndexStore(target, bulk=True)
+    store = IndexStore(target, bulk=True, journal_dir=journal_dir)
     try:
         n = store.rebuild_from(entries, batch=BULK_BATCH)
         return n, store.finish_bulk(digest=digest)
@@ -182,7 +188,7 @@ def self_contained(index_path: Path) -> None:
 def entries_from(journal_records: Iterable[Any]) -> Iterator[Entry]:
     """Journal records (``journal.Record``) as entries to apply."""
     for r in journal_records:
-        yield Entry(r.lsn, r.hash, records.decode(r.payload))
+        yield Entry(r.lsn, r.hash, records.decode(r.payload), pos=r.offset)
 
 
 class IndexStore:
@@ -190,9 +196,13 @@ class IndexStore:
     complete (reindex, restore): no rollback journal, no syncs, and the secondary indexes
     and the full-text index built once at ``finish_bulk()`` instead of row by row."""
 
-    def __init__(self, path: str | Path, *, bulk: bool = False) -> None:
+    def __init__(self, path: str | Path, *, bulk: bool = False,
+                 journal_dir: str | Path | None = None) -> None:
         self.path = Path(path)
         self.bulk = bulk
+        # Where rows' signed bodies are read from (``schema.READ_VIEWS``).
+        self.journal = RecordReader(self.path.parent / JOURNAL_DIR if journal_dir is None
+                                    else journal_dir)
         self._local = threading.local()
         self._readers: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._readers_lock = threading.Lock()
@@ -267,12 +277,36 @@ class IndexStore:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._connect(READER_CACHE_KIB)
+            self._read_views(conn)
             conn.execute("PRAGMA query_only=ON")
             self._local.conn = conn
             with self._readers_lock:
                 self._close_orphans()
                 self._readers.append((threading.current_thread(), conn))
         return conn
+
+    def _read_views(self, conn: sqlite3.Connection) -> None:
+        """Gives a read connection the views that show each row's signed body and
+        signature, read from the journal record the row points at (``schema.READ_VIEWS``).
+        A row's two columns come from one read: the last record read is kept."""
+        last: list[Any] = [0, None]  # LSN, payload as a dict
+
+        def signed(lsn: int, pos: int) -> dict[str, Any]:
+            if last[0] != lsn:
+                try:
+                    last[1] = records.decode(self.journal.payload(lsn, pos))
+                except Exception:
+                    log.exception("cannot read the signed body of record %s from the journal", lsn)
+                    raise
+                last[0] = lsn
+            data: dict[str, Any] = last[1]
+            return data
+
+        conn.create_function("journal_body", 2, lambda lsn, pos: signed(lsn, pos)["body"],
+                             deterministic=True)
+        conn.create_function("journal_signature", 2, lambda lsn, pos: signed(lsn, pos)["sig"],
+                             deterministic=True)
+        conn.executescript(READ_VIEWS)
 
     def _close_orphans(self) -> None:
         """Closes the read connections of threads that have ended (``_readers_lock``
@@ -383,6 +417,7 @@ class IndexStore:
                 conn.close()
             self._readers.clear()
             self._write.close()
+        self.journal.close()
 
     # -- meta -------------------------------------------------------------------------
 

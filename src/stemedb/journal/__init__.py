@@ -2,6 +2,7 @@
 
 from stemedb.journal.files import OS_FILES, FileOps, OsFiles
 from stemedb.journal.journal import Journal, SegmentInfo
+from stemedb.journal.lookup import RecordReader
 from stemedb.journal.reader import scan
 from stemedb.journal.record import (
     FRAME_HEADER_SIZE,
@@ -31,6 +32,7 @@ __all__ = [
     "Frame",
     "Journal",
     "Record",
+    "RecordReader",
     "OsFiles",
     "RecoveryReport",
     "SegmentInfo",

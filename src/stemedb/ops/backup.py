@@ -414,7 +414,7 @@ def _entries(
             if r.lsn == snap_lsn and r.hash != snap_hash:
                 raise _SnapshotMismatch
             if r.lsn > snap_lsn:
-                yield Entry(r.lsn, r.hash, records.decode(r.payload))
+                yield Entry(r.lsn, r.hash, records.decode(r.payload), pos=r.offset)
     except JournalCorrupt as e:
         last_name = segment_name(segment_files(journal_dir)[-1])
         if live or Path(e.file).name != last_name:

@@ -234,7 +234,7 @@ class _Replay:
                         assert data is not None
                         if r.lsn % 1000 == 0:
                             self.tick(1000)
-                        yield Entry(r.lsn, r.hash, data)
+                        yield Entry(r.lsn, r.hash, data, pos=r.offset)
             except JournalError as e:
                 file = getattr(e, "file", "")
                 name = Path(file).name if file else ""

@@ -65,11 +65,11 @@ _OWNERS = (
 _ASSERTION_TYPES = (
     "text", "bigint", "text", "text", "text", "text", "text", "text", "text",
     "double precision", "text", "text", "text", "text", "text", "text", "bigint", "text",
-    "bigint", "text", "text", "bigint", "bigint")
+    "bigint", "bigint", "bigint", "text", "text")
 _ASSERTION_COLUMNS = (
     "id, lsn, agent_id, subject, predicate, object_json, object_text, object_raw, context,"
     " confidence, evidence, valid_from, valid_until, supersedes, timestamp, nonce,"
-    " recorded_at, status, active_lsn, body, signature, valid_from_us, valid_until_us")
+    " recorded_at, status, active_lsn, valid_from_us, valid_until_us, body, signature")
 # New rows get SQLite's rowids (max + 1, + 2, … in LSN order), and their full-text rows
 # and the index's totals go with them, in one statement.
 _INSERT_ASSERTIONS = (
@@ -138,8 +138,8 @@ def _write_run(conn: Conn, plans: list[Any]) -> Taken:
                    .fetchall())
     own = [p for p in plans if (p.write[2], p.lsn) in inserted]
     taken = _owners(conn, [p for p in plans if (p.write[2], p.lsn) not in inserted])
-    _insert_assertions(conn, [p.row for p in own if p.is_assert])
-    _insert(conn, _INSERT_RETRACTIONS, [p.row for p in own if not p.is_assert])
+    _insert_assertions(conn, [(*p.row, *p.signed) for p in own if p.is_assert])
+    _insert(conn, _INSERT_RETRACTIONS, [(*p.row, *p.signed) for p in own if not p.is_assert])
     _insert(conn, _INSERT_QUARANTINE, [p.quarantine for p in own if p.quarantine is not None])
     _insert(conn, _COUNT_AGENTS, run_counts(own, functools.partial(end_assertion, conn)))
     return taken
