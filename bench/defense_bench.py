@@ -46,8 +46,9 @@ def _defense_median_us(rounds: int = 20) -> float:
 
 def _quarantine_list_ms(items: int = 100_000, agents: int = 400) -> float:
     from stemedb import records
-    from stemedb.index import Entry, IndexStore
+    from stemedb.index import IndexStore, entries_from
     from stemedb.index import admin as q
+    from stemedb.journal import Journal
 
     flooder = "f" * 64
     ids = [flooder if i % 5 < 2 else f"{i % agents:064x}" for i in range(items)]
@@ -55,15 +56,16 @@ def _quarantine_list_ms(items: int = 100_000, agents: int = 400) -> float:
     with tempfile.TemporaryDirectory() as d:
         store = IndexStore(Path(d) / "index.sqlite3", bulk=True)
 
-        def entries():  # unsigned bodies: the index does not verify, only the engine does
+        def payloads():  # unsigned bodies: the index does not verify, only the engine does
             for i, agent in enumerate(ids, start=1):
                 body = orjson.dumps({"subject": f"s{i}", "predicate": "p", "object": i,
                                      "confidence": 0.5, "agent_id": agent,
                                      "timestamp": "2026-01-01T00:00:00Z", "nonce": f"n{i:08d}"})
-                data = records.decode(records.SignedWrite("assert", body, "", i, verdict).encode())
-                yield Entry(i, i.to_bytes(32, "big"), data)
+                yield records.SignedWrite("assert", body, "", i, verdict).encode()
 
-        store.rebuild_from(entries(), batch=10_000)
+        with Journal(Path(d) / "journal") as j:  # the index reads the bodies back from it
+            written = j.append(list(payloads()))
+        store.rebuild_from(entries_from(written), batch=10_000)
         store.finish_bulk()
         samples = []
         for _ in range(15):

@@ -62,7 +62,8 @@ def test_rejected_items_leave_the_index_after_retention_and_replay_agrees(tmp_pa
     key = AgentKey.generate()
 
     async def scenario(c: httpx.AsyncClient, auth: dict[str, str]) -> dict[str, Any]:
-        r = (await _post(c, key, **JUNK)).json()
+        body = assertion_body(key, **JUNK)
+        r = (await c.post("/v1/assert", content=body, headers=signed_headers(key, body))).json()
         keep = (await _post(c, key, **JUNK, context="other")).json()
         rej = await c.post(f"/v1/admin/quarantine/{r['quarantine_id']}/reject", headers=auth,
                            json={"reason": "junk"})
@@ -75,6 +76,9 @@ def test_rejected_items_leave_the_index_after_retention_and_replay_agrees(tmp_pa
                             headers=auth)).json()["status"] == "pending"
         audit = (await c.get("/v1/admin/audit", headers=auth)).json()["items"]
         assert [a["action"] for a in audit] == ["quarantine.purge", "quarantine.reject"]
+        # the purged write's nonce stays taken: a retry is answered as it was first
+        again = await c.post("/v1/assert", content=body, headers=signed_headers(key, body))
+        assert again.status_code == 200 and again.json() == r
         return r
 
     _run(db, scenario)

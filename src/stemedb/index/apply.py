@@ -61,11 +61,10 @@ class Entry(NamedTuple):
 # between runs. The rows come out exactly as if every record were applied alone, in LSN
 # order:
 #
-# - ``writes`` is inserted first, in LSN order, with INSERT OR IGNORE: the rows kept are
-#   the ones one-by-one application keeps. A record whose nonce was journaled before
-#   (by the same write, a retry, or another) changes nothing, so when fewer rows were
-#   inserted than planned, the records whose ``writes`` row is not their own are dropped
-#   from the run.
+# - the run's (agent, nonce) pairs are looked up first (``writes``, by ``nonce_key``): a
+#   record whose nonce was journaled before (by the same write, a retry, or another),
+#   in an earlier run or earlier in this one, changes nothing and is dropped from the
+#   run, so the rows kept are the ones one-by-one application keeps.
 # - assertion rowids are assigned in insertion order (LSN order), as one by one.
 # - ``end_assertion`` only touches assertions recorded at or before the ending record,
 #   so running the ends after the run's inserts, in LSN order, sees what it would have
@@ -73,16 +72,15 @@ class Entry(NamedTuple):
 # - per-agent counts are summed per run; ``first_seen`` is the time of the agent's first
 #   counted record, ``last_seen`` the greatest time, as one upsert per record gives.
 
-_INSERT_WRITE = ("INSERT OR IGNORE INTO writes (agent_id, nonce, id, kind, lsn, detail)"
-                 " VALUES (?,?,?,?,?,?)")
+_TAKEN = "SELECT agent_id, nonce FROM writes WHERE nonce_key IN "
 _INSERT_ASSERTION = (
     "INSERT INTO assertions (id, lsn, agent_id, subject, predicate, object_json, object_text,"
     " object_raw, context, confidence, evidence, valid_from, valid_until, supersedes,"
     " timestamp, nonce, recorded_at, status, active_lsn, valid_from_us, valid_until_us,"
-    " dup_key, jpos) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " dup_key, nonce_key, jpos) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 _INSERT_RETRACTION = ("INSERT INTO retractions (id, lsn, agent_id, retracts, reason,"
-                      " recorded_at, jpos) VALUES (?,?,?,?,?,?,?)")
+                      " recorded_at, nonce, nonce_key, jpos) VALUES (?,?,?,?,?,?,?,?,?)")
 _INSERT_QUARANTINE = ("INSERT INTO quarantine (id, assertion_id, agent_id, reason, score,"
                       " verdict, lsn, created_at, severity, top_signal, status)"
                       " VALUES (?,?,?,?,?,?,?,?,?,?,'pending')")
@@ -134,6 +132,7 @@ class _Plan:
     at: int
     end: tuple[str, str, str, int, str] | None  # end_assertion(aid, agent, status, lsn, by)
     dup_key: int = 0  # an assertion's (``dup_key``)
+    nonce_key: int = 0  # ``nonce_key(agent, nonce)``
 
 
 Step = list[_Plan] | Entry  # a run of signed writes, or an admin record
@@ -212,7 +211,8 @@ def _plan_assert(e: Entry, d: dict[str, Any], body_text: str, wid: str) -> _Plan
            f.get("valid_until"), supersedes, f["timestamp"], nonce, at, status, active_lsn,
            instant_us(f.get("valid_from")), instant_us(f.get("valid_until")))
     return _Plan(lsn, (agent, nonce, wid, "assert", lsn, detail), row, (body_text, d["sig"]),
-                 e.pos, True, quarantine, agent, counter, at, end, dup_key((*row[2:6], row[8])))
+                 e.pos, True, quarantine, agent, counter, at, end, dup_key((*row[2:6], row[8])),
+                 nonce_key(agent, nonce))
 
 
 def _plan_retract(e: Entry, d: dict[str, Any], body_text: str, wid: str) -> _Plan:
@@ -222,7 +222,7 @@ def _plan_retract(e: Entry, d: dict[str, Any], body_text: str, wid: str) -> _Pla
     row = (wid, lsn, agent, retracts, f.get("reason", ""), at)
     return _Plan(lsn, (agent, f["nonce"], wid, "retract", lsn, retracts), row,
                  (body_text, d["sig"]), e.pos, False, None, agent, "retracted", at,
-                 (retracts, agent, "retracted", lsn, wid))
+                 (retracts, agent, "retracted", lsn, wid), 0, nonce_key(agent, f["nonce"]))
 
 
 def dup_key(key: Sequence[str]) -> int:
@@ -230,6 +230,13 @@ def dup_key(key: Sequence[str]) -> int:
     subject, predicate, object (canonical JSON) and context, as stored (a
     ``store.DuplicateKey``). Keys of one hash are told apart by comparing the texts."""
     digest = hashlib.blake2b(orjson.dumps(key), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def nonce_key(agent_id: str, nonce: str) -> int:
+    """The 64-bit hash a write's row is found by: of its agent and nonce. Rows of one
+    hash are told apart by comparing both (``writes``)."""
+    digest = hashlib.blake2b(orjson.dumps((agent_id, nonce)), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 
@@ -253,11 +260,11 @@ def _nfc(s: str) -> str:
 
 def _write_run(c: sqlite3.Connection, plans: list[_Plan]) -> None:
     """Writes the rows of a run of signed writes (see the comment above ``_Plan``)."""
-    if insert_rows(c, _INSERT_WRITE, [p.write for p in plans]) != len(plans):
-        plans = [p for p in plans if _owns_write(c, p)]
+    plans = _first_writes(c, plans)
     insert_rows(c, _INSERT_ASSERTION,
-                [(*p.row, p.dup_key, p.pos) for p in plans if p.is_assert])
-    insert_rows(c, _INSERT_RETRACTION, [(*p.row, p.pos) for p in plans if not p.is_assert])
+                [(*p.row, p.dup_key, p.nonce_key, p.pos) for p in plans if p.is_assert])
+    insert_rows(c, _INSERT_RETRACTION,
+                [(*p.row, p.write[1], p.nonce_key, p.pos) for p in plans if not p.is_assert])
     insert_rows(c, _INSERT_QUARANTINE, [p.quarantine for p in plans if p.quarantine is not None])
     c.executemany(_COUNT_AGENTS, run_counts(plans, functools.partial(end_assertion, c)))
 
@@ -310,11 +317,24 @@ def insert_rows(c: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]) ->
     return n
 
 
-def _owns_write(c: sqlite3.Connection, p: _Plan) -> bool:
-    """Whether the ``writes`` row of this record's nonce is its own (its insert was kept)."""
-    row = c.execute("SELECT lsn FROM writes WHERE agent_id=? AND nonce=?",
-                    p.write[:2]).fetchone()
-    return row is not None and row[0] == p.lsn
+TAKEN_CHUNK = 500  # nonce keys per look-up (well under SQLite's bound parameters)
+
+
+def _first_writes(c: sqlite3.Connection, plans: list[_Plan]) -> list[_Plan]:
+    """The run's records whose (agent, nonce) no earlier record took, in order."""
+    keys = list({p.nonce_key for p in plans})
+    taken: set[tuple[str, str]] = set()
+    for i in range(0, len(keys), TAKEN_CHUNK):
+        part = keys[i:i + TAKEN_CHUNK]
+        taken.update((r[0], r[1]) for r in
+                     c.execute(_TAKEN + "(" + ",".join("?" * len(part)) + ")", part))
+    first = []
+    for p in plans:
+        key = p.write[:2]
+        if key not in taken:
+            taken.add(key)
+            first.append(p)
+    return first
 
 
 def end_assertion(c: sqlite3.Connection, aid: str, agent_id: str | None, status: str, lsn: int,
@@ -416,6 +436,13 @@ def _retract(c: sqlite3.Connection, lsn: int, d: dict[str, Any]) -> None:
         count_agent(c, d["agent_id"], "retracted", int(d["at"]))
 
 
+# A purged assertion's write keeps its row in ``writes``: its nonce stays taken.
+_KEEP_PURGED_WRITE = (
+    "INSERT INTO purged_writes (agent_id, nonce, id, lsn, detail, nonce_key)"
+    " SELECT a.agent_id, a.nonce, a.id, a.lsn, q.reason, a.nonce_key FROM assertions a"
+    " LEFT JOIN quarantine q ON q.assertion_id = a.id WHERE a.rowid = ?")
+
+
 def _purge(c: sqlite3.Connection, lsn: int, d: dict[str, Any]) -> None:
     """Retention: forget rejected items decided before ``before`` (the journal keeps them)."""
     rows = c.execute(
@@ -430,6 +457,7 @@ def _purge(c: sqlite3.Connection, lsn: int, d: dict[str, Any]) -> None:
             c.execute("INSERT INTO assertions_fts (assertions_fts, rowid, subject, predicate,"
                       " object_text) VALUES ('delete', ?, ?, ?, ?)",
                       (rowid, subject, predicate, object_text))
+        c.execute(_KEEP_PURGED_WRITE, (rowid,))
         c.execute("DELETE FROM assertions WHERE rowid=?", (rowid,))
         c.execute("DELETE FROM quarantine WHERE id=?", (qid,))
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..store import DuplicateKey, NonceKey
-from .apply import dup_key, write_outcome
+from .apply import dup_key, nonce_key, write_outcome
 from .store import IndexStore
 
 # Keys per statement: well under SQLite's limit of bound parameters (32,766).
@@ -33,15 +33,17 @@ def writes_by_nonce(store: IndexStore, keys: Sequence[NonceKey]) -> dict[NonceKe
     """For each (agent_id, nonce) already used: (write id, its original outcome JSON)."""
     if len(keys) == 1:
         row = store.reader.execute("SELECT id, kind, lsn, detail FROM writes"
-                                   " WHERE agent_id=? AND nonce=?", keys[0]).fetchone()
+                                   " WHERE nonce_key=? AND agent_id=? AND nonce=?",
+                                   (nonce_key(*keys[0]), *keys[0])).fetchone()
         return {} if row is None else {keys[0]: (row[0], write_outcome(*row))}
+    wanted = set(keys)
     found: dict[NonceKey, tuple[str, str]] = {}
-    for part in _chunks(list(dict.fromkeys(keys))):
-        sql = ("WITH k(agent_id, nonce) AS (VALUES " + _values(2, len(part)) + ") "
-               "SELECT w.agent_id, w.nonce, w.id, w.kind, w.lsn, w.detail FROM k "
-               "JOIN writes w ON w.agent_id = k.agent_id AND w.nonce = k.nonce")
-        for r in store.reader.execute(sql, [v for key in part for v in key]):
-            found[(r[0], r[1])] = (r[2], write_outcome(*r[2:]))
+    for part in _chunks(list({nonce_key(*key) for key in wanted})):
+        sql = ("SELECT agent_id, nonce, id, kind, lsn, detail FROM writes WHERE nonce_key IN ("
+               + ",".join("?" * len(part)) + ")")
+        for r in store.reader.execute(sql, part):
+            if (r[0], r[1]) in wanted:
+                found[(r[0], r[1])] = (r[2], write_outcome(*r[2:]))
     return found
 
 
@@ -104,7 +106,8 @@ _FACTS_SQL = (
     " AND subject = :subject AND predicate = :predicate AND object_json = :object"
     " AND context = :context AND recorded_at >= :since AND status != 'rejected')"
     " FROM (SELECT 1) AS one"
-    " LEFT JOIN writes w ON w.agent_id = :agent AND w.nonce = :nonce")
+    " LEFT JOIN writes w ON w.nonce_key = :nonce_key AND w.agent_id = :agent"
+    " AND w.nonce = :nonce")
 
 
 def assertion_facts(store: IndexStore, nonce: str, key: DuplicateKey, since_us: int
@@ -112,7 +115,8 @@ def assertion_facts(store: IndexStore, nonce: str, key: DuplicateKey, since_us: 
     """``writes_by_nonce`` and ``duplicates`` for one assertion."""
     agent = key[0]
     r = store.reader.execute(_FACTS_SQL, {
-        "dup": dup_key(key), "agent": agent, "nonce": nonce, "subject": key[1],
+        "dup": dup_key(key), "agent": agent, "nonce": nonce, "nonce_key": nonce_key(agent, nonce),
+        "subject": key[1],
         "predicate": key[2],
         "object": key[3], "context": key[4], "since": since_us}).fetchone()
     seen = {} if r[0] is None else {(agent, nonce): (r[0], write_outcome(*r[:4]))}

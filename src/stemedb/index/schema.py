@@ -18,13 +18,18 @@ texts.
 Version 4: the signed body and signature of an assertion or retraction are no longer
 copied into the index: a row keeps ``jpos``, where its record's frame starts in its
 journal segment, and readers see ``body`` and ``signature`` as columns of a view that
-reads them from the journal (``store.IndexStore.reader``, ``journal.RecordReader``)."""
+reads them from the journal (``store.IndexStore.reader``, ``journal.RecordReader``).
+``writes`` is no longer a table: an assertion or retraction row is its write's row,
+found by ``nonce_key`` (a 64-bit hash of its agent and nonce, ``apply.nonce_key``), and
+``writes`` is a view over them (plus ``purged_writes``, the writes whose rows a purge
+removed) with the columns the table had."""
 
 SCHEMA_VERSION = 4
 
 # Columns of the embedded index that only serve its own lookups (derived from the other
 # columns of their row): not in the canonical dump, not mirrored by PostgreSQL.
-INDEX_ONLY = {"assertions": ("dup_key", "jpos"), "retractions": ("jpos",)}
+INDEX_ONLY = {"assertions": ("dup_key", "nonce_key", "jpos"),
+              "retractions": ("nonce", "nonce_key", "jpos"), "writes": ("nonce_key",)}
 
 # Columns read from the journal record a row points at (``jpos``), not stored: a read
 # connection sees each of these tables through a view that adds them (``READ_VIEWS``).
@@ -50,19 +55,6 @@ CREATE TABLE IF NOT EXISTS lsn_time (
     at  INTEGER NOT NULL            -- unix microseconds, from the record
 ) STRICT;
 CREATE INDEX IF NOT EXISTS lsn_time_at ON lsn_time (at);
-
--- Every signed write (assertion or retraction) by its agent and nonce, for idempotent
--- retries and nonce-replay detection; its original answer is write_outcome(id, kind,
--- lsn, detail) (index/apply.py).
-CREATE TABLE IF NOT EXISTS writes (
-    agent_id TEXT NOT NULL,
-    nonce    TEXT NOT NULL,
-    id       TEXT NOT NULL,
-    kind     TEXT NOT NULL,         -- assert | retract
-    lsn      INTEGER NOT NULL,
-    detail   TEXT,                  -- quarantined: the reason; retract: the id retracted
-    PRIMARY KEY (agent_id, nonce)
-) STRICT, WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS assertions (
     rowid         INTEGER PRIMARY KEY,
@@ -90,6 +82,7 @@ CREATE TABLE IF NOT EXISTS assertions (
     valid_from_us  INTEGER,          -- valid_from as an instant: unix microseconds (NULL: open)
     valid_until_us INTEGER,          -- valid_until as an instant (NULL: open)
     dup_key       INTEGER NOT NULL,  -- hash of (agent, subject, predicate, object, context)
+    nonce_key     INTEGER NOT NULL,  -- hash of (agent, nonce): its write's row (``writes``)
     jpos          INTEGER NOT NULL   -- where the record's frame starts in its journal segment
 ) STRICT;
 CREATE INDEX IF NOT EXISTS assertions_lsn ON assertions (lsn);
@@ -104,12 +97,16 @@ CREATE TABLE IF NOT EXISTS retractions (
     retracts    TEXT NOT NULL,
     reason      TEXT NOT NULL,
     recorded_at INTEGER NOT NULL,
+    nonce       TEXT NOT NULL,
+    nonce_key   INTEGER NOT NULL,   -- hash of (agent, nonce): its write's row (``writes``)
     jpos        INTEGER NOT NULL    -- where the record's frame starts in its journal segment
 ) STRICT;
+CREATE INDEX IF NOT EXISTS retractions_nonce ON retractions (nonce_key);
 
 -- Duplicate detection: same agent, subject, predicate, object, context (the texts are
 -- compared in the rows the hash finds).
 CREATE INDEX IF NOT EXISTS assertions_dup ON assertions (dup_key, recorded_at);
+CREATE INDEX IF NOT EXISTS assertions_nonce ON assertions (nonce_key);
 
 CREATE TABLE IF NOT EXISTS quarantine (
     id              TEXT PRIMARY KEY,   -- quarantine id (what a 202 returns)
@@ -133,6 +130,32 @@ CREATE INDEX IF NOT EXISTS quarantine_status ON quarantine (status, lsn);
 CREATE INDEX IF NOT EXISTS quarantine_severity ON quarantine (status, severity, lsn);
 CREATE INDEX IF NOT EXISTS quarantine_agent ON quarantine (status, agent_id, lsn);
 CREATE INDEX IF NOT EXISTS quarantine_reason ON quarantine (status, reason, lsn);
+
+-- The writes of assertions a purge removed: their nonces stay taken, their retries
+-- answered as before.
+CREATE TABLE IF NOT EXISTS purged_writes (
+    agent_id  TEXT NOT NULL,
+    nonce     TEXT NOT NULL,
+    id        TEXT NOT NULL,
+    lsn       INTEGER NOT NULL,
+    detail    TEXT,
+    nonce_key INTEGER NOT NULL,
+    PRIMARY KEY (agent_id, nonce)
+) STRICT, WITHOUT ROWID;
+
+-- Every signed write (assertion or retraction) by its agent and nonce, for idempotent
+-- retries and nonce-replay detection; its original answer is write_outcome(id, kind,
+-- lsn, detail) (index/apply.py): detail is a quarantined write's reason (its quarantine
+-- row's, which keeps it after a decision) or the id a retraction retracts. Look rows
+-- up by nonce_key (SQLite pushes the condition into each part).
+CREATE VIEW IF NOT EXISTS writes AS
+    SELECT a.agent_id, a.nonce, a.id, 'assert' AS kind, a.lsn, q.reason AS detail,
+           a.nonce_key
+    FROM assertions a LEFT JOIN quarantine q ON q.assertion_id = a.id
+    UNION ALL
+    SELECT agent_id, nonce, id, 'retract', lsn, retracts, nonce_key FROM retractions
+    UNION ALL
+    SELECT agent_id, nonce, id, 'assert', lsn, detail, nonce_key FROM purged_writes;
 
 CREATE TABLE IF NOT EXISTS allowlist (
     agent_id   TEXT PRIMARY KEY,

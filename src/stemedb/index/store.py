@@ -51,6 +51,8 @@ class Connection(sqlite3.Connection):
 
 
 _SECONDARY = re.compile(r"CREATE INDEX IF NOT EXISTS (\w+)")
+# Indexes a bulk build keeps from the start: every run of records looks its nonces up.
+KEPT_IN_BULK = ("assertions_nonce", "retractions_nonce")
 # SQLite's own memory, bounded and filled within the first minutes of writing: the index
 # file is memory-mapped (up to 2 GiB; SQLite caps it at its build's maximum), so a page
 # that is only read is used where the kernel's page cache holds it, never copied. The
@@ -224,7 +226,8 @@ class IndexStore:
             self._write.execute(f"PRAGMA cache_size=-{BULK_CACHE_KIB}")
             self._write.execute("PRAGMA temp_store=MEMORY")
             for name in _SECONDARY.findall(DDL):
-                self._write.execute(f"DROP INDEX IF EXISTS {name}")
+                if name not in KEPT_IN_BULK:
+                    self._write.execute(f"DROP INDEX IF EXISTS {name}")
 
     def finish_bulk(self, *, digest: bool = False) -> str | None:
         """Build the secondary indexes and the full-text index and return to the normal,
