@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from stemedb.errors import JournalCorrupt
-from stemedb.journal import Journal, RecordReader
+from stemedb.journal import Journal, RecordReader, lookup
 
 
 def test_records_are_read_back_across_segments_made_after_the_first_look(tmp_path: Path
@@ -48,5 +48,21 @@ def test_a_wrong_offset_or_damaged_frame_is_refused(tmp_path: Path) -> None:
         with pytest.raises(JournalCorrupt, match="checksum"):
             reader.payload(2, b.offset)
         assert reader.payload(1, a.offset) == b"first payload"
+    finally:
+        reader.close()
+
+
+def test_past_the_open_file_limit_a_read_opens_its_own(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lookup, "MAX_OPEN", 2)
+    with Journal(tmp_path, segment_bytes=256) as j:
+        written = [r for i in range(6) for r in j.append([bytes([97 + i]) * 300])]
+    assert len({r.segment for r in written}) == 6
+    reader = RecordReader(tmp_path)
+    try:
+        for _ in range(2):
+            assert [reader.payload(r.lsn, r.offset) for r in written] == \
+                [r.payload for r in written]
+        assert len(reader._fds) == 2
     finally:
         reader.close()

@@ -119,13 +119,13 @@ def _rollback(c: sqlite3.Connection) -> None:
             log.warning("index rollback failed after an error: %s", e)
 
 
-def build_index(entries: Iterable[Entry], target: Path, *, digest: bool = False,
-                journal_dir: Path | None = None) -> tuple[int, str | None]:
+def build_index(entries: Iterable[Entry], target: Path, *, digest: bool = False
+                ) -> tuple[int, str | None]:
     """A fresh index at ``target`` (anything there is replaced) from ``entries``, built
     in bulk (``IndexStore(bulk=True)``: the secondary and full-text indexes once at the
     end): (records applied, the new index's digest when asked for, else None)."""
     remove_index_files(target)
-    store = IndexStore(target, bulk=True, journal_dir=journal_dir)
+    store = IndexStore(target, bulk=True)
     try:
         n = store.rebuild_from(entries, batch=BULK_BATCH)
         return n, store.finish_bulk(digest=digest)

@@ -18,12 +18,13 @@ from stemedb.journal.record import FRAME_HEADER, FRAME_HEADER_SIZE, MAX_PAYLOAD,
 from stemedb.journal.segment import list_segments, segment_name
 
 READ_AHEAD = 2048  # bytes read with the header: most records need one read
+MAX_OPEN = 64  # segment files kept open; past that a read opens and closes its own
 
 
 class RecordReader:
     """Reads records of the journal in ``directory`` by (LSN, frame offset). Safe to use
-    from many threads; each segment file stays open until ``close``. A segment created
-    after the last look at the directory is found by looking again."""
+    from many threads; up to ``MAX_OPEN`` segment files stay open until ``close``. A
+    segment created after the last look at the directory is found by looking again."""
 
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
@@ -65,25 +66,36 @@ class RecordReader:
         i = bisect.bisect_right(firsts, lsn) - 1
         return firsts[i] if i >= 0 else None
 
-    def _fd(self, first: int) -> int:
+    def _open(self, first: int) -> tuple[int, bool]:
+        """(a descriptor of the segment, whether the caller must close it)."""
         fd = self._fds.get(first)
         if fd is not None:
-            return fd
+            return fd, False
         with self._lock:
             if self._closed:
                 raise ValueError("the record reader is closed")
             fd = self._fds.get(first)
-            if fd is None:
-                try:
-                    fd = os.open(self.directory / segment_name(first), os.O_RDONLY)
-                except FileNotFoundError:
-                    raise JournalCorrupt(str(self.directory / segment_name(first)), 0,
-                                         "segment file is missing") from None
-                self._fds[first] = fd
-            return fd
+            if fd is not None:
+                return fd, False
+            try:
+                fd = os.open(self.directory / segment_name(first), os.O_RDONLY)
+            except FileNotFoundError:
+                raise JournalCorrupt(str(self.directory / segment_name(first)), 0,
+                                     "segment file is missing") from None
+            if len(self._fds) >= MAX_OPEN:
+                return fd, True
+            self._fds[first] = fd
+            return fd, False
 
     def _read(self, first: int, lsn: int, offset: int) -> bytes | None:
-        fd = self._fd(first)
+        fd, own = self._open(first)
+        try:
+            return self._read_frame(fd, first, lsn, offset)
+        finally:
+            if own:
+                os.close(fd)
+
+    def _read_frame(self, fd: int, first: int, lsn: int, offset: int) -> bytes | None:
         buf = os.pread(fd, FRAME_HEADER_SIZE + READ_AHEAD, offset)
         if len(buf) < FRAME_HEADER_SIZE:
             return None
