@@ -21,7 +21,7 @@ import functools
 import hashlib
 import itertools
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -72,7 +72,8 @@ class Entry(NamedTuple):
 # - per-agent counts are summed per run; ``first_seen`` is the time of the agent's first
 #   counted record, ``last_seen`` the greatest time, as one upsert per record gives.
 
-_TAKEN = "SELECT agent_id, nonce FROM writes WHERE nonce_key IN "
+_WRITES_BY_KEY = ("SELECT agent_id, nonce, id, kind, lsn, detail FROM writes"
+                  " WHERE nonce_key IN ")
 _INSERT_ASSERTION = (
     "INSERT INTO assertions (id, lsn, agent_id, subject, predicate, object_json, object_text,"
     " object_raw, context, confidence, evidence, valid_from, valid_until, supersedes,"
@@ -317,17 +318,20 @@ def insert_rows(c: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]) ->
     return n
 
 
-TAKEN_CHUNK = 500  # nonce keys per look-up (well under SQLite's bound parameters)
+KEYS_PER_LOOKUP = 500  # nonce keys per IN (...) list (well under SQLite's bound parameters)
+
+
+def writes_by_key(c: sqlite3.Connection, keys: Sequence[int]) -> Iterator[Any]:
+    """The ``writes`` rows (agent_id, nonce, id, kind, lsn, detail) whose ``nonce_key``
+    is one of ``keys``: the caller tells the rows of one hash apart by agent and nonce."""
+    for i in range(0, len(keys), KEYS_PER_LOOKUP):
+        part = keys[i:i + KEYS_PER_LOOKUP]
+        yield from c.execute(_WRITES_BY_KEY + "(" + ",".join("?" * len(part)) + ")", part)
 
 
 def _first_writes(c: sqlite3.Connection, plans: list[_Plan]) -> list[_Plan]:
     """The run's records whose (agent, nonce) no earlier record took, in order."""
-    keys = list({p.nonce_key for p in plans})
-    taken: set[tuple[str, str]] = set()
-    for i in range(0, len(keys), TAKEN_CHUNK):
-        part = keys[i:i + TAKEN_CHUNK]
-        taken.update((r[0], r[1]) for r in
-                     c.execute(_TAKEN + "(" + ",".join("?" * len(part)) + ")", part))
+    taken = {(r[0], r[1]) for r in writes_by_key(c, list({p.nonce_key for p in plans}))}
     first = []
     for p in plans:
         key = p.write[:2]

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..store import DuplicateKey, NonceKey
-from .apply import dup_key, nonce_key, write_outcome
+from .apply import dup_key, nonce_key, write_outcome, writes_by_key
 from .store import IndexStore
 
 # Keys per statement: well under SQLite's limit of bound parameters (32,766).
@@ -38,12 +38,9 @@ def writes_by_nonce(store: IndexStore, keys: Sequence[NonceKey]) -> dict[NonceKe
         return {} if row is None else {keys[0]: (row[0], write_outcome(*row))}
     wanted = set(keys)
     found: dict[NonceKey, tuple[str, str]] = {}
-    for part in _chunks(list({nonce_key(*key) for key in wanted})):
-        sql = ("SELECT agent_id, nonce, id, kind, lsn, detail FROM writes WHERE nonce_key IN ("
-               + ",".join("?" * len(part)) + ")")
-        for r in store.reader.execute(sql, part):
-            if (r[0], r[1]) in wanted:
-                found[(r[0], r[1])] = (r[2], write_outcome(*r[2:]))
+    for r in writes_by_key(store.reader, list({nonce_key(*key) for key in wanted})):
+        if (r[0], r[1]) in wanted:
+            found[(r[0], r[1])] = (r[2], write_outcome(*r[2:]))
     return found
 
 
