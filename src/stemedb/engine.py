@@ -55,6 +55,7 @@ from .model import (
     quarantine_id,
     write_id,
 )
+from .rounds import Rounds
 from .settings import ContentDefenseSettings, Settings
 from .store import AssertionFilter, Namespaces, Reads, Store
 from .tokens import Tokens
@@ -120,6 +121,7 @@ class Database:
             max_workers=settings.server.verify_workers, thread_name_prefix="stemedb-verify"
         )
         self.defense = defense(self.reads, settings.content_defense)
+        self._facts_rounds = Rounds(self.defense.facts_many)
         self.enrollment = Enrollment(self.reads, settings.agents, self.append_admin)
         self.admin = Admin(reads=self.reads, append=self.append_admin,
                            breakers=self.guards.breakers, defense=self.defense,
@@ -299,7 +301,8 @@ class Database:
                                       ) -> tuple[_Pending | WriteResult, Admission]:
         """``_guarded_reserve`` on a store other nodes share: its read is a round trip
         to the database, so it runs in a worker thread while the event loop serves other
-        requests (which also lets more writes meet in one group commit). Admission comes
+        requests (which also lets more writes meet in one group commit), together with
+        the reads of the writes that arrive meanwhile (``Rounds``). Admission comes
         first, so a refused agent costs the database nothing; the reservation stays on
         the loop."""
         admission = self._admit(parsed.agent_id)
@@ -307,7 +310,7 @@ class Database:
             self._enrolled(parsed)
             facts = None
             if isinstance(parsed, Assertion):
-                known, facts = await asyncio.to_thread(self.defense.facts, parsed)
+                known, facts = await self._facts_rounds(parsed)
             else:
                 key = (parsed.agent_id, parsed.nonce)
                 known = await asyncio.to_thread(self.reads.writes_by_nonce, [key])

@@ -88,6 +88,16 @@ class DefenseGate:
         seen, dups = self.reads.assertion_facts(a.nonce, key, self.duplicate_since())
         return seen, Known([key], dups, None)
 
+    def facts_many(self, items: Sequence[Assertion],
+                   ) -> list[tuple[dict[NonceKey, tuple[str, str]], Known]]:
+        """``facts`` of several assertions in as few reads as the backend can: what
+        single writes on a shared store ask for together (``rounds.Rounds``)."""
+        keys = [duplicate_key(a) for a in items]
+        found = self.reads.assertion_facts_many(
+            [(a.nonce, key) for a, key in zip(items, keys, strict=True)], self.duplicate_since())
+        return [(seen, Known([key], dups, None))
+                for key, (seen, dups) in zip(keys, found, strict=True)]
+
     def duplicate_since(self) -> int:
         """Oldest recorded time (unix µs) an earlier write counts as a duplicate from."""
         return now_us() - int(self.thresholds.duplicate_lookback_hours * HOUR_US)

@@ -86,6 +86,13 @@ class Reads(Protocol):
         """``writes_by_nonce`` and ``duplicates`` for one assertion, in one read."""
         ...
 
+    def assertion_facts_many(self, items: Sequence[tuple[str, DuplicateKey]], since_us: int
+                             ) -> list[tuple[dict[NonceKey, tuple[str, str]], set[DuplicateKey]]]:
+        """``assertion_facts`` of several assertions, each given as (nonce, duplicate
+        key), in order: in as few reads as the backend can (one statement per
+        ``FACTS_PER_STATEMENT`` on PostgreSQL)."""
+        ...
+
     def duplicates(self, keys: Sequence[DuplicateKey], since_us: int) -> set[DuplicateKey]:
         """The keys of assertions (not rejected) recorded at or after ``since_us``."""
         ...

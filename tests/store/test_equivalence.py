@@ -275,6 +275,12 @@ def calls(s: Scenario, last: int) -> Iterator[tuple[str, Callable[[Any], Any]]]:
     yield "facts", lambda r: r.assertion_facts("fixed-nonce-1", (c, "nonce", "first", '"france"',
                                                                   ""), T0)
     yield "facts dup", lambda r: r.assertion_facts("n", dup, T0)
+    # more than one statement's worth (FACTS_PER_STATEMENT) on PostgreSQL, repeats too
+    facts = [("fixed-nonce-1", (c, "nonce", "first", '"france"', "")), ("n", dup),
+             ("nope", dups[2]), ("fixed-nonce-1", (e, "a", "b", '"c"', ""))] * 9
+    yield "facts many", lambda r: r.assertion_facts_many(facts, T0)
+    yield "facts many later", lambda r: r.assertion_facts_many(facts[:3], T0 + 10**12)
+    yield "facts many none", lambda r: r.assertion_facts_many([], T0)
     yield "trust", lambda r: r.trust_counters([a, c, e, "0" * 64])
     yield "allowlist expiry", lambda r: r.allowlist_expiry()
     yield "state", lambda r: [r.get_state(x) for x in ("thresholds", "config_thresholds", "x")]

@@ -28,6 +28,12 @@ class IndexReads:
                         ) -> tuple[dict[NonceKey, tuple[str, str]], set[DuplicateKey]]:
         return lookups.assertion_facts(self.store, nonce, key, since_us)
 
+    def assertion_facts_many(self, items: Sequence[tuple[str, DuplicateKey]], since_us: int
+                             ) -> list[tuple[dict[NonceKey, tuple[str, str]], set[DuplicateKey]]]:
+        # A point read here is ~20 µs in process: nothing to share between them.
+        return [lookups.assertion_facts(self.store, nonce, key, since_us)
+                for nonce, key in items]
+
     def duplicates(self, keys: Sequence[DuplicateKey], since_us: int) -> set[DuplicateKey]:
         return lookups.duplicates(self.store, keys, since_us)
 

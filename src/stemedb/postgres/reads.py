@@ -91,6 +91,10 @@ class PostgresReads:
                         ) -> tuple[dict[NonceKey, tuple[str, str]], set[DuplicateKey]]:
         return self._run(lookups.assertion_facts, nonce, key, since_us)
 
+    def assertion_facts_many(self, items: Sequence[tuple[str, DuplicateKey]], since_us: int
+                             ) -> list[tuple[dict[NonceKey, tuple[str, str]], set[DuplicateKey]]]:
+        return self._run(lookups.assertion_facts_many, items, since_us)
+
     def duplicates(self, keys: Sequence[DuplicateKey], since_us: int) -> set[DuplicateKey]:
         return self._run(lookups.duplicates, keys, since_us)
 
