@@ -215,9 +215,43 @@ def over_first(minutes: list[dict[str, Any]], first_ms: float, passed: bool) -> 
             f"{', '.join(map(str, slow))} had a p99 over 1.5 × the first minute's")
 
 
+def cluster(r: Results) -> str:
+    """The cluster figures: CPU per write on the node and in PostgreSQL (and Redis)."""
+    cores = r.meta["machine"]["cores"]
+    node, pg = r["cluster.node_cpu_us"], r["cluster.postgres_cpu_us"]
+    two_nodes, two_all = r["cluster.two_nodes_node_cpu_us"], r["cluster.two_nodes_cpu_us_per_record"]
+    other = r["cluster.other_cpu_cores"]
+    busy = (f"other work using {num(other)} of its {cores} cores (the rates are low by about "
+            f"that share)" if other >= 0.05 else "no other work on it")
+    intro = prose(f"Measured on the reference machine on {r.date('cluster.ingest_single.rate')}, "
+                  f"with {busy}; CPU per stored write:")
+    table = "\n".join([
+        f"| setup | node CPU per write | PostgreSQL CPU per write | rate ({cores} cores, shared) |",
+        "| --- | ---: | ---: | ---: |",
+        f"| embedded (for comparison) | {num(r['cluster.embedded_cpu_us'])} µs | | "
+        f"{num(r['cluster.embedded_rate'])} writes/s |",
+        f"| one node on PostgreSQL, in-process guards | {num(node)} µs | {num(pg)} µs | "
+        f"{num(r['cluster.ingest_single.rate'])} writes/s |",
+        f"| two nodes, shared guards, behind nginx | {num(two_nodes)} µs (the two nodes) | "
+        f"{num(two_all - two_nodes)} µs with Redis and nginx | "
+        f"{num(r['cluster.two_nodes_rate'])} writes/s |",
+    ])
+    after = prose(
+        f"Keys: `cluster.embedded_cpu_us`, `cluster.node_cpu_us`, `cluster.postgres_cpu_us`, "
+        f"`cluster.two_nodes_node_cpu_us`, `cluster.two_nodes_cpu_us_per_record`, "
+        f"`cluster.ingest_single.rate`, `cluster.two_nodes_rate`. Node plus PostgreSQL is "
+        f"{r['cluster.cpu_per_record_ratio']:.2f} × the embedded CPU per write "
+        f"(`cluster.cpu_per_record_ratio`). The database host needs {num(pg / 1000)} of a "
+        f"core per 1,000 writes/s at {num(r['cluster.ingest_single.records_per_txn'])} "
+        f"records per transaction (32 writers on one node; "
+        f"{num(r['cluster.two_nodes_records_per_txn'])} with two nodes behind the balancer: "
+        f"smaller transactions cost more per write).")
+    return f"{intro}\n\n{table}\n\n{after}"
+
+
 BLOCKS: dict[str, Callable[[Results], str]] = {
     "machine": machine, "cpu": cpu, "costs": costs, "rule": rule, "startup": startup,
-    "guards-memory": guards_memory, "soak": soak,
+    "guards-memory": guards_memory, "soak": soak, "cluster": cluster,
 }
 
 

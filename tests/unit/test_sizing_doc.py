@@ -44,3 +44,14 @@ def test_the_steady_load_figures_come_from_the_soak() -> None:
     results["soak"]["criteria"]["p99_last_over_first"]["last_ms"] = 4321.0
     stale = module.render(doc, results)
     assert stale != doc and "4,321 ms in the last" in " ".join(stale.split())
+
+
+def test_the_cluster_figures_come_from_the_bench() -> None:
+    module = gen_sizing()
+    doc = module.DOC.read_text(encoding="utf-8")
+    results = module.load()
+    results["cluster.postgres_cpu_us"] = 4321.0
+    stale = module.render(doc, results)
+    assert "| one node on PostgreSQL, in-process guards |" in stale
+    assert " | 4,321 µs | " in stale
+    assert "4.32 of a core per 1,000 writes/s" in " ".join(stale.split())  # wrapped prose
