@@ -121,7 +121,8 @@ class Database:
             max_workers=settings.server.verify_workers, thread_name_prefix="stemedb-verify"
         )
         self.defense = defense(self.reads, settings.content_defense)
-        self._facts_rounds = Rounds(self.defense.facts_many)
+        self._facts_rounds = Rounds(self.defense.facts_many,
+                                    shared=lambda e: isinstance(e, StemeError))
         self.enrollment = Enrollment(self.reads, settings.agents, self.append_admin)
         self.admin = Admin(reads=self.reads, append=self.append_admin,
                            breakers=self.guards.breakers, defense=self.defense,

@@ -18,12 +18,18 @@ class Rounds(Generic[T, R]):
     round is out wait and are taken together (up to ``most``) when it returns, so a
     lone caller is never delayed and concurrent callers share the round trips. Single
     writes on a shared store read their checks' facts this way: one statement per round
-    instead of one per write (``Reads.assertion_facts_many``). An error of ``run_many``
-    is every caller's of that round. Runs on one event loop."""
+    instead of one per write (``Reads.assertion_facts_many``).
 
-    def __init__(self, run_many: Callable[[list[T]], list[R]], most: int = 256) -> None:
+    An error of a round is every caller's of that round when ``shared(error)`` says it
+    is not one item's doing (the database is down: every item would get it); any other
+    error has the round's items run again one at a time, so an item the backend cannot
+    take fails alone. Runs on one event loop."""
+
+    def __init__(self, run_many: Callable[[list[T]], list[R]], most: int = 256, *,
+                 shared: Callable[[Exception], bool] = lambda e: False) -> None:
         self._run_many = run_many
         self._most = most
+        self._shared = shared
         self._waiting: list[tuple[T, asyncio.Future[R]]] = []
         self._task: asyncio.Task[None] | None = None  # the rounds running, if any
 
@@ -44,6 +50,10 @@ class Rounds(Generic[T, R]):
                 try:
                     results = await asyncio.to_thread(self._run_many, [i for i, _ in batch])
                 except Exception as e:
+                    if len(batch) > 1 and not self._shared(e):
+                        for one in batch:
+                            await self._alone(*one)
+                        continue
                     for _, f in batch:
                         if not f.done():
                             f.set_exception(e)
@@ -56,3 +66,13 @@ class Rounds(Generic[T, R]):
             for _, f in (*batch, *self._waiting):  # cancelled: nobody is left waiting
                 f.cancel()
             self._waiting.clear()
+
+    async def _alone(self, item: T, future: asyncio.Future[R]) -> None:
+        try:
+            (result,) = await asyncio.to_thread(self._run_many, [item])
+        except Exception as e:
+            if not future.done():
+                future.set_exception(e)
+        else:
+            if not future.done():
+                future.set_result(result)

@@ -59,26 +59,47 @@ def test_calls_made_while_a_round_is_out_go_together_in_the_next() -> None:
     assert rec.rounds == [[0], [1, 2, 3, 4], [5, 6]]  # at most ``most`` a round
 
 
-def test_an_error_is_every_caller_of_its_round_and_the_next_round_still_runs() -> None:
+class Down(Exception):
+    """An error that is not one item's doing."""
+
+
+async def _held_round(rec: Recorder, rounds: Rounds[int, int], second: tuple[int, ...]
+                      ) -> list[object]:
+    """Item 0 alone in a held round, ``second`` together in the next; then item 3."""
+    rec.release.clear()
+    first = asyncio.ensure_future(rounds(0))
+    while not rec.rounds:
+        await asyncio.sleep(0.001)
+    later = [asyncio.ensure_future(rounds(i)) for i in second]
+    await asyncio.sleep(0.01)
+    rec.release.set()
+    got = await asyncio.gather(first, *later, return_exceptions=True)
+    return [*got, await rounds(3)]
+
+
+def test_an_item_the_backend_refuses_fails_alone() -> None:
     rec = Recorder(fail_on=2)
-    rounds = Rounds(rec)
+    got = asyncio.run(_held_round(rec, Rounds(rec), (1, 2, 4)))
+    assert got[:2] == [0, 10] and got[3:] == [40, 30]
+    assert isinstance(got[2], ValueError)
+    assert rec.rounds == [[0], [1, 2, 4], [1], [2], [4], [3]]  # the failed round, one by one
 
-    async def main() -> list[object]:
-        rec.release.clear()
-        first = asyncio.ensure_future(rounds(0))
-        while not rec.rounds:
-            await asyncio.sleep(0.001)
-        second = [asyncio.ensure_future(rounds(i)) for i in (1, 2)]
-        await asyncio.sleep(0.01)
-        rec.release.set()
-        got = await asyncio.gather(first, *second, return_exceptions=True)
-        return [*got, await rounds(3)]
 
-    got = asyncio.run(main())
+def test_a_shared_error_is_every_caller_of_its_round_and_the_next_round_still_runs() -> None:
+    class DownRecorder(Recorder):
+        def __call__(self, items: list[int]) -> list[int]:
+            out = super().__call__(items)
+            if 1 in items:
+                raise Down("the backend is away")
+            return out
+
+    rec = DownRecorder()
+    got = asyncio.run(_held_round(rec, Rounds(rec, shared=lambda e: isinstance(e, Down)),
+                                  (1, 2)))
     assert got[0] == 0
-    assert [type(g) for g in got[1:3]] == [ValueError, ValueError]
+    assert [type(g) for g in got[1:3]] == [Down, Down]
     assert got[3] == 30
-    assert rec.rounds == [[0], [1, 2], [3]]
+    assert rec.rounds == [[0], [1, 2], [3]]  # not retried one by one
 
 
 def test_a_cancelled_round_leaves_nobody_waiting() -> None:
