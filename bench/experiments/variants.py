@@ -31,8 +31,12 @@ class AcceptAllGate(DefenseGate):
     lookup alone (no duplicate lookup). Compare with writes the defense accepts, so both
     sides store the same rows."""
 
-    def facts(self, a: Assertion) -> tuple[dict[NonceKey, tuple[str, str]], Known]:
-        return self.reads.writes_by_nonce([(a.agent_id, a.nonce)]), Known([], set(), None)
+    def facts_many(self, items: Sequence[Assertion],
+                   ) -> list[tuple[dict[NonceKey, tuple[str, str]], Known]]:
+        seen = self.reads.writes_by_nonce([(a.agent_id, a.nonce) for a in items])
+        return [({(a.agent_id, a.nonce): seen[(a.agent_id, a.nonce)]}
+                 if (a.agent_id, a.nonce) in seen else {}, Known([], set(), None))
+                for a in items]
 
     def verdicts(self, items: Sequence[Assertion], known: Known | None = None,
                  ) -> list[Verdict | StemeError]:

@@ -55,7 +55,7 @@ from .model import (
     quarantine_id,
     write_id,
 )
-from .rounds import Rounds
+from .rounds import Releases, Rounds
 from .settings import ContentDefenseSettings, Settings
 from .store import AssertionFilter, Namespaces, Reads, Store
 from .tokens import Tokens
@@ -121,6 +121,7 @@ class Database:
             max_workers=settings.server.verify_workers, thread_name_prefix="stemedb-verify"
         )
         self.defense = defense(self.reads, settings.content_defense)
+        self._releases = Releases()
         self._facts_rounds = Rounds(self.defense.facts_many,
                                     shared=lambda e: isinstance(e, StemeError))
         self.enrollment = Enrollment(self.reads, settings.agents, self.append_admin)
@@ -279,43 +280,41 @@ class Database:
 
     def _guarded_reserve(self, kind: str, body: bytes, sig_b64: str,
                          parsed: Assertion | Retraction,
-                         known: dict[tuple[str, str], tuple[str, str]] | None = None,
+                         known: dict[tuple[str, str], tuple[str, str]], mark: int,
                          ) -> tuple[_Pending | WriteResult, Admission]:
-        """Admission, then the checks before the journal (without content defense).
-        A 4xx found after the signature proved the agent counts as a breaker failure."""
+        """Admission, then the checks before the journal (without content defense);
+        ``known``: the index's answer for the write's nonce, read after ``mark``. A 4xx
+        found after the signature proved the agent counts as a breaker failure."""
         admission = self._admit(parsed.agent_id)
         try:
             self._enrolled(parsed)
-            facts = None
-            if known is None and isinstance(parsed, Assertion):  # one read for all checks
-                known, facts = self.defense.facts(parsed)
-            checked = self._reserve(kind, body, sig_b64, parsed, known)
-            if facts is not None and isinstance(checked, _Pending) and not checked.submitted:
-                checked.facts = facts
-            return checked, admission
+            return self._reserve(kind, body, sig_b64, parsed, known, mark), admission
         except StemeError as e:
             self._judge_error(parsed.agent_id, admission, e)
             raise
 
-    async def _guarded_reserve_shared(self, kind: str, body: bytes, sig_b64: str,
-                                      parsed: Assertion | Retraction,
-                                      ) -> tuple[_Pending | WriteResult, Admission]:
-        """``_guarded_reserve`` on a store other nodes share: its read is a round trip
-        to the database, so it runs in a worker thread while the event loop serves other
-        requests (which also lets more writes meet in one group commit), together with
-        the reads of the writes that arrive meanwhile (``Rounds``). Admission comes
-        first, so a refused agent costs the database nothing; the reservation stays on
-        the loop."""
+    async def _guarded_reserve_read(self, kind: str, body: bytes, sig_b64: str,
+                                    parsed: Assertion | Retraction,
+                                    ) -> tuple[_Pending | WriteResult, Admission]:
+        """``_guarded_reserve`` of a single write, reading what its checks need first:
+        an assertion's facts in a worker thread, together with those of the writes that
+        reach their checks while a read is out (``Rounds``). The event loop serves other
+        requests meanwhile, and more writes meet in one group commit (embedded, 32
+        connections: 6-7 -> 12-13 records per fsync, a fifth less CPU per write). On a
+        shared store a retraction's nonce is read in a worker thread too. Admission comes
+        first, so a refused agent costs no read; the reservation stays on the loop."""
         admission = self._admit(parsed.agent_id)
         try:
             self._enrolled(parsed)
             facts = None
+            mark = self._releases.mark()
+            known: dict[tuple[str, str], tuple[str, str]] | None = None  # None: _reserve reads
             if isinstance(parsed, Assertion):
                 known, facts = await self._facts_rounds(parsed)
-            else:
+            elif self.shared_store:
                 key = (parsed.agent_id, parsed.nonce)
                 known = await asyncio.to_thread(self.reads.writes_by_nonce, [key])
-            checked = self._reserve(kind, body, sig_b64, parsed, known)
+            checked = self._reserve(kind, body, sig_b64, parsed, known, mark)
             if facts is not None and isinstance(checked, _Pending) and not checked.submitted:
                 checked.facts = facts
             return checked, admission
@@ -356,15 +355,17 @@ class Database:
                 self._events.observe_breaker_open("automatic")
 
     def _reserve(self, kind: str, body: bytes, sig_b64: str, parsed: Assertion | Retraction,
-                 known: dict[tuple[str, str], tuple[str, str]] | None = None,
+                 known: dict[tuple[str, str], tuple[str, str]] | None = None, mark: int = 0,
                  ) -> _Pending | WriteResult:
         """Idempotency (200), clock skew (422), nonce replay (409), references; then the
         write's nonce is reserved. ``known`` holds the index's answer for the nonce when
-        the caller looked many up at once.
+        the caller read it first (after ``self._releases.mark()`` gave ``mark``).
 
         The in-flight table is consulted before the index: a write leaves the table only
-        after its index rows are committed, so one of the two always sees it. Only the
-        event-loop thread adds entries, so check-then-add needs no lock held between."""
+        after its index rows are committed, so one of the two always sees it. An answer
+        read before that check is stale if the nonce's write left the table since the
+        read (``Releases``): then the index is read again. Only the event-loop thread
+        adds entries, so check-then-add needs no lock held between."""
         wid = write_id(body)
         key = (parsed.agent_id, parsed.nonce)
         with self._inflight_lock:
@@ -373,6 +374,8 @@ class Database:
             if pending.id == wid:
                 return pending  # a retry racing its original: share its outcome
             raise NonceReused(f"nonce {parsed.nonce!r} is already used by write {pending.id}")
+        if known is not None and self._releases.since(key, mark):
+            known = None
         seen = (self.reads.writes_by_nonce([key]) if known is None else known).get(key)
         if seen is not None and seen[0] == wid:
             return WriteResult(200, orjson.loads(seen[1]))
@@ -436,6 +439,7 @@ class Database:
             key = (p.parsed.agent_id, p.parsed.nonce)
             if self._inflight.get(key) is p:
                 del self._inflight[key]
+        self._releases.add(key)
 
     def _submit(self, pendings: Sequence[_Pending]) -> concurrent.futures.Future[list[Record]]:
         at = records.now_us()
@@ -488,10 +492,7 @@ class Database:
             raise PayloadTooLarge(f"the body is {len(body)} bytes; at most {limit} are allowed")
         self._check_writable()
         parsed, sig_b64 = self._verified(kind, body, signature, claimed)
-        if self.shared_store:
-            checked, admission = await self._guarded_reserve_shared(kind, body, sig_b64, parsed)
-        else:
-            checked, admission = self._guarded_reserve(kind, body, sig_b64, parsed)
+        checked, admission = await self._guarded_reserve_read(kind, body, sig_b64, parsed)
         agent = parsed.agent_id
         if isinstance(checked, WriteResult):
             self._judge(agent, admission, None)
@@ -532,6 +533,7 @@ class Database:
         def fail(i: int, e: StemeError) -> None:
             results[i] = {"index": i, "status": "error", "error": problem_of(e)}
 
+        mark = self._releases.mark()
         known = self.reads.writes_by_nonce(
             [(x[0].agent_id, x[0].nonce) for x in parsed if not isinstance(x, StemeError)])
         staged: list[tuple[int, _Pending, Admission]] = []
@@ -543,7 +545,8 @@ class Database:
                 if isinstance(item, StemeError):
                     raise item
                 a, sig_b64 = item
-                checked, admission = self._guarded_reserve(records.ASSERT, body, sig_b64, a, known)
+                checked, admission = self._guarded_reserve(records.ASSERT, body, sig_b64, a, known,
+                                                           mark)
             except StemeError as e:
                 self._events.observe_write(records.ASSERT, e.type)
                 fail(i, e)

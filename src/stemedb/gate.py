@@ -81,17 +81,12 @@ class DefenseGate:
         self._thresholds = None
         self._allowlist = None
 
-    def facts(self, a: Assertion) -> tuple[dict[NonceKey, tuple[str, str]], Known]:
-        """What one assertion's checks need from the index, in one read: its nonce's
-        earlier write (idempotency, replay) and whether its duplicate key exists."""
-        key = duplicate_key(a)
-        seen, dups = self.reads.assertion_facts(a.nonce, key, self.duplicate_since())
-        return seen, Known([key], dups, None)
-
     def facts_many(self, items: Sequence[Assertion],
                    ) -> list[tuple[dict[NonceKey, tuple[str, str]], Known]]:
-        """``facts`` of several assertions in as few reads as the backend can: what
-        single writes on a shared store ask for together (``rounds.Rounds``)."""
+        """What each assertion's checks need from the index: its nonce's earlier write
+        (idempotency, replay) and whether its duplicate key exists; for several
+        assertions in as few reads as the backend can (single writes ask together:
+        ``rounds.Rounds``)."""
         keys = [duplicate_key(a) for a in items]
         found = self.reads.assertion_facts_many(
             [(a.nonce, key) for a, key in zip(items, keys, strict=True)], self.duplicate_since())

@@ -1,9 +1,12 @@
-"""Rounds: concurrent calls on one event loop that share their round trips."""
+"""Rounds: concurrent calls on one event loop that share their round trips; Releases: what
+was released while such a read was out."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -76,3 +79,39 @@ class Rounds(Generic[T, R]):
         else:
             if not future.done():
                 future.set_result(result)
+
+
+class Releases:
+    """The keys released, newest last, so that an answer read before a check can be
+    known stale: ``mark()`` before the read, ``since(key, mark)`` after it. The engine
+    adds a write's (agent, nonce) when the write leaves its in-flight table (committed
+    or failed): an index read of that nonce made before then may have missed it.
+    Keeps the last ``keep`` keys; a mark older than what was dropped counts as stale."""
+
+    def __init__(self, keep: int = 4096) -> None:
+        self._keep = keep
+        self._lock = threading.Lock()
+        self._count = 0  # releases so far
+        self._dropped = 0  # the count of the newest release no longer kept
+        self._keys: OrderedDict[Hashable, int] = OrderedDict()
+
+    def add(self, key: Hashable) -> None:
+        with self._lock:
+            self._count += 1
+            self._keys[key] = self._count
+            self._keys.move_to_end(key)
+            if len(self._keys) > self._keep:
+                self._dropped = self._keys.popitem(last=False)[1]
+
+    def mark(self) -> int:
+        with self._lock:
+            return self._count
+
+    def since(self, key: Hashable, mark: int) -> bool:
+        """Whether ``key`` may have been released after ``mark``."""
+        with self._lock:
+            if self._dropped > mark:
+                return True
+            released = self._keys.get(key)
+            return released is not None and released > mark
+
