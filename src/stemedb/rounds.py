@@ -20,8 +20,8 @@ class Rounds(Generic[T, R]):
     starts a round at once, with just its item, in a worker thread; calls made while a
     round is out wait and are taken together (up to ``most``) when it returns, so a
     lone caller is never delayed and concurrent callers share the round trips. Single
-    writes on a shared store read their checks' facts this way: one statement per round
-    instead of one per write (``Reads.assertion_facts_many``).
+    writes read their checks' facts this way (``Reads.assertion_facts_many``): on
+    PostgreSQL one statement per round instead of one per write.
 
     An error of a round is every caller's of that round when ``shared(error)`` says it
     is not one item's doing (the database is down: every item would get it); any other
