@@ -435,11 +435,11 @@ class Database:
             raise Conflict(f"assertion {target} is {row['status']}, not active")
 
     def _release(self, p: _Pending) -> None:
+        key = (p.parsed.agent_id, p.parsed.nonce)
+        self._releases.add(key)  # first: whoever misses it in the table sees the release
         with self._inflight_lock:
-            key = (p.parsed.agent_id, p.parsed.nonce)
             if self._inflight.get(key) is p:
                 del self._inflight[key]
-        self._releases.add(key)
 
     def _submit(self, pendings: Sequence[_Pending]) -> concurrent.futures.Future[list[Record]]:
         at = records.now_us()
