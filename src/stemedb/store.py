@@ -81,15 +81,10 @@ class Reads(Protocol):
         """For each (agent_id, nonce) already used: (write id, its original outcome JSON)."""
         ...
 
-    def assertion_facts(self, nonce: str, key: DuplicateKey, since_us: int
-                        ) -> tuple[dict[NonceKey, tuple[str, str]], set[DuplicateKey]]:
-        """``writes_by_nonce`` and ``duplicates`` for one assertion, in one read."""
-        ...
-
     def assertion_facts_many(self, items: Sequence[tuple[str, DuplicateKey]], since_us: int
                              ) -> list[tuple[dict[NonceKey, tuple[str, str]], set[DuplicateKey]]]:
-        """``assertion_facts`` of several assertions, each given as (nonce, duplicate
-        key), in order: in as few reads as the backend can (one statement per
+        """``writes_by_nonce`` and ``duplicates`` of each assertion, given as (nonce,
+        duplicate key), in order: in as few reads as the backend can (one statement per
         ``FACTS_PER_STATEMENT`` on PostgreSQL)."""
         ...
 

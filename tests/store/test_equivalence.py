@@ -272,9 +272,9 @@ def calls(s: Scenario, last: int) -> Iterator[tuple[str, Callable[[Any], Any]]]:
     yield "duplicates", lambda r: sorted(r.duplicates(dups, T0))
     yield "duplicates later", lambda r: sorted(r.duplicates(dups, T0 + 10**12))
     yield "duplicates one", lambda r: sorted(r.duplicates(dups[:1], T0))
-    yield "facts", lambda r: r.assertion_facts("fixed-nonce-1", (c, "nonce", "first", '"france"',
-                                                                  ""), T0)
-    yield "facts dup", lambda r: r.assertion_facts("n", dup, T0)
+    yield "facts", lambda r: r.assertion_facts_many(
+        [("fixed-nonce-1", (c, "nonce", "first", '"france"', ""))], T0)
+    yield "facts dup", lambda r: r.assertion_facts_many([("n", dup)], T0)
     # more than one statement's worth (FACTS_PER_STATEMENT) on PostgreSQL, repeats too
     facts = [("fixed-nonce-1", (c, "nonce", "first", '"france"', "")), ("n", dup),
              ("nope", dups[2]), ("fixed-nonce-1", (e, "a", "b", '"c"', ""))] * 9

@@ -24,10 +24,6 @@ class IndexReads:
     def writes_by_nonce(self, keys: Sequence[NonceKey]) -> dict[NonceKey, tuple[str, str]]:
         return lookups.writes_by_nonce(self.store, keys)
 
-    def assertion_facts(self, nonce: str, key: DuplicateKey, since_us: int
-                        ) -> tuple[dict[NonceKey, tuple[str, str]], set[DuplicateKey]]:
-        return lookups.assertion_facts(self.store, nonce, key, since_us)
-
     def assertion_facts_many(self, items: Sequence[tuple[str, DuplicateKey]], since_us: int
                              ) -> list[tuple[dict[NonceKey, tuple[str, str]], set[DuplicateKey]]]:
         # A point read here is ~20 µs in process: nothing to share between them.

@@ -26,20 +26,13 @@ _DUPLICATES = (
         a="k.agent_id", o="k.object_json", s="k.subject", p="k.predicate", c="k.context",
         since="%s") + ")")
 
-# What one assertion's checks need, in ONE statement: its nonce's write and whether its
-# duplicate key exists (as ``index.lookups.assertion_facts``).
-_FACTS = (
-    "SELECT w.id, w.outcome, EXISTS (SELECT 1 FROM assertions WHERE " + _DUPLICATE.format(
-        a="%(agent)s", o="%(object)s", s="%(subject)s", p="%(predicate)s", c="%(context)s",
-        since="%(since)s") + ")"
-    " FROM (SELECT 1) AS one LEFT JOIN writes w ON w.agent_id = %(agent)s"
-    " AND w.nonce = %(nonce)s")
-
-# ``assertion_facts`` of up to FACTS_PER_STATEMENT assertions in one statement. The
-# assertions travel as a VALUES list, one statement text per list length: PostgreSQL then
-# plans each text once (its generic plan costs what a custom one does). Keys passed as
-# arrays (``unnest``) are estimated at 10 rows in a generic plan, so PostgreSQL re-plans
-# such a statement on every execution: ~100 µs of its CPU more per lookup.
+# What assertions' checks need (as ``index.lookups.assertion_facts``: each one's nonce's
+# write and whether its duplicate key exists), up to FACTS_PER_STATEMENT of them in one
+# statement. The assertions travel as a VALUES list, one statement text per list length:
+# PostgreSQL then plans each text once (its generic plan costs what a custom one does).
+# Keys passed as arrays (``unnest``) are estimated at 10 rows in a generic plan, so
+# PostgreSQL re-plans such a statement on every execution: ~100 µs of its CPU more per
+# lookup.
 FACTS_PER_STATEMENT = 32
 _FACT_COLUMNS = ("agent_id", "nonce", "subject", "predicate", "object_json", "context")
 
@@ -75,17 +68,6 @@ def duplicates(conn: Conn, keys: Sequence[DuplicateKey], since_us: int) -> set[D
     columns = [[k[i] for k in unique] for i in range(5)]
     return {(r[0], r[1], r[2], r[3], r[4])
             for r in conn.execute(_DUPLICATES, (*columns, since_us))}
-
-
-def assertion_facts(conn: Conn, nonce: str, key: DuplicateKey, since_us: int
-                    ) -> tuple[dict[NonceKey, tuple[str, str]], set[DuplicateKey]]:
-    agent = key[0]
-    r = conn.execute(_FACTS, {"agent": agent, "nonce": nonce, "subject": key[1],
-                              "predicate": key[2], "object": key[3], "context": key[4],
-                              "since": since_us}).fetchone()
-    assert r is not None
-    seen = {} if r[0] is None else {(agent, nonce): (r[0], r[1])}
-    return seen, ({key} if r[2] else set())
 
 
 def assertion_facts_many(conn: Conn, items: Sequence[tuple[str, DuplicateKey]], since_us: int

@@ -87,10 +87,6 @@ class PostgresReads:
     def writes_by_nonce(self, keys: Sequence[NonceKey]) -> dict[NonceKey, tuple[str, str]]:
         return self._run(lookups.writes_by_nonce, keys)
 
-    def assertion_facts(self, nonce: str, key: DuplicateKey, since_us: int
-                        ) -> tuple[dict[NonceKey, tuple[str, str]], set[DuplicateKey]]:
-        return self._run(lookups.assertion_facts, nonce, key, since_us)
-
     def assertion_facts_many(self, items: Sequence[tuple[str, DuplicateKey]], since_us: int
                              ) -> list[tuple[dict[NonceKey, tuple[str, str]], set[DuplicateKey]]]:
         return self._run(lookups.assertion_facts_many, items, since_us)
