@@ -177,7 +177,8 @@ def guards_memory(r: Results) -> str:
 
 
 CRITERIA = {"errors": "failed requests", "rss_anon_growth": "memory growth",
-            "p99_last_over_first": "the last minute's p99"}
+            "p99_last_over_first": "the last minute's p99",
+            "p99_worst_over_first": "the worst minute's p99"}
 
 
 def soak(r: Results) -> str:
