@@ -65,6 +65,7 @@ log = logging.getLogger("stemedb.engine")
 
 Claimed = Callable[[str], None]  # told the agent id a write's body claims
 FOLLOW_ADMIN_SECONDS = 0.25  # how often a cluster node looks for other nodes' decisions
+ROUNDS_IN_THREAD_FROM = 8  # writes in flight from which check reads leave the loop (embedded)
 GateFactory = Callable[[Reads, ContentDefenseSettings], DefenseGate]
 
 
@@ -122,7 +123,7 @@ class Database:
         )
         self.defense = defense(self.reads, settings.content_defense)
         self._releases = Releases()
-        self._facts_rounds = Rounds(self.defense.facts_many,
+        self._facts_rounds = Rounds(self.defense.facts_many, in_thread=self._read_in_thread,
                                     shared=lambda e: isinstance(e, StemeError))
         self.enrollment = Enrollment(self.reads, settings.agents, self.append_admin)
         self.admin = Admin(reads=self.reads, append=self.append_admin,
@@ -132,6 +133,11 @@ class Database:
         self.tokens = Tokens(reads=self.reads, append=self.append_admin)
         self.tokens.reload()
         self._restore_manual_breakers()
+
+    def _read_in_thread(self) -> bool:
+        """Whether a round of check reads goes to a worker thread: on a shared store
+        always; embedded, from ``ROUNDS_IN_THREAD_FROM`` writes in flight (architecture.md)."""
+        return self.shared_store or len(self._inflight) >= ROUNDS_IN_THREAD_FROM
 
     @property
     def shared_store(self) -> bool:
@@ -297,12 +303,10 @@ class Database:
                                     parsed: Assertion | Retraction,
                                     ) -> tuple[_Pending | WriteResult, Admission]:
         """``_guarded_reserve`` of a single write, reading what its checks need first:
-        an assertion's facts in a worker thread, together with those of the writes that
-        reach their checks while a read is out (``Rounds``). The event loop serves other
-        requests meanwhile, and more writes meet in one group commit (embedded, 32
-        connections: 6-7 -> 12-13 records per fsync, a fifth less CPU per write). On a
-        shared store a retraction's nonce is read in a worker thread too. Admission comes
-        first, so a refused agent costs no read; the reservation stays on the loop."""
+        an assertion's facts, with those of the writes that reach their checks while a
+        read is out (``Rounds``, see ``_read_in_thread``); on a shared store a retraction's
+        nonce in a worker thread. Admission comes first, so a refused agent costs no
+        read; the reservation stays on the loop."""
         admission = self._admit(parsed.agent_id)
         try:
             self._enrolled(parsed)

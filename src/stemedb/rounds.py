@@ -17,11 +17,16 @@ class Rounds(Generic[T, R]):
     """Calls that arrive while a round is out go together in the next round.
 
     ``await rounds(item)`` answers ``run_many(items)[i]`` for its item. The first call
-    starts a round at once, with just its item, in a worker thread; calls made while a
-    round is out wait and are taken together (up to ``most``) when it returns, so a
-    lone caller is never delayed and concurrent callers share the round trips. Single
-    writes read their checks' facts this way (``Reads.assertion_facts_many``): on
-    PostgreSQL one statement per round instead of one per write.
+    starts a round at once, with just its item (and those of calls made before the
+    event loop comes to it); calls made while a round is out wait and are taken together
+    (up to ``most``) when it returns, so a lone caller is never delayed and concurrent
+    callers share the round trips. Single writes read their checks' facts this way
+    (``Reads.assertion_facts_many``): on PostgreSQL one statement per round instead of
+    one per write.
+
+    A round runs in a worker thread when ``in_thread()`` says so as it starts (always,
+    for a database across the network), else on the event loop itself. See
+    ``Database.__init__`` for when the embedded index reads on the loop.
 
     An error of a round is every caller's of that round when ``shared(error)`` says it
     is not one item's doing (the database is down: every item would get it); any other
@@ -29,9 +34,11 @@ class Rounds(Generic[T, R]):
     take fails alone. Runs on one event loop."""
 
     def __init__(self, run_many: Callable[[list[T]], list[R]], most: int = 256, *,
-                 shared: Callable[[Exception], bool] = lambda e: False) -> None:
+                 shared: Callable[[Exception], bool] = lambda e: False,
+                 in_thread: Callable[[], bool] = lambda: True) -> None:
         self._run_many = run_many
         self._most = most
+        self._in_thread = in_thread
         self._shared = shared
         self._waiting: list[tuple[T, asyncio.Future[R]]] = []
         self._task: asyncio.Task[None] | None = None  # the rounds running, if any
@@ -51,7 +58,7 @@ class Rounds(Generic[T, R]):
                 batch = self._waiting[:self._most]
                 del self._waiting[:self._most]
                 try:
-                    results = await asyncio.to_thread(self._run_many, [i for i, _ in batch])
+                    results = await self._run([i for i, _ in batch])
                 except Exception as e:
                     if len(batch) > 1 and not self._shared(e):
                         for one in batch:
@@ -70,9 +77,14 @@ class Rounds(Generic[T, R]):
                 f.cancel()
             self._waiting.clear()
 
+    async def _run(self, items: list[T]) -> list[R]:
+        if self._in_thread():
+            return await asyncio.to_thread(self._run_many, items)
+        return self._run_many(items)
+
     async def _alone(self, item: T, future: asyncio.Future[R]) -> None:
         try:
-            (result,) = await asyncio.to_thread(self._run_many, [item])
+            (result,) = await self._run([item])
         except Exception as e:
             if not future.done():
                 future.set_exception(e)

@@ -122,3 +122,22 @@ def test_a_cancelled_round_leaves_nobody_waiting() -> None:
         assert await rounds(5) == 50  # a later call starts afresh
 
     asyncio.run(main())
+
+
+def test_on_the_loop_calls_of_one_tick_share_a_round_and_an_item_fails_alone() -> None:
+    rec = Recorder(fail_on=2)
+    rounds = Rounds(rec, in_thread=lambda: False)
+
+    async def main() -> list[int | str]:
+        calls = [asyncio.ensure_future(rounds(i)) for i in range(4)]
+        out: list[int | str] = []
+        for call in calls:
+            try:
+                out.append(await call)
+            except ValueError as e:
+                out.append(str(e))
+        return out
+
+    assert asyncio.run(main()) == [0, 10, "item 2", 30]
+    assert rec.rounds == [[0, 1, 2, 3], [0], [1], [2], [3]]  # then each alone
+    assert rec.threads == {threading.current_thread().name}
