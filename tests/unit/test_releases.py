@@ -1,7 +1,7 @@
 """A nonce answer read before the nonce's write left the in-flight table is read again.
 
-A single write reads its checks' facts in a worker thread (``rounds.Rounds``) and
-reserves its nonce on the event loop afterwards. If the nonce's first write commits in
+A single write reads its checks' facts in a round (``rounds.Rounds``: on the event loop,
+or in a worker thread under load) and reserves its nonce on the event loop afterwards. If the nonce's first write commits in
 between, it has left the in-flight table and the answer read before says "unused": the
 engine must not trust that answer (``rounds.Releases``)."""
 
@@ -85,5 +85,23 @@ def test_an_answer_read_before_the_first_write_committed_is_read_again(
 
     try:
         asyncio.run(scenario())
+    finally:
+        db.close()
+
+
+def test_embedded_check_reads_leave_the_loop_once_enough_writes_are_in_flight(
+        tmp_path: Path) -> None:
+    from stemedb.engine import ROUNDS_IN_THREAD_FROM
+
+    db = Database(load_settings(env={}, overrides={"server.data_dir": str(tmp_path / "d")}))
+    try:
+        assert not db._read_in_thread()
+        for i in range(ROUNDS_IN_THREAD_FROM - 1):
+            db._inflight[("agent", f"n{i}")] = object()  # type: ignore[assignment]
+        assert not db._read_in_thread()
+        db._inflight[("agent", "last")] = object()  # type: ignore[assignment]
+        assert db._read_in_thread()
+        db._inflight.clear()
+        assert not db._read_in_thread()
     finally:
         db.close()
