@@ -26,7 +26,7 @@ class Rounds(Generic[T, R]):
 
     A round runs in a worker thread when ``in_thread()`` says so as it starts (always,
     for a database across the network), else on the event loop itself. See
-    ``Database.__init__`` for when the embedded index reads on the loop.
+    ``Database._read_in_thread`` for when the embedded index reads on the loop.
 
     An error of a round is every caller's of that round when ``shared(error)`` says it
     is not one item's doing (the database is down: every item would get it); any other
