@@ -207,8 +207,9 @@ def soak(r: Results) -> str:
 
 
 def over_first(minutes: list[dict[str, Any]], first_ms: float, passed: bool) -> str:
-    """The minutes the soak's criterion does not look at whose p99 was over its limit
-    against the first minute's (a run can pass and still have fallen behind midway)."""
+    """The middle minutes whose p99 was over 1.5 × the first minute's, named beside the
+    verdict (``p99_worst_over_first`` fails on the worst of them; a soak.json from before
+    that criterion could pass and still have fallen behind midway)."""
     slow = [m["minute"] for m in minutes[1:-1] if m["p99_ms"] > 1.5 * first_ms]
     if not slow:
         return ""

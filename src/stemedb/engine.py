@@ -359,11 +359,11 @@ class Database:
                 self._events.observe_breaker_open("automatic")
 
     def _reserve(self, kind: str, body: bytes, sig_b64: str, parsed: Assertion | Retraction,
-                 known: dict[tuple[str, str], tuple[str, str]] | None = None, mark: int = 0,
+                 known: dict[tuple[str, str], tuple[str, str]] | None, mark: int,
                  ) -> _Pending | WriteResult:
         """Idempotency (200), clock skew (422), nonce replay (409), references; then the
         write's nonce is reserved. ``known`` holds the index's answer for the nonce when
-        the caller read it first (after ``self._releases.mark()`` gave ``mark``).
+        the caller read it first (after ``self._releases.mark()`` gave ``mark``), else None.
 
         The in-flight table is consulted before the index: a write leaves the table only
         after its index rows are committed, so one of the two always sees it. An answer

@@ -126,4 +126,3 @@ class Releases:
                 return True
             released = self._keys.get(key)
             return released is not None and released > mark
-
