@@ -459,3 +459,27 @@ def test_unreachable_at_start_falls_back_on_first_use() -> None:
         assert g.breakers.counts() == {"CLOSED": 0, "OPEN": 0, "HALF_OPEN": 0}
     finally:
         g.close()
+
+
+def test_close_waits_for_a_spawned_worker_before_closing_the_client(redis_url: str) -> None:
+    """A worker (e.g. putting bans back into a flushed Redis) is never cut off mid-call
+    by the shutdown closing the client under it; after close, nothing more is spawned."""
+    g = Guards(make_settings(redis_url))
+    link = g.breakers.link  # type: ignore[attr-defined]
+    started, answers, errors = threading.Event(), [], []
+
+    def worker() -> None:
+        started.set()
+        time.sleep(0.3)  # close() is called meanwhile
+        try:
+            answers.append(link.client.ping())
+        except Exception as e:  # what close() used to cause
+            errors.append(e)
+
+    link.spawn(worker, "test-worker")
+    assert started.wait(5)
+    g.close()
+    assert (answers, errors) == ([True], [])
+    link.spawn(lambda: answers.append("late"), "test-late")
+    time.sleep(0.1)
+    assert answers == [True]

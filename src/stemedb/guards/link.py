@@ -62,6 +62,7 @@ class RedisLink:
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._prober: threading.Thread | None = None
+        self._workers: list[threading.Thread] = []  # spawned for callers; joined by close
         log.info("guards shared through Redis", extra={"redis": redacted(url)})
 
     def script(self, source: str) -> Script:
@@ -101,6 +102,17 @@ class RedisLink:
                     extra={"redis": redacted(self.url),
                            "error": f"{type(error).__name__}: {error}"})
 
+    def spawn(self, target: Callable[[], None], name: str) -> None:
+        """Runs ``target`` on a thread of its own that ``close`` waits for before it closes
+        the client, so no Redis call is cut off mid-read by the shutdown."""
+        with self._lock:
+            if self._closed.is_set():
+                return
+            self._workers = [t for t in self._workers if t.is_alive()]
+            worker = threading.Thread(target=target, name=name, daemon=True)
+            self._workers.append(worker)
+            worker.start()
+
     def _probe(self) -> None:
         while not self._closed.wait(self.probe_seconds):
             try:
@@ -119,8 +131,9 @@ class RedisLink:
             return
 
     def close(self) -> None:
-        self._closed.set()
-        prober = self._prober
-        if prober is not None:
-            prober.join(timeout=5)
+        with self._lock:
+            self._closed.set()
+            waiting = [t for t in (self._prober, *self._workers) if t is not None]
+        for thread in waiting:
+            thread.join(timeout=5)
         self.client.close()

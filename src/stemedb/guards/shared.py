@@ -240,8 +240,7 @@ class SharedBreakers(CircuitBreakers):
         if not epoch:  # Redis lost its data, maybe without an outage seen here
             if not self._restoring.is_set():
                 self._restoring.set()
-                threading.Thread(target=self._restore_in_background, daemon=True,
-                                 name="stemedb-guards-restore").start()
+                self.link.spawn(self._restore_in_background, "stemedb-guards-restore")
             return agent_id not in self._mirrored
         if allowed and agent_id in self._mirrored:  # reset or over, maybe on another node
             self._mirrored.discard(agent_id)
