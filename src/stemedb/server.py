@@ -27,6 +27,7 @@ from .engine import Database
 from .errors import Unavailable
 from .events import NO_EVENTS
 from .http import create_app
+from .http.transport import JoinedWritesProtocol
 from .metrics import Metrics
 from .settings import Settings, config_error, is_loopback, read_mode
 
@@ -70,6 +71,7 @@ def _config(app: Any, host: str, port: int) -> uvicorn.Config:
         access_log=False,
         server_header=False,
         lifespan="on",
+        http=JoinedWritesProtocol,  # every answer in one send (http/transport.py)
         timeout_graceful_shutdown=10,
         proxy_headers=False,
     )
