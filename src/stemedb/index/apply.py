@@ -267,7 +267,7 @@ def _write_run(c: sqlite3.Connection, plans: list[_Plan]) -> None:
     insert_rows(c, _INSERT_RETRACTION,
                 [(*p.row, p.write[1], p.nonce_key, p.pos) for p in plans if not p.is_assert])
     insert_rows(c, _INSERT_QUARANTINE, [p.quarantine for p in plans if p.quarantine is not None])
-    c.executemany(_COUNT_AGENTS, run_counts(plans, functools.partial(end_assertion, c)))
+    insert_rows(c, _COUNT_AGENTS, run_counts(plans, functools.partial(end_assertion, c)))
 
 
 def run_counts(plans: Sequence[_Plan], end: Callable[[str, str, str, int, str], bool]
@@ -293,28 +293,38 @@ ROWS_PER_STATEMENT = 64
 
 @functools.cache
 def _rows_statement(sql: str, n: int) -> str:
-    """``sql`` (an INSERT with one VALUES tuple) inserting ``n`` rows at once."""
-    head, values = sql.split(" VALUES ")
-    return head + " VALUES " + ",".join([values] * n)
+    """``sql`` (an INSERT with one VALUES tuple, maybe followed by an ON CONFLICT clause)
+    inserting ``n`` rows at once."""
+    head, rest = sql.split(" VALUES ", 1)
+    end = rest.index(")") + 1
+    return head + " VALUES " + ",".join([rest[:end]] * n) + rest[end:]
 
 
-def insert_rows(c: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]) -> int:
-    """Inserts ``rows`` in order with ``sql``; returns how many were inserted.
+def insert_rows(c: sqlite3.Connection, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+    """Inserts ``rows`` in order with ``sql``; returns how many rows it inserted or
+    updated.
 
-    Rows go ROWS_PER_STATEMENT to a statement (one multi-row VALUES): one call into
-    SQLite per group instead of per row, so fewer crossings of the GIL (SQLite releases
-    it while it works) and less per-row overhead. The rows are inserted one after
-    another exactly as with one statement per row.
+    Rows go up to ROWS_PER_STATEMENT to a statement (one multi-row VALUES): groups of
+    ROWS_PER_STATEMENT, then what is left in groups of falling powers of two (45 rows:
+    32 + 8 + 4 + 1), so a batch of any size takes a handful of calls into SQLite, and
+    each statement's text is one of a few, prepared once. SQLite gives the GIL up for
+    every call and the commit thread must win it back after each, behind the event
+    loop: under load that wait, not SQLite's work, was most of an index transaction, and
+    grew with the batch when every leftover row was a call of its own. The rows are
+    inserted one after another exactly as with one statement per row.
     """
     k = ROWS_PER_STATEMENT
     whole = len(rows) - len(rows) % k
+    chain = itertools.chain.from_iterable
     n = 0
     if whole:
-        chain = itertools.chain.from_iterable
         n += c.executemany(_rows_statement(sql, k),
                            [tuple(chain(rows[i:i + k])) for i in range(0, whole, k)]).rowcount
-    if whole < len(rows):
-        n += c.executemany(sql, rows[whole:]).rowcount
+    i = whole
+    while i < len(rows):
+        size = 1 << ((len(rows) - i).bit_length() - 1)
+        n += c.execute(_rows_statement(sql, size), tuple(chain(rows[i:i + size]))).rowcount
+        i += size
     return n
 
 

@@ -460,8 +460,8 @@ class IndexStore:
                     index_search(c)
                     self._unsearched = 0
                 last = entries[-1]
-                c.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                              [("applied_lsn", str(last.lsn)), ("applied_hash", last.hash.hex())])
+                insert_rows(c, "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                            [("applied_lsn", str(last.lsn)), ("applied_hash", last.hash.hex())])
                 c.execute("COMMIT")
             except BaseException:
                 _rollback(c)
