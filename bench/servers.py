@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -223,6 +224,30 @@ def scrape_group_commit(url: str) -> tuple[float, float] | None:
 
 
 _GROUP_COMMIT = re.compile(r"^stemedb_\w*group_commit\w*_(sum|count)(?:\{[^}]*\})? ([0-9.eE+-]+)$")
+
+
+@dataclass(frozen=True)
+class DiskCounters:
+    """A block device's write counters since boot (``/proc/diskstats``)."""
+
+    writes: int  # writes completed
+    sectors: int  # 512-byte sectors written
+    write_ms: int  # milliseconds spent writing (summed over the writes in flight)
+
+
+def disk_counters(path: Path) -> DiskCounters | None:
+    """The write counters of the block device holding ``path``; None when the kernel
+    lists no such device (tmpfs, for one)."""
+    try:
+        dev = os.stat(path).st_dev
+        lines = Path("/proc/diskstats").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        f = line.split()
+        if len(f) > 10 and (int(f[0]), int(f[1])) == (os.major(dev), os.minor(dev)):
+            return DiskCounters(int(f[7]), int(f[9]), int(f[10]))
+    return None
 
 
 def machine_busy_seconds() -> float:

@@ -49,7 +49,14 @@ from .context import Context, log
 from .openloop import _Conn, _pct
 from .report import write_atomic
 from .run import RESULTS, _git, _machine
-from .servers import HOST, StemeServer, cpu_seconds, machine_busy_seconds
+from .servers import (
+    HOST,
+    DiskCounters,
+    StemeServer,
+    cpu_seconds,
+    disk_counters,
+    machine_busy_seconds,
+)
 from .signer import Signed, Signer, rfc3339
 
 RATE_FRACTION = 0.8
@@ -77,6 +84,7 @@ class Minute:
     rss_anon_mib: float = 0.0
     server_cpu_s: float = 0.0
     other_cpu_s: float = 0.0  # the rest of the machine: neither the server nor this client
+    disk: DiskCounters = DiskCounters(0, 0, 0)  # the data directory's device, this minute
 
     def summary(self, number: int) -> dict[str, Any]:
         all_, writes = sorted(self.latencies), sorted(self.write_latencies)
@@ -88,7 +96,10 @@ class Minute:
                 "max_ms": _ms(all_[-1] if all_ else 0.0), "rss_mib": self.rss_mib,
                 "rss_anon_mib": self.rss_anon_mib,
                 "server_cpu_cores": round(self.server_cpu_s / 60, 2),
-                "other_cpu_cores": round(max(0.0, self.other_cpu_s) / 60, 2)}
+                "other_cpu_cores": round(max(0.0, self.other_cpu_s) / 60, 2),
+                "disk_write_mb_s": round(self.disk.sectors * 512 / 60 / 1e6, 1),
+                "disk_write_ms": round(self.disk.write_ms / self.disk.writes, 2)
+                if self.disk.writes else 0.0}
 
 
 def _ms(seconds: float) -> float:
@@ -123,9 +134,11 @@ class Bodies:
         return self._current.pop()
 
 
-async def soak(url: str, pid: int, bodies: Bodies, request_rate: float, minutes: int
-               ) -> list[Minute]:
-    """Offers writes and reads on schedule for ``minutes``; returns per-minute figures."""
+async def soak(url: str, pid: int, bodies: Bodies, request_rate: float, minutes: int,
+               data_dir: Path) -> list[Minute]:
+    """Offers writes and reads on schedule for ``minutes``; returns per-minute figures,
+    the disk's among them: the writes of the device holding ``data_dir`` (every
+    process's), a slow day of a shared disk shows there."""
     loop = asyncio.get_running_loop()
     host, port = HOST, int(url.rsplit(":", 1)[1])
     stats = [Minute() for _ in range(minutes)]
@@ -136,6 +149,7 @@ async def soak(url: str, pid: int, bodies: Bodies, request_rate: float, minutes:
     subjects: dict[str, str] = {}  # id -> subject of writes in flight
     written: list[tuple[str, str]] = []  # (id, subject) of writes answered 201
     last_cpu = [cpu_seconds(pid), machine_busy_seconds(), _client_cpu_s()]
+    last_disk = [disk_counters(data_dir)]
     outstanding = 0
     start = time.perf_counter() + 0.2
 
@@ -146,6 +160,12 @@ async def soak(url: str, pid: int, bodies: Bodies, request_rate: float, minutes:
         m.server_cpu_s += server
         m.other_cpu_s += busy - server - client  # includes the signing processes
         last_cpu[:] = now
+        disk, before = disk_counters(data_dir), last_disk[0]
+        if disk is not None and before is not None:
+            m.disk = DiskCounters(m.disk.writes + disk.writes - before.writes,
+                                  m.disk.sectors + disk.sectors - before.sectors,
+                                  m.disk.write_ms + disk.write_ms - before.write_ms)
+        last_disk[0] = disk
 
     def done(conn: _Conn, status: int, seconds: float) -> None:
         nonlocal outstanding
@@ -327,7 +347,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"+ {read_rate:,.0f} reads/s (single-ingest rate {rate:,.0f}/s)")
             bodies = Bodies(signer, write_rate, 60 * args.minutes)
             client_before = _client_cpu_s()
-            stats = uvloop.run(soak(server.url, server.pid, bodies, request_rate, args.minutes))
+            stats = uvloop.run(soak(server.url, server.pid, bodies, request_rate, args.minutes,
+                                    work / "data"))
             client_cores = (_client_cpu_s() - client_before) / (60 * args.minutes)
             server.check_alive()
             data_bytes = sum(p.stat().st_size for p in (work / "data").rglob("*")
@@ -339,7 +360,8 @@ def main(argv: list[str] | None = None) -> int:
     for m in minutes:
         log("  minute {minute}: {writes} writes, {reads} reads, {errors} errors, "
             "p50 {p50_ms} ms, p99 {p99_ms} ms, RSS {rss_mib} MiB (anon {rss_anon_mib}), "
-            "other processes {other_cpu_cores} cores"
+            "other processes {other_cpu_cores} cores, disk {disk_write_mb_s} MB/s written "
+            "at {disk_write_ms} ms a write"
             .format(**m))
     criteria = verdict(minutes, args.warmup_minutes)
     passed = all(c["met"] for c in criteria.values())
