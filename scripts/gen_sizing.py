@@ -202,8 +202,18 @@ def soak(r: Results) -> str:
         f"at the end ({growth['value']:+.1%}); p99 {num(p99['first_ms'])} ms in the first "
         f"minute and {num(p99['last_ms'])} ms in the last ({p99['value']} ×), "
         f"{num(worst['p99_ms'])} ms in the worst (minute {worst['minute']}); p50 "
-        f"{num(min(p50s))}–{num(max(p50s))} ms. The soak {verdict} "
+        f"{num(min(p50s))}–{num(max(p50s))} ms{disk(minutes)}. The soak {verdict} "
         f"(`bench/results/soak.json`){over_first(minutes, p99['first_ms'], s['passed'])}.")
+
+
+def disk(minutes: list[dict[str, Any]]) -> str:
+    """The disk's writes per minute, when the soak.json has them."""
+    if any("disk_write_mb_s" not in m for m in minutes):
+        return ""
+    mb = [m["disk_write_mb_s"] for m in minutes]
+    ms = [m["disk_write_ms"] for m in minutes]
+    return (f"; the disk holding the data wrote {num(min(mb))}–{num(max(mb))} MB/s at "
+            f"{num(min(ms))}–{num(max(ms))} ms a write")
 
 
 def over_first(minutes: list[dict[str, Any]], first_ms: float, passed: bool) -> str:
