@@ -288,26 +288,31 @@ def verdict(minutes: list[dict[str, Any]], warmup: int) -> dict[str, dict[str, A
     errors = sum(m["errors"] for m in minutes)
     growth = end["rss_anon_mib"] / base["rss_anon_mib"] - 1
     # A minute with requests never answered has no p99 to compare: it fails.
-    whole = all(m["answered"] == m["writes"] + m["reads"] for m in (minutes[0], end))
+    whole = _answered_all(minutes[0]) and _answered_all(end)
     first = max(minutes[0]["p99_ms"], 1e-9)
-    ratio = end["p99_ms"] / first if whole else None
-    worst = max(minutes, key=lambda m: (m["answered"] < m["writes"] + m["reads"], m["p99_ms"]))
-    worst_whole = worst["answered"] == worst["writes"] + worst["reads"]
-    worst_ratio = worst["p99_ms"] / first if whole and worst_whole else None
+    worst = max(minutes, key=lambda m: (not _answered_all(m), m["p99_ms"]))
     return {
         "errors": {"value": errors, "limit": 0, "met": errors == 0},
         "rss_anon_growth": {"value": round(growth, 4), "limit": MAX_RSS_GROWTH,
                             "met": growth <= MAX_RSS_GROWTH,
                             "from_mib": base["rss_anon_mib"], "to_mib": end["rss_anon_mib"]},
-        "p99_last_over_first": {"value": None if ratio is None else round(ratio, 3),
-                                "limit": MAX_P99_RATIO,
-                                "met": ratio is not None and ratio <= MAX_P99_RATIO,
-                                "first_ms": minutes[0]["p99_ms"], "last_ms": end["p99_ms"]},
-        "p99_worst_over_first": {"value": None if worst_ratio is None else round(worst_ratio, 3),
-                                 "limit": MAX_P99_RATIO,
-                                 "met": worst_ratio is not None and worst_ratio <= MAX_P99_RATIO,
-                                 "minute": worst["minute"], "worst_ms": worst["p99_ms"]},
+        "p99_last_over_first": _p99_ratio(end["p99_ms"] / first if whole else None,
+                                          first_ms=minutes[0]["p99_ms"],
+                                          last_ms=end["p99_ms"]),
+        "p99_worst_over_first": _p99_ratio(
+            worst["p99_ms"] / first if whole and _answered_all(worst) else None,
+            minute=worst["minute"], worst_ms=worst["p99_ms"]),
     }
+
+
+def _answered_all(minute: dict[str, Any]) -> bool:
+    return bool(minute["answered"] == minute["writes"] + minute["reads"])
+
+
+def _p99_ratio(ratio: float | None, **shown: Any) -> dict[str, Any]:
+    """A criterion on a p99 over the first minute's; None (unanswered requests) fails."""
+    return {"value": None if ratio is None else round(ratio, 3), "limit": MAX_P99_RATIO,
+            "met": ratio is not None and ratio <= MAX_P99_RATIO, **shown}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -1,9 +1,10 @@
 """A nonce answer read before the nonce's write left the in-flight table is read again.
 
 A single write reads its checks' facts in a round (``rounds.Rounds``: on the event loop,
-or in a worker thread under load) and reserves its nonce on the event loop afterwards. If the nonce's first write commits in
-between, it has left the in-flight table and the answer read before says "unused": the
-engine must not trust that answer (``rounds.Releases``)."""
+or in a worker thread under load) and reserves its nonce on the event loop afterwards.
+If the nonce's first write commits in between, it has left the in-flight table and the
+answer read before says "unused": the engine must not trust that answer
+(``rounds.Releases``)."""
 
 from __future__ import annotations
 
